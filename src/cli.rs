@@ -1,0 +1,106 @@
+//! Command-line types (clap). No logic: `commands` turns these into work.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Logins, preflight and runtime resolution for fleets of Claude Code and Codex workers.
+#[derive(Debug, Parser)]
+#[command(name = "moonauth", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Read settings from this .env file (default: ./.env when present). Process variables win over it.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub env_file: Option<PathBuf>,
+
+    /// More log output on stderr (-v info, -vv debug, -vvv trace). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Only errors on stderr.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check that this worker can run its runtimes, then exec the worker command.
+    Preflight(PreflightArgs),
+    /// Report what a local login directory holds (no network, no Docker).
+    Inspect(InspectArgs),
+    /// Resolve the task runtime.
+    #[command(subcommand)]
+    Runtime(RuntimeCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct PreflightArgs {
+    /// Worker mode: codex, claude, universal (both) or gemini. Default: MOONMIND_WORKER_RUNTIME, else codex.
+    #[arg(long, value_name = "MODE")]
+    pub mode: Option<String>,
+
+    /// Print the report as JSON (schema in docs/preflight.md).
+    #[arg(long)]
+    pub json: bool,
+
+    /// Also run the CLIs' own status commands (`codex login status`, `claude auth status`) and compare.
+    #[arg(long)]
+    pub deep: bool,
+
+    /// Re-check until the checks pass or DURATION runs out (default 5m) instead of failing at once.
+    #[arg(long, value_name = "DURATION", num_args = 0..=1, require_equals = true, default_missing_value = "5m")]
+    pub wait: Option<String>,
+
+    /// Lead before expiry under which an OAuth login counts as expiring soon (default: MOONAUTH_EXPIRY_LEAD, else 10m).
+    #[arg(long, value_name = "DURATION")]
+    pub lead: Option<String>,
+
+    /// Which credentials may pay: auto, oauth or api-key (default: MOONAUTH_AUTH_MODE, else auto).
+    #[arg(long, value_name = "MODE")]
+    pub auth_mode: Option<String>,
+
+    /// The worker command to exec when every check passes.
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The runtime whose login to read: claude or codex.
+    pub runtime: String,
+
+    /// The login directory (default: CLAUDE_CONFIG_DIR / CLAUDE_HOME, or CODEX_HOME, as configured).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Lead before expiry under which an OAuth login counts as expiring soon.
+    #[arg(long, value_name = "DURATION")]
+    pub lead: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RuntimeCommand {
+    /// Resolve the runtime of a task: explicit value > MOONMIND_DEFAULT_TASK_RUNTIME > codex.
+    Resolve(ResolveArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ResolveArgs {
+    /// An explicit runtime for the task (codex, claude, gemini; universal means the default).
+    #[arg(long, value_name = "RUNTIME")]
+    pub explicit: Option<String>,
+
+    /// A task payload (JSON) to normalize: a file, or - for stdin. Prints the normalized payload.
+    #[arg(long, value_name = "FILE|-")]
+    pub payload: Option<PathBuf>,
+
+    /// Print the resolution as JSON (with --payload the output is always JSON).
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,36 @@
+//! `moonauth inspect`: what a local login directory holds.
+
+use crate::cli::InspectArgs;
+use crate::config::{Config, Env, Overrides};
+use crate::credentials;
+use crate::error::{Error, Result};
+use crate::exit::Exit;
+use crate::output::{self, InspectReport};
+use crate::runtime;
+
+pub fn run(args: InspectArgs, env: &Env) -> Result<Exit> {
+    let runtime = runtime::parse_login_runtime(&args.runtime).map_err(|reason| Error::InvalidFlag {
+        flag: "RUNTIME",
+        value: args.runtime.clone(),
+        reason,
+    })?;
+    let config = Config::resolve(
+        env,
+        &Overrides {
+            expiry_lead: args.lead.clone(),
+            ..Default::default()
+        },
+    )?;
+    let settings = config.runtime(runtime).expect("claude and codex have login settings");
+    let dir = args.dir.clone().unwrap_or_else(|| settings.login_dir.value.clone());
+    let now = super::clock(env)?;
+    let login = credentials::inspect_dir(runtime, &dir, now, config.expiry_lead.value);
+    let usable = login.usable;
+    let report = InspectReport {
+        schema: "moonauth.inspect.v1",
+        login,
+        env_credentials: settings.env_credentials.iter().map(|(n, _)| *n).collect(),
+    };
+    super::written(output::emit(&report, args.json))?;
+    Ok(if usable { Exit::Ok } else { Exit::LoginUnusable })
+}

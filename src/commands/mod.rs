@@ -1,0 +1,39 @@
+//! One module per subcommand. Each takes the parsed arguments and the injected
+//! environment, builds a report, hands it to `output`, and returns an [`Exit`].
+
+mod inspect;
+mod preflight;
+mod runtime;
+
+use std::time::SystemTime;
+
+use crate::cli::{Command, RuntimeCommand};
+use crate::config::Env;
+use crate::error::{Error, Result};
+use crate::exit::Exit;
+
+/// Runs a parsed command.
+pub fn run(command: Command, env: &Env) -> Result<Exit> {
+    match command {
+        Command::Preflight(args) => preflight::run(args, env),
+        Command::Inspect(args) => inspect::run(args, env),
+        Command::Runtime(RuntimeCommand::Resolve(args)) => runtime::resolve(args, env),
+    }
+}
+
+/// The current time, or `MOONAUTH_NOW` (RFC 3339) for reproducible output.
+pub(crate) fn clock(env: &Env) -> Result<SystemTime> {
+    match env.non_blank("MOONAUTH_NOW") {
+        None => Ok(SystemTime::now()),
+        Some(v) => humantime::parse_rfc3339_weak(v).map_err(|_| Error::InvalidVariable {
+            var: "MOONAUTH_NOW".into(),
+            value: v.to_string(),
+            reason: "expected an RFC 3339 time such as 2026-11-24T12:00:00Z".into(),
+        }),
+    }
+}
+
+/// Maps an output error: a failed write to stdout is a failure of the command.
+pub(crate) fn written(result: std::io::Result<()>) -> Result<()> {
+    result.map_err(|e| Error::io("writing the report to stdout", e))
+}

@@ -1,0 +1,532 @@
+//! Settings: defaults < `.env` file < process environment < flags, read once into a
+//! typed [`Config`] whose values remember where they came from.
+//!
+//! The environment is injected: [`Env`] is a plain value built by `main` from the
+//! process and the `.env` file, so tests build their own and never touch the real one.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::redact::Secret;
+use crate::runtime::{self, Runtime, WorkerMode};
+
+/// Where a variable's value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// The process environment.
+    Process,
+    /// The `.env` file (dotenvy).
+    DotEnv,
+}
+
+/// The variables moonauth may read: the process environment over the `.env` file.
+#[derive(Debug, Clone, Default)]
+pub struct Env {
+    vars: BTreeMap<String, (String, Origin)>,
+}
+
+impl Env {
+    /// An environment from explicit pairs (tests, library callers).
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
+        let vars = pairs
+            .into_iter()
+            .map(|(k, v)| (k.into(), (v.into(), Origin::Process)))
+            .collect();
+        Env { vars }
+    }
+
+    /// The process environment layered over an optional `.env` file. An explicitly
+    /// named file must exist; the default `./.env` is read only when present.
+    pub fn load(process: impl IntoIterator<Item = (String, String)>, env_file: Option<&Path>) -> Result<Self> {
+        let mut vars = BTreeMap::new();
+        let (path, required) = match env_file {
+            Some(p) => (p.to_path_buf(), true),
+            None => (PathBuf::from(".env"), false),
+        };
+        if required || path.is_file() {
+            let iter = dotenvy::from_path_iter(&path).map_err(|e| Error::EnvFile {
+                path: path.clone(),
+                reason: describe_dotenv_error(&e),
+            })?;
+            for item in iter {
+                let (k, v) = item.map_err(|e| Error::EnvFile {
+                    path: path.clone(),
+                    reason: describe_dotenv_error(&e),
+                })?;
+                vars.insert(k, (v, Origin::DotEnv));
+            }
+        }
+        for (k, v) in process {
+            vars.insert(k, (v, Origin::Process));
+        }
+        Ok(Env { vars })
+    }
+
+    /// A variable's raw value.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.vars.get(name).map(|(v, _)| v.as_str())
+    }
+
+    /// A variable's value when set and not blank, trimmed.
+    pub fn non_blank(&self, name: &str) -> Option<&str> {
+        self.get(name).map(str::trim).filter(|v| !v.is_empty())
+    }
+
+    /// Where a variable came from, when set.
+    pub fn origin(&self, name: &str) -> Option<&Origin> {
+        self.vars.get(name).map(|(_, o)| o)
+    }
+
+    /// The source to report for a variable that was read.
+    pub fn source_of(&self, name: &str) -> Source {
+        match self.origin(name) {
+            Some(Origin::DotEnv) => Source::DotEnv(name.to_string()),
+            _ => Source::Env(name.to_string()),
+        }
+    }
+
+    /// Variables that came from the `.env` file only (handed on to an exec'd worker,
+    /// so it sees what preflight checked).
+    pub fn dotenv_only(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.vars
+            .iter()
+            .filter(|(_, (_, o))| *o == Origin::DotEnv)
+            .map(|(k, (v, _))| (k.as_str(), v.as_str()))
+    }
+
+    fn pairs(&self) -> impl Iterator<Item = (String, String)> + '_ {
+        self.vars.iter().map(|(k, (v, _))| (k.clone(), v.clone()))
+    }
+}
+
+fn describe_dotenv_error(e: &dotenvy::Error) -> String {
+    match e {
+        dotenvy::Error::LineParse(_, idx) => format!("line could not be parsed near byte {idx}"),
+        dotenvy::Error::Io(io) => io.to_string(),
+        dotenvy::Error::EnvVar(v) => v.to_string(),
+        _ => "unreadable".to_string(),
+    }
+}
+
+/// Where a resolved setting came from, reported in `--json` and error messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A command-line flag.
+    Flag(&'static str),
+    /// A process environment variable.
+    Env(String),
+    /// A variable from the `.env` file.
+    DotEnv(String),
+    /// A field of a task payload.
+    Payload(&'static str),
+    /// moonauth's built-in default.
+    Default,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Flag(flag) => write!(f, "flag {flag}"),
+            Source::Env(var) => write!(f, "env {var}"),
+            Source::DotEnv(var) => write!(f, ".env {var}"),
+            Source::Payload(field) => write!(f, "payload {field}"),
+            Source::Default => f.write_str("default"),
+        }
+    }
+}
+
+impl Serialize for Source {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// A value with the place it came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Sourced<T> {
+    pub value: T,
+    pub source: Source,
+}
+
+impl<T> Sourced<T> {
+    pub fn new(value: T, source: Source) -> Self {
+        Sourced { value, source }
+    }
+}
+
+/// Who may pay for a run: what `MOONAUTH_AUTH_MODE` allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuthMode {
+    /// Any usable credential; credential variables that win over the OAuth login are warned about.
+    Auto,
+    /// Only the OAuth login in the login directory; competing variables are failures.
+    Oauth,
+    /// An API key (environment or file) is the intended credential; no warning for it.
+    ApiKey,
+}
+
+/// The login-related settings of one runtime.
+#[derive(Debug, Clone)]
+pub struct RuntimeSettings {
+    pub runtime: Runtime,
+    /// The directory the CLI reads its login from (inside the worker).
+    pub login_dir: Sourced<PathBuf>,
+    /// The Docker volume that holds the login.
+    pub volume_name: Sourced<String>,
+    /// Credential variables set in the environment that the CLI would use, by name.
+    pub env_credentials: Vec<(&'static str, Secret)>,
+}
+
+/// Values given on the command line, which win over everything else.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub worker_mode: Option<String>,
+    pub expiry_lead: Option<String>,
+    pub auth_mode: Option<String>,
+}
+
+/// moonauth's resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub worker_mode: Sourced<WorkerMode>,
+    pub default_task_runtime: Sourced<Runtime>,
+    pub codex: RuntimeSettings,
+    pub claude: RuntimeSettings,
+    pub auth_mode: Sourced<AuthMode>,
+    /// How long before expiry an OAuth login counts as "expiring soon".
+    pub expiry_lead: Sourced<Duration>,
+    /// Timeout for the CLIs' own status commands (`preflight --deep`).
+    pub status_timeout: Sourced<Duration>,
+}
+
+/// The variables read into [`Config`], as envy deserializes them (names lower-cased).
+#[derive(Debug, Default, Deserialize)]
+struct RawVars {
+    moonmind_worker_runtime: Option<String>,
+    codex_volume_name: Option<String>,
+    claude_volume_name: Option<String>,
+    moonauth_auth_mode: Option<String>,
+    moonauth_expiry_lead: Option<String>,
+    moonauth_status_timeout: Option<String>,
+}
+
+/// Default login directory of Codex inside a worker (MoonMind's `CODEX_VOLUME_PATH`).
+pub const DEFAULT_CODEX_HOME: &str = "/home/app/.codex";
+/// Default login directory of Claude Code inside a worker (MoonMind's `CLAUDE_VOLUME_PATH`).
+pub const DEFAULT_CLAUDE_HOME: &str = "/home/app/.claude";
+/// Default volume names.
+pub const DEFAULT_CODEX_VOLUME: &str = "codex_auth_volume";
+pub const DEFAULT_CLAUDE_VOLUME: &str = "claude_auth_volume";
+/// Default lead before expiry for "expiring soon".
+pub const DEFAULT_EXPIRY_LEAD: Duration = Duration::from_secs(10 * 60);
+/// Default timeout for a CLI status command.
+pub const DEFAULT_STATUS_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Claude Code's credential variables, in the order it prefers them.
+pub const CLAUDE_CREDENTIAL_VARS: [&str; 3] = ["ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN"];
+/// Codex's credential variables.
+pub const CODEX_CREDENTIAL_VARS: [&str; 2] = ["CODEX_API_KEY", "OPENAI_API_KEY"];
+
+impl Config {
+    /// Reads and validates every setting once. Any invalid value is an error naming its variable.
+    pub fn resolve(env: &Env, overrides: &Overrides) -> Result<Config> {
+        let raw: RawVars = envy::from_iter(env.pairs()).map_err(|e| Error::InvalidVariable {
+            var: "environment".into(),
+            value: String::new(),
+            reason: e.to_string(),
+        })?;
+
+        let worker_mode = match (&overrides.worker_mode, non_blank(&raw.moonmind_worker_runtime)) {
+            (Some(flag), _) => Sourced::new(
+                runtime::parse_worker_mode(flag).map_err(|reason| Error::InvalidFlag {
+                    flag: "--mode",
+                    value: flag.clone(),
+                    reason,
+                })?,
+                Source::Flag("--mode"),
+            ),
+            (None, Some(value)) => Sourced::new(
+                runtime::parse_worker_mode(value).map_err(|reason| Error::InvalidVariable {
+                    var: "MOONMIND_WORKER_RUNTIME".into(),
+                    value: value.to_string(),
+                    reason,
+                })?,
+                env.source_of("MOONMIND_WORKER_RUNTIME"),
+            ),
+            (None, None) => Sourced::new(WorkerMode::Codex, Source::Default),
+        };
+
+        let default_task_runtime = runtime::default_task_runtime(env)?;
+
+        let codex_dir = first_set(env, &["CODEX_HOME", "CODEX_VOLUME_PATH"], DEFAULT_CODEX_HOME);
+        let claude_dir = first_set(
+            env,
+            &["CLAUDE_CONFIG_DIR", "CLAUDE_HOME", "CLAUDE_VOLUME_PATH"],
+            DEFAULT_CLAUDE_HOME,
+        );
+
+        let codex = RuntimeSettings {
+            runtime: Runtime::Codex,
+            login_dir: codex_dir,
+            volume_name: volume_name(env, "CODEX_VOLUME_NAME", &raw.codex_volume_name, DEFAULT_CODEX_VOLUME)?,
+            env_credentials: credential_vars(env, &CODEX_CREDENTIAL_VARS),
+        };
+        let claude = RuntimeSettings {
+            runtime: Runtime::Claude,
+            login_dir: claude_dir,
+            volume_name: volume_name(
+                env,
+                "CLAUDE_VOLUME_NAME",
+                &raw.claude_volume_name,
+                DEFAULT_CLAUDE_VOLUME,
+            )?,
+            env_credentials: credential_vars(env, &CLAUDE_CREDENTIAL_VARS),
+        };
+
+        let auth_mode = pick(
+            env,
+            overrides.auth_mode.as_deref(),
+            "--auth-mode",
+            "MOONAUTH_AUTH_MODE",
+            &raw.moonauth_auth_mode,
+            AuthMode::Auto,
+            parse_auth_mode,
+        )?;
+        let expiry_lead = pick(
+            env,
+            overrides.expiry_lead.as_deref(),
+            "--lead",
+            "MOONAUTH_EXPIRY_LEAD",
+            &raw.moonauth_expiry_lead,
+            DEFAULT_EXPIRY_LEAD,
+            parse_duration,
+        )?;
+        let status_timeout = pick(
+            env,
+            None,
+            "",
+            "MOONAUTH_STATUS_TIMEOUT",
+            &raw.moonauth_status_timeout,
+            DEFAULT_STATUS_TIMEOUT,
+            parse_positive_duration,
+        )?;
+
+        Ok(Config {
+            worker_mode,
+            default_task_runtime,
+            codex,
+            claude,
+            auth_mode,
+            expiry_lead,
+            status_timeout,
+        })
+    }
+
+    /// The settings of a runtime that has a login (Codex or Claude).
+    pub fn runtime(&self, runtime: Runtime) -> Option<&RuntimeSettings> {
+        match runtime {
+            Runtime::Codex => Some(&self.codex),
+            Runtime::Claude => Some(&self.claude),
+            Runtime::Gemini => None,
+        }
+    }
+}
+
+fn non_blank(v: &Option<String>) -> Option<&str> {
+    v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+fn first_set(env: &Env, vars: &[&str], default: &str) -> Sourced<PathBuf> {
+    for var in vars {
+        if let Some(v) = env.non_blank(var) {
+            return Sourced::new(PathBuf::from(v), env.source_of(var));
+        }
+    }
+    Sourced::new(PathBuf::from(default), Source::Default)
+}
+
+fn volume_name(env: &Env, var: &str, raw: &Option<String>, default: &str) -> Result<Sourced<String>> {
+    match non_blank(raw) {
+        None => Ok(Sourced::new(default.to_string(), Source::Default)),
+        Some(v) => {
+            // Docker's rule for volume names: [a-zA-Z0-9][a-zA-Z0-9_.-]+
+            let ok = v.len() >= 2
+                && v.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+                && v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+            if ok {
+                Ok(Sourced::new(v.to_string(), env.source_of(var)))
+            } else {
+                Err(Error::InvalidVariable {
+                    var: var.to_string(),
+                    value: v.to_string(),
+                    reason: "a Docker volume name has at least 2 characters from [a-zA-Z0-9_.-] and starts with a letter or digit".into(),
+                })
+            }
+        }
+    }
+}
+
+fn credential_vars(env: &Env, names: &[&'static str]) -> Vec<(&'static str, Secret)> {
+    names
+        .iter()
+        .filter_map(|name| env.non_blank(name).map(|v| (*name, Secret::new(v))))
+        .collect()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn pick<T>(
+    env: &Env,
+    flag_value: Option<&str>,
+    flag: &'static str,
+    var: &str,
+    raw: &Option<String>,
+    default: T,
+    parse: fn(&str) -> std::result::Result<T, String>,
+) -> Result<Sourced<T>> {
+    if let Some(v) = flag_value {
+        let value = parse(v).map_err(|reason| Error::InvalidFlag {
+            flag,
+            value: v.to_string(),
+            reason,
+        })?;
+        return Ok(Sourced::new(value, Source::Flag(flag)));
+    }
+    match non_blank(raw) {
+        Some(v) => {
+            let value = parse(v).map_err(|reason| Error::InvalidVariable {
+                var: var.to_string(),
+                value: v.to_string(),
+                reason,
+            })?;
+            Ok(Sourced::new(value, env.source_of(var)))
+        }
+        None => Ok(Sourced::new(default, Source::Default)),
+    }
+}
+
+/// Parses `MOONAUTH_AUTH_MODE`: `auto`, `oauth` or `api-key` (trimmed, any case).
+pub fn parse_auth_mode(value: &str) -> std::result::Result<AuthMode, String> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "auto" => Ok(AuthMode::Auto),
+        "oauth" => Ok(AuthMode::Oauth),
+        "api-key" | "api_key" | "apikey" => Ok(AuthMode::ApiKey),
+        _ => Err("allowed values: auto, oauth, api-key".into()),
+    }
+}
+
+/// Parses a duration such as `90s`, `10m`, `1h30m` (humantime), or plain seconds.
+pub fn parse_duration(value: &str) -> std::result::Result<Duration, String> {
+    let v = value.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    humantime::parse_duration(v).map_err(|_| "expected a duration such as 90s, 10m or 1h".to_string())
+}
+
+fn parse_positive_duration(value: &str) -> std::result::Result<Duration, String> {
+    match parse_duration(value)? {
+        d if d.is_zero() => Err("must be greater than zero".into()),
+        d => Ok(d),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(pairs: &[(&str, &str)]) -> Result<Config> {
+        Config::resolve(&Env::from_pairs(pairs.iter().copied()), &Overrides::default())
+    }
+
+    #[test]
+    fn defaults_follow_moonmind() {
+        let c = resolve(&[]).unwrap();
+        assert_eq!(c.worker_mode.value, WorkerMode::Codex);
+        assert_eq!(c.codex.login_dir.value, PathBuf::from(DEFAULT_CODEX_HOME));
+        assert_eq!(c.claude.login_dir.value, PathBuf::from(DEFAULT_CLAUDE_HOME));
+        assert_eq!(c.codex.volume_name.value, DEFAULT_CODEX_VOLUME);
+        assert_eq!(c.claude.volume_name.value, DEFAULT_CLAUDE_VOLUME);
+        assert_eq!(c.auth_mode.value, AuthMode::Auto);
+        assert_eq!(c.expiry_lead.source, Source::Default);
+    }
+
+    #[test]
+    fn claude_config_dir_wins_over_claude_home_and_volume_path() {
+        let c = resolve(&[
+            ("CLAUDE_VOLUME_PATH", "/v"),
+            ("CLAUDE_HOME", "/h"),
+            ("CLAUDE_CONFIG_DIR", "/c"),
+        ])
+        .unwrap();
+        assert_eq!(c.claude.login_dir.value, PathBuf::from("/c"));
+        assert_eq!(c.claude.login_dir.source, Source::Env("CLAUDE_CONFIG_DIR".into()));
+        let c = resolve(&[("CLAUDE_VOLUME_PATH", "/v"), ("CLAUDE_HOME", "/h")]).unwrap();
+        assert_eq!(c.claude.login_dir.value, PathBuf::from("/h"));
+        let c = resolve(&[("CLAUDE_VOLUME_PATH", "/v")]).unwrap();
+        assert_eq!(c.claude.login_dir.value, PathBuf::from("/v"));
+    }
+
+    #[test]
+    fn codex_home_wins_over_volume_path() {
+        let c = resolve(&[("CODEX_VOLUME_PATH", "/v"), ("CODEX_HOME", "/h")]).unwrap();
+        assert_eq!(c.codex.login_dir.value, PathBuf::from("/h"));
+        let c = resolve(&[("CODEX_VOLUME_PATH", "/v"), ("CODEX_HOME", "  ")]).unwrap();
+        assert_eq!(c.codex.login_dir.value, PathBuf::from("/v"));
+    }
+
+    #[test]
+    fn flags_win_over_environment() {
+        let env = Env::from_pairs([("MOONMIND_WORKER_RUNTIME", "claude")]);
+        let o = Overrides {
+            worker_mode: Some("universal".into()),
+            ..Default::default()
+        };
+        let c = Config::resolve(&env, &o).unwrap();
+        assert_eq!(c.worker_mode.value, WorkerMode::Universal);
+        assert_eq!(c.worker_mode.source, Source::Flag("--mode"));
+    }
+
+    #[test]
+    fn every_invalid_variable_is_named() {
+        for (var, value) in [
+            ("MOONMIND_WORKER_RUNTIME", "gpt"),
+            ("MOONMIND_DEFAULT_TASK_RUNTIME", "universal"),
+            ("SPEC_WORKFLOW_DEFAULT_TASK_RUNTIME", "bogus"),
+            ("MOONAUTH_AUTH_MODE", "sometimes"),
+            ("MOONAUTH_EXPIRY_LEAD", "soon"),
+            ("MOONAUTH_STATUS_TIMEOUT", "0"),
+            ("CODEX_VOLUME_NAME", "bad name"),
+            ("CLAUDE_VOLUME_NAME", "/abs"),
+        ] {
+            let err = resolve(&[(var, value)]).unwrap_err();
+            assert_eq!(err.exit(), crate::exit::Exit::Usage, "{var}");
+            assert!(err.to_string().contains(var), "{var}: {err}");
+        }
+    }
+
+    #[test]
+    fn env_file_values_are_under_process_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("custom.env");
+        std::fs::write(&path, "MOONMIND_WORKER_RUNTIME=claude\nCODEX_HOME=/from-file\n").unwrap();
+        let env = Env::load([("CODEX_HOME".to_string(), "/from-process".to_string())], Some(&path)).unwrap();
+        let c = Config::resolve(&env, &Overrides::default()).unwrap();
+        assert_eq!(c.worker_mode.value, WorkerMode::Claude);
+        assert_eq!(c.worker_mode.source, Source::DotEnv("MOONMIND_WORKER_RUNTIME".into()));
+        assert_eq!(c.codex.login_dir.value, PathBuf::from("/from-process"));
+    }
+
+    #[test]
+    fn missing_explicit_env_file_is_a_usage_error() {
+        let err = Env::load(Vec::new(), Some(Path::new("/nonexistent/moonauth.env"))).unwrap_err();
+        assert_eq!(err.exit(), crate::exit::Exit::Usage);
+        assert!(err.to_string().contains("/nonexistent/moonauth.env"));
+    }
+}

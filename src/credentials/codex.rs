@@ -1,0 +1,242 @@
+//! Codex's login file: `<CODEX_HOME>/auth.json` with `OPENAI_API_KEY` (null or a key),
+//! `tokens` (`id_token` and `access_token` JWTs, `refresh_token`, `account_id`),
+//! `last_refresh` (RFC 3339) and, in newer files, `auth_mode`. Also knows the
+//! `config.toml` key that moves the login into the OS keyring.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+
+use super::{jwt, oauth_class, Inspection, LoginClass};
+
+/// The file Codex keeps its login in.
+pub const AUTH_FILE: &str = "auth.json";
+/// Codex's settings file, which says where the login is stored.
+pub const CONFIG_FILE: &str = "config.toml";
+/// The claim under which the id token carries ChatGPT account details.
+const AUTH_CLAIM: &str = "https://api.openai.com/auth";
+
+/// Classifies the bytes of `auth.json` at time `now`.
+pub fn classify(bytes: &[u8], now: SystemTime, lead: Duration) -> Inspection {
+    let value: Value = match serde_json::from_slice(bytes) {
+        Ok(v) => v,
+        Err(e) => {
+            return Inspection::new(
+                LoginClass::Malformed,
+                format!(
+                    "{AUTH_FILE} is not valid JSON (line {}, column {})",
+                    e.line(),
+                    e.column()
+                ),
+            )
+        }
+    };
+    let Some(root) = value.as_object() else {
+        return Inspection::new(LoginClass::Malformed, format!("{AUTH_FILE} is not a JSON object"));
+    };
+
+    let api_key = match root.get("OPENAI_API_KEY") {
+        None | Some(Value::Null) => false,
+        Some(Value::String(s)) => !s.trim().is_empty(),
+        Some(_) => {
+            return Inspection::new(
+                LoginClass::Malformed,
+                "OPENAI_API_KEY is neither null nor a string".into(),
+            )
+        }
+    };
+    let auth_mode = root
+        .get("auth_mode")
+        .and_then(Value::as_str)
+        .map(str::to_ascii_lowercase);
+    let last_refresh = match root.get("last_refresh") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => match humantime::parse_rfc3339_weak(s.strip_suffix("+00:00").unwrap_or(s)) {
+            Ok(t) => Some(t),
+            Err(_) => return Inspection::new(LoginClass::Malformed, "last_refresh is not an RFC 3339 time".into()),
+        },
+        Some(_) => return Inspection::new(LoginClass::Malformed, "last_refresh is not a string".into()),
+    };
+
+    let tokens = match root.get("tokens") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(t)) => Some(t),
+        Some(_) => return Inspection::new(LoginClass::Malformed, "tokens is not a JSON object".into()),
+    };
+
+    // Codex itself prefers the API key when the file has one, unless auth_mode says otherwise.
+    let use_api_key = match auth_mode.as_deref() {
+        Some("apikey") | Some("api_key") => true,
+        Some(_) => false,
+        None => api_key,
+    };
+    if use_api_key && api_key {
+        let mut i = Inspection::new(
+            LoginClass::ApiKey,
+            format!("{AUTH_FILE} holds an OpenAI API key (API billing)"),
+        );
+        i.last_refresh = last_refresh;
+        return i;
+    }
+
+    let Some(tokens) = tokens else {
+        return Inspection::new(
+            LoginClass::Missing,
+            format!("{AUTH_FILE} holds neither ChatGPT tokens nor an API key"),
+        );
+    };
+
+    let mut strings = [None::<&str>; 3];
+    for (slot, key) in strings.iter_mut().zip(["id_token", "access_token", "refresh_token"]) {
+        *slot = match tokens.get(key) {
+            Some(Value::String(s)) => Some(s.as_str()),
+            None | Some(Value::Null) => None,
+            Some(_) => return Inspection::new(LoginClass::Malformed, format!("tokens.{key} is not a string")),
+        };
+    }
+    let [id_token, access_token, refresh_token] = strings;
+    let (Some(id_token), Some(access_token)) = (id_token, access_token) else {
+        return Inspection::new(LoginClass::Malformed, "tokens lacks id_token or access_token".into());
+    };
+    // Codex parses the id token when it loads the file; an unparseable one is a broken login.
+    let id_claims = match jwt::claims(id_token) {
+        Ok(c) => c,
+        Err(why) => return Inspection::new(LoginClass::Malformed, format!("tokens.id_token: {why}")),
+    };
+    let expires_at = jwt::claims(access_token)
+        .ok()
+        .and_then(|c| c.get("exp").and_then(Value::as_u64))
+        .map(|s| UNIX_EPOCH + Duration::from_secs(s));
+    let refreshable = refresh_token.is_some_and(|r| !r.trim().is_empty());
+
+    let (class, detail) = if access_token.trim().is_empty() {
+        (LoginClass::Missing, "tokens.access_token is empty".to_string())
+    } else {
+        oauth_class(expires_at, refreshable, now, lead)
+    };
+    let mut i = Inspection::new(class, detail);
+    i.expires_at = expires_at;
+    i.refreshable = refreshable;
+    i.last_refresh = last_refresh;
+    i.email = id_claims.get("email").and_then(Value::as_str).map(str::to_string);
+    let auth = id_claims.get(AUTH_CLAIM);
+    i.plan = auth
+        .and_then(|a| a.get("chatgpt_plan_type"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    i.account_id = tokens
+        .get("account_id")
+        .and_then(Value::as_str)
+        .or_else(|| auth.and_then(|a| a.get("chatgpt_account_id")).and_then(Value::as_str))
+        .map(str::to_string);
+    if api_key {
+        i.detail
+            .push_str("; the file also holds an API key, unused while auth_mode is chatgpt");
+    }
+    i
+}
+
+/// Where `config.toml` says Codex keeps its login (`cli_auth_credentials_store`), if it says.
+pub fn credentials_store(config_toml: &str) -> Option<String> {
+    config_toml.lines().find_map(|line| {
+        let line = line.split('#').next()?.trim();
+        let (key, value) = line.split_once('=')?;
+        (key.trim() == "cli_auth_credentials_store")
+            .then(|| value.trim().trim_matches(['"', '\'']).to_ascii_lowercase())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+
+    const NOW: u64 = 1_800_000_000;
+
+    fn jwt(claims: &str) -> String {
+        format!("eyJhbGciOiJub25lIn0.{}.sig", URL_SAFE_NO_PAD.encode(claims))
+    }
+
+    fn auth(access_exp: u64, refresh: &str) -> String {
+        let id = jwt(&format!(
+            r#"{{"email":"dev@example.com","exp":{access_exp},"{AUTH_CLAIM}":{{"chatgpt_plan_type":"pro","chatgpt_account_id":"acct-1"}}}}"#
+        ));
+        let access = jwt(&format!(r#"{{"exp":{access_exp}}}"#));
+        format!(
+            r#"{{"OPENAI_API_KEY":null,"tokens":{{"id_token":"{id}","access_token":"{access}","refresh_token":"{refresh}","account_id":"acct-1"}},"last_refresh":"2026-11-20T10:00:00.123456Z"}}"#
+        )
+    }
+
+    fn class_of(json: &str) -> LoginClass {
+        classify(
+            json.as_bytes(),
+            UNIX_EPOCH + Duration::from_secs(NOW),
+            Duration::from_secs(600),
+        )
+        .class
+    }
+
+    #[test]
+    fn classification_table() {
+        let cases: Vec<(String, LoginClass)> = vec![
+            (auth(NOW + 3600, "rt_x"), LoginClass::OauthValid),
+            (auth(NOW + 60, "rt_x"), LoginClass::OauthExpiringSoon),
+            (auth(NOW - 60, "rt_x"), LoginClass::OauthExpiredRefreshable),
+            (auth(NOW - 60, ""), LoginClass::OauthExpiredNotRefreshable),
+            (r#"{"OPENAI_API_KEY":"sk-proj-x"}"#.into(), LoginClass::ApiKey),
+            (r#"{"OPENAI_API_KEY":null}"#.into(), LoginClass::Missing),
+            (r#"{}"#.into(), LoginClass::Missing),
+            (
+                r#"{"tokens":{"id_token":"not-a-jwt","access_token":"a","refresh_token":"r"}}"#.into(),
+                LoginClass::Malformed,
+            ),
+            (r#"{"tokens":{"id_token": "x""#.into(), LoginClass::Malformed),
+            (r#"{"tokens":"x"}"#.into(), LoginClass::Malformed),
+            (r#"{"OPENAI_API_KEY":5}"#.into(), LoginClass::Malformed),
+            (r#"[]"#.into(), LoginClass::Malformed),
+        ];
+        for (json, want) in cases {
+            assert_eq!(class_of(&json), want, "{json}");
+        }
+    }
+
+    #[test]
+    fn auth_mode_chatgpt_wins_over_a_stored_api_key() {
+        let with_key = auth(NOW + 3600, "rt").replacen(
+            r#""OPENAI_API_KEY":null"#,
+            r#""OPENAI_API_KEY":"sk-x","auth_mode":"chatgpt""#,
+            1,
+        );
+        assert_eq!(class_of(&with_key), LoginClass::OauthValid);
+        let without_mode = auth(NOW + 3600, "rt").replacen(r#""OPENAI_API_KEY":null"#, r#""OPENAI_API_KEY":"sk-x""#, 1);
+        assert_eq!(class_of(&without_mode), LoginClass::ApiKey);
+    }
+
+    #[test]
+    fn metadata_comes_from_the_id_token() {
+        let i = classify(
+            auth(NOW + 3600, "rt").as_bytes(),
+            UNIX_EPOCH + Duration::from_secs(NOW),
+            Duration::ZERO,
+        );
+        assert_eq!(i.email.as_deref(), Some("dev@example.com"));
+        assert_eq!(i.plan.as_deref(), Some("pro"));
+        assert_eq!(i.account_id.as_deref(), Some("acct-1"));
+        assert!(i.last_refresh.is_some());
+        assert_eq!(i.expires_at, Some(UNIX_EPOCH + Duration::from_secs(NOW + 3600)));
+    }
+
+    #[test]
+    fn reads_the_credentials_store_setting() {
+        assert_eq!(
+            credentials_store("model = \"x\"\ncli_auth_credentials_store = \"keyring\" # note\n").as_deref(),
+            Some("keyring")
+        );
+        assert_eq!(
+            credentials_store("cli_auth_credentials_store='file'").as_deref(),
+            Some("file")
+        );
+        assert_eq!(credentials_store("model = 1"), None);
+    }
+}

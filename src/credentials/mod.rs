@@ -1,0 +1,379 @@
+//! Reading the CLIs' login files and saying what they hold.
+//!
+//! The classifiers (`claude::classify`, `codex::classify`) take bytes and a clock and
+//! return an [`Inspection`]; [`inspect_dir`] is the file-system edge that finds, checks
+//! and reads the file. Nothing here keeps or reports a token: only its metadata.
+
+pub mod claude;
+pub mod codex;
+pub mod jwt;
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use serde::{Serialize, Serializer};
+
+use crate::runtime::Runtime;
+
+/// Login files larger than this are refused: real ones are a few kilobytes.
+pub const MAX_CREDENTIAL_BYTES: u64 = 256 * 1024;
+
+/// What a login directory holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LoginClass {
+    /// No login file, or a file with no login in it.
+    Missing,
+    /// A login file that cannot be parsed; the detail says what is wrong.
+    Malformed,
+    /// A login file moonauth refuses to read (too large, not a regular file, a link out of the directory, unreadable).
+    Refused,
+    /// An API key (API billing), from the file or the environment.
+    ApiKey,
+    /// An OAuth login whose access token is valid beyond the lead.
+    OauthValid,
+    /// An OAuth login whose access token expires within the lead; the CLI will refresh it.
+    OauthExpiringSoon,
+    /// An expired OAuth access token with a refresh token: the CLI refreshes it on the next run.
+    OauthExpiredRefreshable,
+    /// An expired OAuth access token with no refresh token: the next request fails.
+    OauthExpiredNotRefreshable,
+}
+
+impl LoginClass {
+    /// Whether a CLI can run with this login.
+    pub fn usable(self) -> bool {
+        matches!(
+            self,
+            LoginClass::ApiKey
+                | LoginClass::OauthValid
+                | LoginClass::OauthExpiringSoon
+                | LoginClass::OauthExpiredRefreshable
+        )
+    }
+
+    /// Whether this is an OAuth (subscription) login.
+    pub fn is_oauth(self) -> bool {
+        matches!(
+            self,
+            LoginClass::OauthValid
+                | LoginClass::OauthExpiringSoon
+                | LoginClass::OauthExpiredRefreshable
+                | LoginClass::OauthExpiredNotRefreshable
+        )
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoginClass::Missing => "missing",
+            LoginClass::Malformed => "malformed",
+            LoginClass::Refused => "refused",
+            LoginClass::ApiKey => "api-key",
+            LoginClass::OauthValid => "oauth-valid",
+            LoginClass::OauthExpiringSoon => "oauth-expiring-soon",
+            LoginClass::OauthExpiredRefreshable => "oauth-expired-refreshable",
+            LoginClass::OauthExpiredNotRefreshable => "oauth-expired-not-refreshable",
+        }
+    }
+}
+
+/// The verdict on one login file's bytes, with the metadata a person needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Inspection {
+    pub class: LoginClass,
+    /// One sentence on what was found; never any part of a token.
+    pub detail: String,
+    /// Plan or subscription type (`max`, `pro`, `plus`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit_tier: Option<String>,
+    /// When the access token expires.
+    #[serde(serialize_with = "opt_time", skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<SystemTime>,
+    /// When the CLI last refreshed the login (Codex).
+    #[serde(serialize_with = "opt_time", skip_serializing_if = "Option::is_none")]
+    pub last_refresh: Option<SystemTime>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<String>>,
+    /// Whether a refresh token is present.
+    pub refreshable: bool,
+}
+
+impl Inspection {
+    pub fn new(class: LoginClass, detail: String) -> Self {
+        Inspection {
+            class,
+            detail,
+            plan: None,
+            rate_limit_tier: None,
+            expires_at: None,
+            last_refresh: None,
+            account_id: None,
+            email: None,
+            scopes: None,
+            refreshable: false,
+        }
+    }
+}
+
+/// Classifies an OAuth access token by its expiry.
+pub(crate) fn oauth_class(
+    expires_at: Option<SystemTime>,
+    refreshable: bool,
+    now: SystemTime,
+    lead: Duration,
+) -> (LoginClass, String) {
+    let Some(exp) = expires_at else {
+        return (
+            LoginClass::OauthValid,
+            "OAuth login; the access token carries no expiry".into(),
+        );
+    };
+    match exp.duration_since(now) {
+        Err(past) => {
+            let ago = human_duration(past.duration());
+            if refreshable {
+                (
+                    LoginClass::OauthExpiredRefreshable,
+                    format!("OAuth access token expired {ago} ago; the refresh token renews it on the next run"),
+                )
+            } else {
+                (
+                    LoginClass::OauthExpiredNotRefreshable,
+                    format!("OAuth access token expired {ago} ago and there is no refresh token to renew it"),
+                )
+            }
+        }
+        Ok(left) if left <= lead => (
+            LoginClass::OauthExpiringSoon,
+            format!("OAuth access token expires in {}", human_duration(left)),
+        ),
+        Ok(left) => (
+            LoginClass::OauthValid,
+            format!("OAuth login, access token valid for {}", human_duration(left)),
+        ),
+    }
+}
+
+/// A duration for people: its two largest units (`3h 12m`, `22d 8h`, `1y 10mo`).
+pub fn human_duration(d: Duration) -> String {
+    const UNITS: [(&str, u64); 6] = [
+        ("y", 365 * 86_400),
+        ("mo", 30 * 86_400),
+        ("d", 86_400),
+        ("h", 3600),
+        ("m", 60),
+        ("s", 1),
+    ];
+    let mut left = d.as_secs();
+    let mut parts = Vec::with_capacity(2);
+    for (name, size) in UNITS {
+        if left >= size || (parts.is_empty() && size == 1) {
+            parts.push(format!("{}{name}", left / size));
+            left %= size;
+        } else if !parts.is_empty() {
+            break;
+        }
+        if parts.len() == 2 {
+            break;
+        }
+    }
+    parts.join(" ")
+}
+
+fn opt_time<S: Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.collect_str(&humantime::format_rfc3339_seconds(*t)),
+        None => s.serialize_none(),
+    }
+}
+
+/// What a login directory holds, for one runtime.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoginReport {
+    pub runtime: Runtime,
+    pub dir: PathBuf,
+    /// The login file that was (or would be) read.
+    pub file: PathBuf,
+    #[serde(flatten)]
+    pub inspection: Inspection,
+    pub usable: bool,
+}
+
+/// The login file a runtime's CLI reads in `dir`.
+pub fn login_file(runtime: Runtime, dir: &Path) -> PathBuf {
+    match runtime {
+        Runtime::Claude => dir.join(claude::CREDENTIALS_FILE),
+        Runtime::Codex | Runtime::Gemini => dir.join(codex::AUTH_FILE),
+    }
+}
+
+/// Classifies a login file's bytes for `runtime`.
+pub fn classify(runtime: Runtime, bytes: &[u8], now: SystemTime, lead: Duration) -> Inspection {
+    match runtime {
+        Runtime::Claude => claude::classify(bytes, now, lead),
+        Runtime::Codex | Runtime::Gemini => codex::classify(bytes, now, lead),
+    }
+}
+
+/// Inspects the login in `dir` for `runtime` at time `now`.
+pub fn inspect_dir(runtime: Runtime, dir: &Path, now: SystemTime, lead: Duration) -> LoginReport {
+    let file = login_file(runtime, dir);
+    let inspection = match read_login_file(dir, &file) {
+        Ok(Some(bytes)) => classify(runtime, &bytes, now, lead),
+        Ok(None) => missing(runtime, dir),
+        Err(reason) => Inspection::new(LoginClass::Refused, reason),
+    };
+    LoginReport {
+        runtime,
+        dir: dir.to_path_buf(),
+        file,
+        usable: inspection.class.usable(),
+        inspection,
+    }
+}
+
+fn missing(runtime: Runtime, dir: &Path) -> Inspection {
+    let name = login_file(runtime, Path::new("")).display().to_string();
+    if runtime == Runtime::Codex {
+        // A keyring-backed Codex login is invisible to every other container.
+        let store = fs::read_to_string(dir.join(codex::CONFIG_FILE))
+            .ok()
+            .and_then(|t| codex::credentials_store(&t));
+        if let Some(store @ ("keyring" | "auto")) = store.as_deref() {
+            return Inspection::new(
+                LoginClass::Missing,
+                format!("no {name}: config.toml sets cli_auth_credentials_store = \"{store}\", so the login went to an OS keyring a container cannot read"),
+            );
+        }
+    }
+    Inspection::new(LoginClass::Missing, format!("no {name} in the login directory"))
+}
+
+/// Reads a login file that must stay inside `dir`: `Ok(None)` when absent, `Err(reason)`
+/// when refused (too large, not a regular file, a link that leaves the directory).
+pub fn read_login_file(dir: &Path, file: &Path) -> Result<Option<Vec<u8>>, String> {
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let meta = match fs::symlink_metadata(file) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("cannot read {name}: {e}")),
+    };
+    if meta.file_type().is_symlink() {
+        let target = fs::canonicalize(file).map_err(|_| format!("{name} is a symbolic link to nothing"))?;
+        let base = fs::canonicalize(dir).map_err(|e| format!("cannot resolve the login directory: {e}"))?;
+        if !target.starts_with(&base) {
+            return Err(format!(
+                "{name} is a symbolic link that leaves the login directory; refusing to follow it"
+            ));
+        }
+    }
+    let meta = fs::metadata(file).map_err(|e| format!("cannot read {name}: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!("{name} is not a regular file"));
+    }
+    if meta.len() > MAX_CREDENTIAL_BYTES {
+        return Err(format!(
+            "{name} is {} bytes, over the {} byte limit for a login file",
+            meta.len(),
+            MAX_CREDENTIAL_BYTES
+        ));
+    }
+    let f = fs::File::open(file).map_err(|e| format!("cannot read {name}: {e}"))?;
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    f.take(MAX_CREDENTIAL_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read {name}: {e}"))?;
+    if bytes.len() as u64 > MAX_CREDENTIAL_BYTES {
+        return Err(format!(
+            "{name} grew past the {MAX_CREDENTIAL_BYTES} byte limit while being read"
+        ));
+    }
+    Ok(Some(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn now() -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000)
+    }
+
+    #[test]
+    fn human_durations_show_two_units() {
+        assert_eq!(human_duration(Duration::from_secs(0)), "0s");
+        assert_eq!(human_duration(Duration::from_secs(59)), "59s");
+        assert_eq!(human_duration(Duration::from_secs(3 * 3600 + 12 * 60 + 5)), "3h 12m");
+        assert_eq!(human_duration(Duration::from_secs(3600 + 5)), "1h");
+        assert_eq!(human_duration(Duration::from_secs(22 * 86_400 + 8 * 3600)), "22d 8h");
+    }
+
+    #[test]
+    fn refuses_oversized_files() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(
+            dir.path().join(".credentials.json"),
+            vec![b' '; MAX_CREDENTIAL_BYTES as usize + 1],
+        )
+        .unwrap();
+        let r = inspect_dir(Runtime::Claude, dir.path(), now(), Duration::ZERO);
+        assert_eq!(r.inspection.class, LoginClass::Refused);
+        assert!(r.inspection.detail.contains("byte limit"));
+    }
+
+    #[test]
+    fn refuses_directories_and_fifos() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("auth.json")).unwrap();
+        let r = inspect_dir(Runtime::Codex, dir.path(), now(), Duration::ZERO);
+        assert_eq!(r.inspection.class, LoginClass::Refused);
+        assert!(r.inspection.detail.contains("not a regular file"));
+
+        let dir = tempfile::tempdir().unwrap();
+        nix::unistd::mkfifo(&dir.path().join(".credentials.json"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let r = inspect_dir(Runtime::Claude, dir.path(), now(), Duration::ZERO);
+        assert_eq!(r.inspection.class, LoginClass::Refused);
+    }
+
+    #[test]
+    fn refuses_links_that_leave_the_directory_but_follows_links_inside() {
+        let outside = tempfile::tempdir().unwrap();
+        fs::write(outside.path().join("auth.json"), r#"{"OPENAI_API_KEY":"sk-x"}"#).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        symlink(outside.path().join("auth.json"), dir.path().join("auth.json")).unwrap();
+        let r = inspect_dir(Runtime::Codex, dir.path(), now(), Duration::ZERO);
+        assert_eq!(r.inspection.class, LoginClass::Refused);
+        assert!(r.inspection.detail.contains("leaves the login directory"));
+
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("real.json"), r#"{"OPENAI_API_KEY":"sk-x"}"#).unwrap();
+        symlink(dir.path().join("real.json"), dir.path().join("auth.json")).unwrap();
+        let r = inspect_dir(Runtime::Codex, dir.path(), now(), Duration::ZERO);
+        assert_eq!(r.inspection.class, LoginClass::ApiKey);
+    }
+
+    #[test]
+    fn missing_codex_login_mentions_the_keyring_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(
+            dir.path().join("config.toml"),
+            "cli_auth_credentials_store = \"keyring\"\n",
+        )
+        .unwrap();
+        let r = inspect_dir(Runtime::Codex, dir.path(), now(), Duration::ZERO);
+        assert_eq!(r.inspection.class, LoginClass::Missing);
+        assert!(r.inspection.detail.contains("keyring"));
+    }
+}

@@ -1,0 +1,76 @@
+//! The one exit-code table. Every command ends through [`Exit`]; `docs/exit-codes.md`
+//! documents the same table and a test keeps the two in step.
+
+use serde::Serialize;
+
+/// A process exit status with a documented meaning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Exit {
+    /// Everything checked out; the command did what was asked.
+    Ok,
+    /// An unexpected failure (I/O error, a bug); the message says what.
+    Failure,
+    /// Bad usage or configuration: a flag, a variable, a payload field, an `.env` file.
+    Usage,
+    /// A runtime's CLI (`claude`, `codex`, `gemini`) is not on PATH or not executable.
+    CliMissing,
+    /// A login is missing, malformed, expired without a refresh token, or refused by policy.
+    LoginUnusable,
+    /// A login directory is missing, or not readable and writable by this user.
+    Permissions,
+    /// The worker command given after `--` exists but cannot be executed.
+    CommandNotExecutable,
+    /// The worker command given after `--` was not found.
+    CommandNotFound,
+}
+
+impl Exit {
+    /// Every code, in table order (for docs and tests).
+    pub const ALL: [Exit; 8] = [
+        Exit::Ok,
+        Exit::Failure,
+        Exit::Usage,
+        Exit::CliMissing,
+        Exit::LoginUnusable,
+        Exit::Permissions,
+        Exit::CommandNotExecutable,
+        Exit::CommandNotFound,
+    ];
+
+    /// The numeric status.
+    pub fn code(self) -> u8 {
+        match self {
+            Exit::Ok => 0,
+            Exit::Failure => 1,
+            Exit::Usage => 2,
+            Exit::CliMissing => 3,
+            Exit::LoginUnusable => 4,
+            Exit::Permissions => 5,
+            Exit::CommandNotExecutable => 126,
+            Exit::CommandNotFound => 127,
+        }
+    }
+
+    /// One line on what the code means, as in `docs/exit-codes.md`.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Exit::Ok => "success: every check passed, or the command did what was asked",
+            Exit::Failure => "unexpected failure (I/O error or bug); the message says what",
+            Exit::Usage => "usage or configuration error: a flag, variable, payload field or .env file is invalid",
+            Exit::CliMissing => "a required CLI (claude, codex, gemini) is not on PATH or not executable",
+            Exit::LoginUnusable => {
+                "a login is missing, malformed, expired without refresh, or refused by MOONAUTH_AUTH_MODE"
+            }
+            Exit::Permissions => "a login directory is missing or not readable and writable by the current user",
+            Exit::CommandNotExecutable => "the worker command after -- exists but cannot be executed",
+            Exit::CommandNotFound => "the worker command after -- was not found",
+        }
+    }
+}
+
+impl From<Exit> for std::process::ExitCode {
+    fn from(e: Exit) -> Self {
+        std::process::ExitCode::from(e.code())
+    }
+}

@@ -1,0 +1,19 @@
+//! moonauth: logins, preflight and runtime resolution for fleets of Claude Code and
+//! Codex workers in Docker containers.
+//!
+//! The binary is a thin wrapper over this library: [`commands::run`] takes parsed
+//! arguments and an injected [`config::Env`]. Rust callers use the pieces directly:
+//! [`runtime::normalize_payload`] and [`runtime::default_task_runtime`] to resolve a
+//! task's runtime, [`credentials::inspect_dir`] to read a login, [`preflight::run_checks`]
+//! for the worker checks.
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod credentials;
+pub mod error;
+pub mod exit;
+pub mod output;
+pub mod preflight;
+pub mod redact;
+pub mod runtime;

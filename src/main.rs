@@ -1,0 +1,49 @@
+//! The `moonauth` binary: parse arguments, start logging, run the command, map the
+//! outcome to an exit code. Everything else lives in the library.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use moonauth::{cli::Cli, commands, config::Env, exit::Exit};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose, cli.quiet);
+    // Variables that are not valid UTF-8 cannot be moonauth settings; they still reach child processes.
+    let process = std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
+    let outcome = Env::load(process, cli.env_file.as_deref()).and_then(|env| commands::run(cli.command, &env));
+    match outcome {
+        Ok(exit) => exit.into(),
+        Err(err) => {
+            eprintln!("moonauth: error: {err}");
+            if let Some(hint) = err.hint() {
+                eprintln!("  hint: {hint}");
+            }
+            let exit: Exit = err.exit();
+            exit.into()
+        }
+    }
+}
+
+/// Logs go to stderr: warnings by default, more with -v, only errors with -q; RUST_LOG wins.
+fn init_tracing(verbose: u8, quiet: bool) {
+    use tracing_subscriber::filter::LevelFilter;
+    let level = match (quiet, verbose) {
+        (true, _) => LevelFilter::ERROR,
+        (false, 0) => LevelFilter::WARN,
+        (false, 1) => LevelFilter::INFO,
+        (false, 2) => LevelFilter::DEBUG,
+        (false, _) => LevelFilter::TRACE,
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time();
+    // Parsing a filter costs time on every container start; only do it when asked to.
+    match std::env::var("RUST_LOG") {
+        Ok(filter) if !filter.trim().is_empty() => builder
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .init(),
+        _ => builder.with_max_level(level).init(),
+    }
+}
