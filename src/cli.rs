@@ -33,6 +33,133 @@ pub enum Command {
     /// Resolve the task runtime.
     #[command(subcommand)]
     Runtime(RuntimeCommand),
+    /// Report what each auth volume holds (read through the Docker archive API; nothing is started).
+    Status(StatusArgs),
+    /// Create, list and remove auth volumes.
+    #[command(subcommand)]
+    Volumes(VolumesCommand),
+    /// Log a volume in with the CLI's own login in a container, or copy a host login with --sync-from.
+    Login(LoginArgs),
+    /// Prepare the login directories for the worker user (the compose init service; run as root).
+    Init(InitArgs),
+    /// Steps moonauth runs inside containers.
+    #[command(subcommand, hide = true)]
+    Internal(InternalCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Runtimes to report (claude, codex). Default: those of MOONMIND_WORKER_RUNTIME when set, else both.
+    pub runtimes: Vec<String>,
+
+    /// Also report these accounts' volumes (repeatable). Labelled account volumes are always included.
+    #[arg(long, value_name = "NAME")]
+    pub account: Vec<String>,
+
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Lead before expiry under which an OAuth login counts as expiring soon.
+    #[arg(long, value_name = "DURATION")]
+    pub lead: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VolumesCommand {
+    /// Create the auth volumes that do not exist yet, labelled as moonauth's (idempotent).
+    Ensure(EnsureArgs),
+    /// List auth volumes: configured ones and every volume moonauth labelled, with their login verdict.
+    Ls(LsArgs),
+    /// Remove auth volumes moonauth created (never one in use; needs --force).
+    Rm(RmArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EnsureArgs {
+    /// Runtimes (claude, codex). Default: both.
+    pub runtimes: Vec<String>,
+
+    /// The account whose volume to create (default: the configured volume).
+    #[arg(long, value_name = "NAME")]
+    pub account: Option<String>,
+
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// Volume names.
+    #[arg(required = true)]
+    pub volumes: Vec<String>,
+
+    /// Confirm: the logins in the volumes are lost.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// claude or codex.
+    pub runtime: String,
+
+    /// The account to log in (its own volume); default: the configured volume.
+    #[arg(long, value_name = "NAME")]
+    pub account: Option<String>,
+
+    /// The worker image to run the login in (default: MOONAUTH_IMAGE).
+    #[arg(long, value_name = "IMAGE")]
+    pub image: Option<String>,
+
+    /// Copy the login from this host directory (e.g. ~/.claude, ~/.codex) instead of logging in.
+    #[arg(long, value_name = "DIR")]
+    pub sync_from: Option<PathBuf>,
+
+    /// Print the resulting status as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Runtimes whose login directories to prepare (claude, codex). Default: both.
+    pub runtimes: Vec<String>,
+
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InternalCommand {
+    /// Put a staged login in place inside a volume (run by `moonauth login` in a container).
+    ApplyLogin(ApplyLoginArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyLoginArgs {
+    #[arg(long)]
+    pub runtime: String,
+    #[arg(long)]
+    pub dir: PathBuf,
+    #[arg(long)]
+    pub staging: PathBuf,
+    #[arg(long)]
+    pub uid: u32,
+    #[arg(long)]
+    pub gid: u32,
+    /// Remove login files the staging directory lacks.
+    #[arg(long)]
+    pub prune: bool,
+    /// Only remove the staging directory.
+    #[arg(long)]
+    pub discard: bool,
 }
 
 #[derive(Debug, Args)]

@@ -203,6 +203,23 @@ pub struct Config {
     pub expiry_lead: Sourced<Duration>,
     /// Timeout for the CLIs' own status commands (`preflight --deep`).
     pub status_timeout: Sourced<Duration>,
+    pub docker: DockerSettings,
+}
+
+/// How moonauth reaches Docker and what it runs there.
+#[derive(Debug, Clone)]
+pub struct DockerSettings {
+    /// `DOCKER_HOST`, when set (else the local socket).
+    pub host: Option<String>,
+    /// Timeout of each Engine API call (`MOONAUTH_DOCKER_TIMEOUT`).
+    pub timeout: Sourced<Duration>,
+    /// The worker image logins run in (`MOONAUTH_IMAGE`).
+    pub image: Option<Sourced<String>>,
+    /// The worker user that owns the logins (`MOONAUTH_WORKER_UID` / `MOONAUTH_WORKER_GID`).
+    pub uid: Sourced<u32>,
+    pub gid: Sourced<u32>,
+    /// A custom login command (`MOONAUTH_LOGIN_COMMAND`), split into arguments, never run by a shell.
+    pub login_command: Option<Sourced<Vec<String>>>,
 }
 
 /// The variables read into [`Config`], as envy deserializes them (names lower-cased).
@@ -214,6 +231,12 @@ struct RawVars {
     moonauth_auth_mode: Option<String>,
     moonauth_expiry_lead: Option<String>,
     moonauth_status_timeout: Option<String>,
+    moonauth_image: Option<String>,
+    moonauth_worker_uid: Option<String>,
+    moonauth_worker_gid: Option<String>,
+    moonauth_login_command: Option<String>,
+    moonauth_docker_timeout: Option<String>,
+    docker_host: Option<String>,
 }
 
 /// Default login directory of Codex inside a worker (MoonMind's `CODEX_VOLUME_PATH`).
@@ -227,6 +250,9 @@ pub const DEFAULT_CLAUDE_VOLUME: &str = "claude_auth_volume";
 pub const DEFAULT_EXPIRY_LEAD: Duration = Duration::from_secs(10 * 60);
 /// Default timeout for a CLI status command.
 pub const DEFAULT_STATUS_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Default timeout of one Docker Engine API call.
+pub const DEFAULT_DOCKER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Claude Code's credential variables, in the order it prefers them.
 pub const CLAUDE_CREDENTIAL_VARS: [&str; 3] = ["ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN"];
@@ -317,7 +343,51 @@ impl Config {
             parse_positive_duration,
         )?;
 
+        let docker = DockerSettings {
+            host: non_blank(&raw.docker_host).map(str::to_string),
+            timeout: pick(
+                env,
+                None,
+                "",
+                "MOONAUTH_DOCKER_TIMEOUT",
+                &raw.moonauth_docker_timeout,
+                DEFAULT_DOCKER_TIMEOUT,
+                parse_positive_duration,
+            )?,
+            image: non_blank(&raw.moonauth_image).map(|v| Sourced::new(v.to_string(), env.source_of("MOONAUTH_IMAGE"))),
+            uid: pick(
+                env,
+                None,
+                "",
+                "MOONAUTH_WORKER_UID",
+                &raw.moonauth_worker_uid,
+                1000,
+                parse_id,
+            )?,
+            gid: pick(
+                env,
+                None,
+                "",
+                "MOONAUTH_WORKER_GID",
+                &raw.moonauth_worker_gid,
+                1000,
+                parse_id,
+            )?,
+            login_command: match non_blank(&raw.moonauth_login_command) {
+                None => None,
+                Some(v) => Some(Sourced::new(
+                    parse_command(v).map_err(|reason| Error::InvalidVariable {
+                        var: "MOONAUTH_LOGIN_COMMAND".into(),
+                        value: v.to_string(),
+                        reason,
+                    })?,
+                    env.source_of("MOONAUTH_LOGIN_COMMAND"),
+                )),
+            },
+        };
+
         Ok(Config {
+            docker,
             worker_mode,
             default_task_runtime,
             codex,
@@ -430,6 +500,22 @@ pub fn parse_duration(value: &str) -> std::result::Result<Duration, String> {
     humantime::parse_duration(v).map_err(|_| "expected a duration such as 90s, 10m or 1h".to_string())
 }
 
+fn parse_id(value: &str) -> std::result::Result<u32, String> {
+    value
+        .trim()
+        .parse::<u32>()
+        .map_err(|_| "expected a numeric id such as 1000".to_string())
+}
+
+/// Splits a command line into arguments the way a shell would quote them, without a shell.
+pub fn parse_command(value: &str) -> std::result::Result<Vec<String>, String> {
+    let words = shell_words::split(value).map_err(|_| "unbalanced quotes".to_string())?;
+    if words.is_empty() {
+        return Err("empty command".into());
+    }
+    Ok(words)
+}
+
 fn parse_positive_duration(value: &str) -> std::result::Result<Duration, String> {
     match parse_duration(value)? {
         d if d.is_zero() => Err("must be greater than zero".into()),
@@ -482,6 +568,20 @@ mod tests {
     }
 
     #[test]
+    fn login_command_is_split_without_a_shell() {
+        let c = resolve(&[(
+            "MOONAUTH_LOGIN_COMMAND",
+            "claude auth login --claudeai 'a b' ; rm -rf /",
+        )])
+        .unwrap();
+        let cmd = c.docker.login_command.unwrap().value;
+        assert_eq!(
+            cmd,
+            ["claude", "auth", "login", "--claudeai", "a b", ";", "rm", "-rf", "/"]
+        );
+    }
+
+    #[test]
     fn flags_win_over_environment() {
         let env = Env::from_pairs([("MOONMIND_WORKER_RUNTIME", "claude")]);
         let o = Overrides {
@@ -504,6 +604,10 @@ mod tests {
             ("MOONAUTH_STATUS_TIMEOUT", "0"),
             ("CODEX_VOLUME_NAME", "bad name"),
             ("CLAUDE_VOLUME_NAME", "/abs"),
+            ("MOONAUTH_WORKER_UID", "app"),
+            ("MOONAUTH_WORKER_GID", "-1"),
+            ("MOONAUTH_DOCKER_TIMEOUT", "forever"),
+            ("MOONAUTH_LOGIN_COMMAND", "claude 'auth login"),
         ] {
             let err = resolve(&[(var, value)]).unwrap_err();
             assert_eq!(err.exit(), crate::exit::Exit::Usage, "{var}");

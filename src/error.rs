@@ -45,6 +45,50 @@ pub enum Error {
     #[error("worker command {command:?} cannot be executed: {reason}")]
     CommandNotExecutable { command: String, reason: String },
 
+    /// The Docker engine did not answer.
+    #[error("cannot reach the Docker engine at {host}: {reason}")]
+    DockerUnreachable { host: String, reason: String },
+
+    /// A Docker Engine API call failed.
+    #[error("Docker could not {action}: {reason}")]
+    Docker {
+        action: String,
+        reason: String,
+        hint: Option<String>,
+    },
+
+    /// A volume is not one moonauth created, so moonauth leaves it alone.
+    #[error("volume {volume} was not created by moonauth (no moonauth labels); refusing to {action} it")]
+    VolumeNotManaged { volume: String, action: &'static str },
+
+    /// A volume is mounted by containers.
+    #[error("volume {volume} is in use by container(s) {containers}")]
+    VolumeInUse { volume: String, containers: String },
+
+    /// A destructive action needs `--force`.
+    #[error("{action} needs --force")]
+    NeedsForce { action: String },
+
+    /// The worker image is not on this Docker host.
+    #[error("image {image} is not present on the Docker host (nothing is pulled)")]
+    ImageMissing { image: String },
+
+    /// No worker image was configured.
+    #[error("no worker image to run the login in: MOONAUTH_IMAGE is not set")]
+    NoImage,
+
+    /// An interactive command was started without a terminal.
+    #[error("`{command}` is interactive and needs a terminal on stdin and stdout")]
+    NeedsTerminal { command: String },
+
+    /// A login or sync did not produce a usable login; the old one is kept.
+    #[error("{what}; the previous login in {volume} is unchanged")]
+    LoginFailed {
+        what: String,
+        volume: String,
+        hint: Option<String>,
+    },
+
     /// An I/O failure outside the cases above.
     #[error("{context}: {source}")]
     Io {
@@ -66,6 +110,14 @@ impl Error {
             Error::CommandNotFound { .. } => Exit::CommandNotFound,
             Error::CommandNotExecutable { .. } => Exit::CommandNotExecutable,
             Error::Io { .. } => Exit::Failure,
+            Error::DockerUnreachable { .. } => Exit::DockerUnreachable,
+            Error::Docker { .. }
+            | Error::VolumeNotManaged { .. }
+            | Error::VolumeInUse { .. }
+            | Error::ImageMissing { .. } => Exit::DockerFailed,
+            Error::NeedsForce { .. } | Error::NoImage => Exit::Usage,
+            Error::NeedsTerminal { .. } => Exit::NeedsTerminal,
+            Error::LoginFailed { .. } => Exit::LoginFailed,
         }
     }
 
@@ -86,6 +138,21 @@ impl Error {
                 Some("make the file executable (chmod +x) or fix its interpreter line".into())
             }
             Error::Io { .. } => None,
+            Error::DockerUnreachable { .. } => Some(
+                "start the engine (dockerd, or systemctl start docker), or point DOCKER_HOST at it (unix:///var/run/docker.sock, tcp://host:2375)".into(),
+            ),
+            Error::Docker { hint, .. } => hint.clone(),
+            Error::VolumeNotManaged { .. } => Some("remove it with the docker CLI if you really mean to".into()),
+            Error::VolumeInUse { .. } => Some("stop and remove those containers first (docker compose down)".into()),
+            Error::NeedsForce { .. } => Some("add --force to confirm; the login in it is lost".into()),
+            Error::ImageMissing { .. } => Some(
+                "build the worker image with moonauth in it (docker build -f compose/Dockerfile, see docs/compose.md) or set MOONAUTH_IMAGE / --image to one that is present".into(),
+            ),
+            Error::NoImage => Some("set MOONAUTH_IMAGE (or --image) to the worker image that has the CLIs and moonauth".into()),
+            Error::NeedsTerminal { .. } => Some(
+                "run it from an interactive shell (or `docker run -it`); to copy an existing login instead use --sync-from DIR".into(),
+            ),
+            Error::LoginFailed { hint, .. } => hint.clone(),
         }
     }
 

@@ -19,6 +19,14 @@ pub enum Exit {
     LoginUnusable,
     /// A login directory is missing, or not readable and writable by this user.
     Permissions,
+    /// The Docker engine cannot be reached (not running, wrong `DOCKER_HOST`, timeout).
+    DockerUnreachable,
+    /// Docker refused or failed an operation: an image is missing, a volume is in use or not moonauth's.
+    DockerFailed,
+    /// A login or sync failed or was aborted; the previous login is unchanged.
+    LoginFailed,
+    /// An interactive login was asked for without a terminal.
+    NeedsTerminal,
     /// The worker command given after `--` exists but cannot be executed.
     CommandNotExecutable,
     /// The worker command given after `--` was not found.
@@ -27,13 +35,17 @@ pub enum Exit {
 
 impl Exit {
     /// Every code, in table order (for docs and tests).
-    pub const ALL: [Exit; 8] = [
+    pub const ALL: [Exit; 12] = [
         Exit::Ok,
         Exit::Failure,
         Exit::Usage,
         Exit::CliMissing,
         Exit::LoginUnusable,
         Exit::Permissions,
+        Exit::DockerUnreachable,
+        Exit::DockerFailed,
+        Exit::LoginFailed,
+        Exit::NeedsTerminal,
         Exit::CommandNotExecutable,
         Exit::CommandNotFound,
     ];
@@ -47,6 +59,10 @@ impl Exit {
             Exit::CliMissing => 3,
             Exit::LoginUnusable => 4,
             Exit::Permissions => 5,
+            Exit::DockerUnreachable => 6,
+            Exit::DockerFailed => 7,
+            Exit::LoginFailed => 8,
+            Exit::NeedsTerminal => 9,
             Exit::CommandNotExecutable => 126,
             Exit::CommandNotFound => 127,
         }
@@ -63,6 +79,14 @@ impl Exit {
                 "a login is missing, malformed, expired without refresh, or refused by MOONAUTH_AUTH_MODE"
             }
             Exit::Permissions => "a login directory is missing or not readable and writable by the current user",
+            Exit::DockerUnreachable => {
+                "the Docker engine cannot be reached (not running, wrong DOCKER_HOST, or timed out)"
+            }
+            Exit::DockerFailed => {
+                "Docker refused or failed an operation (image missing, volume in use or not managed by moonauth)"
+            }
+            Exit::LoginFailed => "a login or sync failed or was aborted; the previous login is unchanged",
+            Exit::NeedsTerminal => "an interactive login needs a terminal (run it with docker run -it / from a shell)",
             Exit::CommandNotExecutable => "the worker command after -- exists but cannot be executed",
             Exit::CommandNotFound => "the worker command after -- was not found",
         }

@@ -7,13 +7,18 @@
 //! task's runtime, [`credentials::inspect_dir`] to read a login, [`preflight::run_checks`]
 //! for the worker checks.
 
+pub mod apply;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod credentials;
+pub mod docker;
 pub mod error;
 pub mod exit;
+pub mod init;
+pub mod login;
 pub mod output;
 pub mod preflight;
 pub mod redact;
 pub mod runtime;
+pub mod status;

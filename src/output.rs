@@ -146,3 +146,41 @@ impl Render for ResolveReport {
         Ok(())
     }
 }
+
+impl Render for crate::status::StatusReport {
+    fn human(&self, w: &mut dyn Write) -> io::Result<()> {
+        for v in &self.volumes {
+            writeln!(w, "{} ({}, account {})", v.volume, v.runtime, v.account)?;
+            match (&v.login, v.exists) {
+                (_, false) => writeln!(w, "  x volume does not exist")?,
+                (None, true) => writeln!(w, "  x login not read")?,
+                (Some(l), true) => {
+                    let i = &l.inspection;
+                    let mark = if l.usable { "ok" } else { "x" };
+                    let state = if l.usable { "Logged in" } else { "Not usable" };
+                    writeln!(w, "  {mark} {state}: {} - {}", i.class.as_str(), i.detail)?;
+                    if let Some(plan) = &i.plan {
+                        writeln!(w, "  - Plan: {plan}")?;
+                    }
+                    if let Some(email) = &i.email {
+                        writeln!(w, "  - Account: {email}")?;
+                    }
+                    if let Some(t) = i.expires_at {
+                        writeln!(w, "  - Token expires: {}", humantime::format_rfc3339_seconds(t))?;
+                    }
+                    if let Some(t) = i.last_refresh {
+                        writeln!(w, "  - Last refresh: {}", humantime::format_rfc3339_seconds(t))?;
+                    }
+                    writeln!(w, "  - Mounted at: {} in workers", l.dir.display())?;
+                    if !v.managed {
+                        writeln!(w, "  - Not labelled by moonauth (created elsewhere)")?;
+                    }
+                }
+            }
+            if let Some(fix) = &v.fix {
+                writeln!(w, "  - Fix: {fix}")?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,13 +1,18 @@
 //! One module per subcommand. Each takes the parsed arguments and the injected
 //! environment, builds a report, hands it to `output`, and returns an [`Exit`].
 
+mod init;
 mod inspect;
+mod internal;
+mod login;
 mod preflight;
 mod runtime;
+mod status;
+mod volumes;
 
 use std::time::SystemTime;
 
-use crate::cli::{Command, RuntimeCommand};
+use crate::cli::{Command, InternalCommand, RuntimeCommand};
 use crate::config::Env;
 use crate::error::{Error, Result};
 use crate::exit::Exit;
@@ -18,7 +23,32 @@ pub fn run(command: Command, env: &Env) -> Result<Exit> {
         Command::Preflight(args) => preflight::run(args, env),
         Command::Inspect(args) => inspect::run(args, env),
         Command::Runtime(RuntimeCommand::Resolve(args)) => runtime::resolve(args, env),
+        Command::Status(args) => status::run(args, env),
+        Command::Volumes(cmd) => volumes::run(cmd, env),
+        Command::Login(args) => login::run(args, env),
+        Command::Init(args) => init::run(args, env),
+        Command::Internal(InternalCommand::ApplyLogin(args)) => internal::apply_login(args),
     }
+}
+
+/// Parses runtime arguments (claude, codex); none means both.
+pub(crate) fn login_runtimes(values: &[String]) -> Result<Vec<crate::runtime::Runtime>> {
+    use crate::runtime::Runtime;
+    if values.is_empty() {
+        return Ok(vec![Runtime::Codex, Runtime::Claude]);
+    }
+    let mut out = Vec::new();
+    for v in values {
+        let r = crate::runtime::parse_login_runtime(v).map_err(|reason| Error::InvalidFlag {
+            flag: "RUNTIME",
+            value: v.clone(),
+            reason,
+        })?;
+        if !out.contains(&r) {
+            out.push(r);
+        }
+    }
+    Ok(out)
 }
 
 /// The current time, or `MOONAUTH_NOW` (RFC 3339) for reproducible output.

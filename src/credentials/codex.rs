@@ -146,6 +146,34 @@ pub fn credentials_store(config_toml: &str) -> Option<String> {
     })
 }
 
+/// `config.toml` with `cli_auth_credentials_store = "file"`, or `None` when it already
+/// says so. Other settings and comments are kept as they are.
+pub fn with_file_store(config_toml: Option<&str>) -> Option<String> {
+    let text = config_toml.unwrap_or("");
+    if credentials_store(text).as_deref() == Some("file") {
+        return None;
+    }
+    let line = "cli_auth_credentials_store = \"file\"";
+    let mut replaced = false;
+    let mut out: Vec<String> = Vec::new();
+    for l in text.lines() {
+        let key = l.split('#').next().unwrap_or("").split('=').next().unwrap_or("").trim();
+        if key == "cli_auth_credentials_store" && !replaced {
+            out.push(line.to_string());
+            replaced = true;
+        } else {
+            out.push(l.to_string());
+        }
+    }
+    if !replaced {
+        // Top-level keys must come before the first [table]; put it first.
+        out.insert(0, line.to_string());
+    }
+    let mut s = out.join("\n");
+    s.push('\n');
+    Some(s)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,6 +253,23 @@ mod tests {
         assert_eq!(i.account_id.as_deref(), Some("acct-1"));
         assert!(i.last_refresh.is_some());
         assert_eq!(i.expires_at, Some(UNIX_EPOCH + Duration::from_secs(NOW + 3600)));
+    }
+
+    #[test]
+    fn file_store_is_set_without_losing_other_settings() {
+        assert_eq!(
+            with_file_store(None).unwrap(),
+            "cli_auth_credentials_store = \"file\"\n"
+        );
+        assert_eq!(with_file_store(Some("cli_auth_credentials_store = \"file\"\n")), None);
+        let fixed = with_file_store(Some("model = \"o3\"\n[profiles.x]\na = 1\n")).unwrap();
+        assert_eq!(
+            fixed,
+            "cli_auth_credentials_store = \"file\"\nmodel = \"o3\"\n[profiles.x]\na = 1\n"
+        );
+        let fixed = with_file_store(Some("# c\ncli_auth_credentials_store = \"keyring\"\nmodel = 1\n")).unwrap();
+        assert_eq!(fixed, "# c\ncli_auth_credentials_store = \"file\"\nmodel = 1\n");
+        assert_eq!(credentials_store(&fixed).as_deref(), Some("file"));
     }
 
     #[test]

@@ -241,12 +241,20 @@ pub fn inspect_dir(runtime: Runtime, dir: &Path, now: SystemTime, lead: Duration
 }
 
 fn missing(runtime: Runtime, dir: &Path) -> Inspection {
+    let config = match runtime {
+        Runtime::Codex => fs::read_to_string(dir.join(codex::CONFIG_FILE)).ok(),
+        _ => None,
+    };
+    missing_login(runtime, config.as_deref())
+}
+
+/// The verdict for a directory with no login file; for Codex, `config_toml` tells whether
+/// the login went to an OS keyring instead.
+pub fn missing_login(runtime: Runtime, config_toml: Option<&str>) -> Inspection {
     let name = login_file(runtime, Path::new("")).display().to_string();
     if runtime == Runtime::Codex {
         // A keyring-backed Codex login is invisible to every other container.
-        let store = fs::read_to_string(dir.join(codex::CONFIG_FILE))
-            .ok()
-            .and_then(|t| codex::credentials_store(&t));
+        let store = config_toml.and_then(codex::credentials_store);
         if let Some(store @ ("keyring" | "auto")) = store.as_deref() {
             return Inspection::new(
                 LoginClass::Missing,
@@ -255,6 +263,15 @@ fn missing(runtime: Runtime, dir: &Path) -> Inspection {
         }
     }
     Inspection::new(LoginClass::Missing, format!("no {name} in the login directory"))
+}
+
+/// The files that make up a runtime's login, in the order they are put in place
+/// (the credentials file last, so a reader never sees new credentials with old settings).
+pub fn login_files(runtime: Runtime) -> &'static [&'static str] {
+    match runtime {
+        Runtime::Claude => &[".claude.json", "settings.json", claude::CREDENTIALS_FILE],
+        Runtime::Codex | Runtime::Gemini => &[codex::CONFIG_FILE, codex::AUTH_FILE],
+    }
 }
 
 /// Reads a login file that must stay inside `dir`: `Ok(None)` when absent, `Err(reason)`

@@ -1,0 +1,64 @@
+//! `moonauth login claude|codex [--account A] [--image I] [--sync-from DIR]`.
+
+use crate::cli::LoginArgs;
+use crate::config::{Config, Env, Overrides};
+use crate::docker::{self, session, volumes, Engine};
+use crate::error::{Error, Result};
+use crate::exit::Exit;
+use crate::login::{self, Target};
+use crate::output;
+use crate::runtime;
+use crate::status::{self, StatusReport};
+
+pub fn run(args: LoginArgs, env: &Env) -> Result<Exit> {
+    let runtime = runtime::parse_login_runtime(&args.runtime).map_err(|reason| Error::InvalidFlag {
+        flag: "RUNTIME",
+        value: args.runtime.clone(),
+        reason,
+    })?;
+    let config = Config::resolve(env, &Overrides::default())?;
+    let spec = volumes::spec(&config, runtime, args.account.as_deref())?;
+    let target = Target::new(&config, &spec, args.image.clone())?;
+    if args.sync_from.is_none() && !session::is_interactive() {
+        return Err(Error::NeedsTerminal {
+            command: format!("moonauth login {runtime}"),
+        });
+    }
+    let command = config
+        .docker
+        .login_command
+        .as_ref()
+        .map(|c| c.value.clone())
+        .unwrap_or_else(|| login::default_login_command(runtime));
+    let now = super::clock(env)?;
+    let rt = docker::runtime()?;
+    let (outcome, report) = rt.block_on(async {
+        let engine = Engine::connect(&config.docker).await?;
+        let outcome = match &args.sync_from {
+            Some(dir) => login::sync(&engine, &target, dir).await?,
+            None => login::interactive(&engine, &target, command).await?,
+        };
+        let volumes = status::collect(&engine, &config, std::slice::from_ref(&spec), now).await?;
+        Ok::<_, Error>((outcome, StatusReport::new(&engine, volumes)))
+    })?;
+    for warning in &outcome.warnings {
+        tracing::warn!("{warning}");
+    }
+    eprintln!(
+        "moonauth: {} {} into {} ({})",
+        if args.sync_from.is_some() { "copied" } else { "logged" },
+        if args.sync_from.is_some() {
+            outcome.files.join(", ")
+        } else {
+            format!("{runtime} in")
+        },
+        outcome.volume,
+        if outcome.created_volume {
+            "new volume"
+        } else {
+            "existing volume"
+        }
+    );
+    super::written(output::emit(&report, args.json))?;
+    Ok(report.exit())
+}

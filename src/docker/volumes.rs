@@ -1,0 +1,198 @@
+//! Auth volumes: one named volume per runtime and account, labelled so moonauth knows
+//! which ones are its own. Creating is idempotent; removing touches only labelled,
+//! unused volumes.
+
+use std::collections::HashMap;
+
+use bollard::models::{Volume, VolumeCreateRequest};
+use bollard::query_parameters::{ListContainersOptionsBuilder, ListVolumesOptionsBuilder, RemoveVolumeOptionsBuilder};
+use serde::Serialize;
+
+use super::Engine;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::runtime::Runtime;
+
+/// Label saying moonauth created the volume.
+pub const LABEL_MANAGED_BY: &str = "io.moonauth.managed-by";
+/// Label holding the runtime (`claude` / `codex`).
+pub const LABEL_RUNTIME: &str = "io.moonauth.runtime";
+/// Label holding the account name (`default` for the configured volume).
+pub const LABEL_ACCOUNT: &str = "io.moonauth.account";
+/// The name of the account whose volume is `CLAUDE_VOLUME_NAME` / `CODEX_VOLUME_NAME`.
+pub const DEFAULT_ACCOUNT: &str = "default";
+
+/// A volume moonauth expects to exist: which runtime and account it holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VolumeSpec {
+    pub name: String,
+    pub runtime: Runtime,
+    pub account: String,
+}
+
+/// Checks an account name: lower-case letters, digits, `-` and `_`, 1 to 40 characters.
+pub fn validate_account(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 40
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidFlag {
+            flag: "--account",
+            value: name.to_string(),
+            reason: "use 1 to 40 characters from a-z, 0-9, - and _".into(),
+        })
+    }
+}
+
+/// The volume of `runtime` for `account` (the configured one for the default account,
+/// `<runtime>_auth_<account>` otherwise).
+pub fn spec(config: &Config, runtime: Runtime, account: Option<&str>) -> Result<VolumeSpec> {
+    let settings = config.runtime(runtime).ok_or_else(|| Error::InvalidFlag {
+        flag: "RUNTIME",
+        value: runtime.to_string(),
+        reason: "allowed values: claude, codex".into(),
+    })?;
+    match account {
+        None | Some(DEFAULT_ACCOUNT) => Ok(VolumeSpec {
+            name: settings.volume_name.value.clone(),
+            runtime,
+            account: DEFAULT_ACCOUNT.into(),
+        }),
+        Some(a) => {
+            validate_account(a)?;
+            Ok(VolumeSpec {
+                name: format!("{runtime}_auth_{a}"),
+                runtime,
+                account: a.into(),
+            })
+        }
+    }
+}
+
+/// What `ensure` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Ensured {
+    Created,
+    /// It existed with moonauth's labels.
+    Existed,
+    /// It existed without moonauth's labels (created by hand or by compose); left as it is.
+    ExistedUnlabelled,
+}
+
+fn labels(spec: &VolumeSpec) -> HashMap<String, String> {
+    HashMap::from([
+        (LABEL_MANAGED_BY.to_string(), "moonauth".to_string()),
+        (LABEL_RUNTIME.to_string(), spec.runtime.to_string()),
+        (LABEL_ACCOUNT.to_string(), spec.account.clone()),
+    ])
+}
+
+/// Whether a volume carries moonauth's label.
+pub fn is_managed(v: &Volume) -> bool {
+    v.labels.get(LABEL_MANAGED_BY).map(String::as_str) == Some("moonauth")
+}
+
+/// Inspects a volume; `None` when it does not exist.
+pub async fn inspect(engine: &Engine, name: &str) -> Result<Option<Volume>> {
+    engine
+        .call_opt(format!("inspect volume {name}"), engine.client().inspect_volume(name))
+        .await
+}
+
+/// Creates the volume with moonauth's labels unless it exists. Idempotent.
+pub async fn ensure(engine: &Engine, spec: &VolumeSpec) -> Result<Ensured> {
+    if let Some(v) = inspect(engine, &spec.name).await? {
+        return Ok(if is_managed(&v) {
+            Ensured::Existed
+        } else {
+            Ensured::ExistedUnlabelled
+        });
+    }
+    let request = VolumeCreateRequest {
+        name: Some(spec.name.clone()),
+        labels: Some(labels(spec)),
+        ..Default::default()
+    };
+    engine
+        .call(
+            format!("create volume {}", spec.name),
+            engine.client().create_volume(request),
+        )
+        .await?;
+    tracing::info!(volume = %spec.name, "created volume");
+    Ok(Ensured::Created)
+}
+
+/// Every volume that carries moonauth's label.
+pub async fn list_managed(engine: &Engine) -> Result<Vec<Volume>> {
+    let filters = HashMap::from([("label", vec![format!("{LABEL_MANAGED_BY}=moonauth")])]);
+    let options = ListVolumesOptionsBuilder::default().filters(&filters).build();
+    let list = engine
+        .call("list volumes", engine.client().list_volumes(Some(options)))
+        .await?;
+    let mut volumes = list.volumes.unwrap_or_default();
+    volumes.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(volumes)
+}
+
+/// Names of the containers (running or not) that mount the volume.
+pub async fn users(engine: &Engine, name: &str) -> Result<Vec<String>> {
+    let filters = HashMap::from([("volume", vec![name.to_string()])]);
+    let options = ListContainersOptionsBuilder::default()
+        .all(true)
+        .filters(&filters)
+        .build();
+    let containers = engine
+        .call(
+            format!("list containers using {name}"),
+            engine.client().list_containers(Some(options)),
+        )
+        .await?;
+    Ok(containers
+        .into_iter()
+        .map(|c| {
+            c.names
+                .and_then(|n| n.first().map(|s| s.trim_start_matches('/').to_string()))
+                .or(c.id.map(|id| id.chars().take(12).collect()))
+                .unwrap_or_default()
+        })
+        .collect())
+}
+
+/// Removes a moonauth volume: refuses unlabelled volumes, volumes in use, and anything without `force`.
+pub async fn remove(engine: &Engine, name: &str, force: bool) -> Result<bool> {
+    let Some(volume) = inspect(engine, name).await? else {
+        return Ok(false);
+    };
+    if !is_managed(&volume) {
+        return Err(Error::VolumeNotManaged {
+            volume: name.to_string(),
+            action: "remove",
+        });
+    }
+    let users = users(engine, name).await?;
+    if !users.is_empty() {
+        return Err(Error::VolumeInUse {
+            volume: name.to_string(),
+            containers: users.join(", "),
+        });
+    }
+    if !force {
+        return Err(Error::NeedsForce {
+            action: format!("removing volume {name} (and the login in it)"),
+        });
+    }
+    let options = RemoveVolumeOptionsBuilder::default().force(false).build();
+    engine
+        .call(
+            format!("remove volume {name}"),
+            engine.client().remove_volume(name, Some(options)),
+        )
+        .await?;
+    Ok(true)
+}
