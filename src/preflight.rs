@@ -396,6 +396,22 @@ pub fn cli_status(runtime: Runtime, cli: &Path, dir: &Path, env: &Env, timeout: 
     {
         cmd.env_remove(var);
     }
+    // Keep the CLI off the network: since 2.1.330 `claude auth status` refreshes an
+    // expired login (and wipes it when the refresh is refused), which on a shared
+    // login is a second refresher. A proxy on a closed loopback port makes every
+    // connection fail at once; the CLI then judges the file as it is.
+    let closed = closed_loopback_port();
+    for var in [
+        "HTTPS_PROXY",
+        "https_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+    ] {
+        cmd.env(var, format!("http://127.0.0.1:{closed}"));
+    }
+    cmd.env_remove("NO_PROXY").env_remove("no_proxy");
     cmd.env(dir_variable(runtime), dir)
         .env("DISABLE_TELEMETRY", "1")
         .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
@@ -439,21 +455,42 @@ pub fn cli_status(runtime: Runtime, cli: &Path, dir: &Path, env: &Env, timeout: 
     };
     let out = out_reader.join().unwrap_or_default();
     let err = err_reader.join().unwrap_or_default();
-    let logged_in = match runtime {
-        Runtime::Claude => serde_json::from_str::<serde_json::Value>(out.trim())
-            .ok()
-            .and_then(|v| v.get("loggedIn").and_then(serde_json::Value::as_bool))
-            .unwrap_or(status.success()),
-        Runtime::Codex | Runtime::Gemini => status.success(),
+    let (logged_in, first) = match runtime {
+        Runtime::Claude => match serde_json::from_str::<serde_json::Value>(out.trim()) {
+            Ok(v) => {
+                let logged_in = v
+                    .get("loggedIn")
+                    .and_then(serde_json::Value::as_bool)
+                    .unwrap_or(status.success());
+                let method = v.get("authMethod").and_then(serde_json::Value::as_str).unwrap_or("?");
+                (logged_in, format!("loggedIn: {logged_in}, authMethod: {method}"))
+            }
+            Err(_) => (status.success(), first_line(&out, &err)),
+        },
+        Runtime::Codex | Runtime::Gemini => (status.success(), first_line(&out, &err)),
     };
-    let first = out
-        .lines()
-        .chain(err.lines())
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("");
     let mut summary = redact::scrub(first.trim());
     summary.truncate(200);
     Ok(CliStatus { logged_in, summary })
+}
+
+/// The first line worth showing of a status command's output (codex prints a PATH
+/// warning first when its home is under /tmp).
+fn first_line(out: &str, err: &str) -> String {
+    out.lines()
+        .chain(err.lines())
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with("WARNING"))
+        .unwrap_or("")
+        .to_string()
+}
+
+/// A loopback port nothing listens on (bound, then released).
+fn closed_loopback_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(9)
 }
 
 fn check_cli_status(

@@ -8,6 +8,9 @@ use serde_json::Value;
 
 use super::{oauth_class, Inspection, LoginClass};
 
+/// The scope without which Claude Code ignores a file login.
+pub const INFERENCE_SCOPE: &str = "user:inference";
+
 /// The file Claude Code keeps its login in.
 pub const CREDENTIALS_FILE: &str = ".credentials.json";
 
@@ -78,10 +81,23 @@ pub fn classify(bytes: &[u8], now: SystemTime, lead: Duration) -> Inspection {
         Some(_) => return Inspection::new(LoginClass::Malformed, "claudeAiOauth.expiresAt is not a number".into()),
     };
 
+    let scopes: Option<Vec<String>> = oauth
+        .get("scopes")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect());
+    let can_infer = scopes.as_ref().is_some_and(|s| s.iter().any(|x| x == INFERENCE_SCOPE));
+
     let mut inspection = match access.map(str::trim).filter(|a| !a.is_empty()) {
         None => Inspection::new(
             LoginClass::Missing,
             "claudeAiOauth has no access token (never logged in, logged out, or wiped after a refused refresh)".into(),
+        ),
+        // Claude Code only uses a file login whose scopes include user:inference.
+        Some(_) if !can_infer => Inspection::new(
+            LoginClass::Malformed,
+            format!(
+                "the login lacks the {INFERENCE_SCOPE} scope, so Claude Code does not use it (it says not logged in)"
+            ),
         ),
         Some(_) => {
             let (class, detail) = oauth_class(expires_at, refreshable, now, lead);
@@ -95,10 +111,7 @@ pub fn classify(bytes: &[u8], now: SystemTime, lead: Duration) -> Inspection {
         .and_then(Value::as_str)
         .map(str::to_string);
     inspection.rate_limit_tier = oauth.get("rateLimitTier").and_then(Value::as_str).map(str::to_string);
-    inspection.scopes = oauth
-        .get("scopes")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect());
+    inspection.scopes = scopes;
     inspection
 }
 
@@ -123,27 +136,35 @@ mod tests {
         let past = NOW_MS - 1;
         let cases: Vec<(String, LoginClass)> = vec![
             (
-                format!(r#"{{"claudeAiOauth":{{"accessToken":"a","refreshToken":"r","expiresAt":{in_1h}}}}}"#),
+                format!(
+                    r#"{{"claudeAiOauth":{{"accessToken":"a","refreshToken":"r","expiresAt":{in_1h},"scopes":["user:inference"]}}}}"#
+                ),
                 LoginClass::OauthValid,
             ),
             (
-                format!(r#"{{"claudeAiOauth":{{"accessToken":"a","refreshToken":"r","expiresAt":{in_5m}}}}}"#),
+                format!(
+                    r#"{{"claudeAiOauth":{{"accessToken":"a","refreshToken":"r","expiresAt":{in_5m},"scopes":["user:inference"]}}}}"#
+                ),
                 LoginClass::OauthExpiringSoon,
             ),
             (
-                format!(r#"{{"claudeAiOauth":{{"accessToken":"a","refreshToken":"r","expiresAt":{past}}}}}"#),
+                format!(
+                    r#"{{"claudeAiOauth":{{"accessToken":"a","refreshToken":"r","expiresAt":{past},"scopes":["user:inference"]}}}}"#
+                ),
                 LoginClass::OauthExpiredRefreshable,
             ),
             (
-                format!(r#"{{"claudeAiOauth":{{"accessToken":"a","expiresAt":{past}}}}}"#),
+                format!(r#"{{"claudeAiOauth":{{"accessToken":"a","expiresAt":{past},"scopes":["user:inference"]}}}}"#),
                 LoginClass::OauthExpiredNotRefreshable,
             ),
             (
-                format!(r#"{{"claudeAiOauth":{{"accessToken":"a","refreshToken":"","expiresAt":{past}}}}}"#),
+                format!(
+                    r#"{{"claudeAiOauth":{{"accessToken":"a","refreshToken":"","expiresAt":{past},"scopes":["user:inference"]}}}}"#
+                ),
                 LoginClass::OauthExpiredNotRefreshable,
             ),
             (
-                r#"{"claudeAiOauth":{"accessToken":"a"}}"#.into(),
+                r#"{"claudeAiOauth":{"accessToken":"a","scopes":["user:inference"]}}"#.into(),
                 LoginClass::OauthValid,
             ),
             (r#"{"claudeAiOauth":{}}"#.into(), LoginClass::Missing),

@@ -13,6 +13,14 @@ use super::{jwt, oauth_class, Inspection, LoginClass};
 pub const AUTH_FILE: &str = "auth.json";
 /// Codex's settings file, which says where the login is stored.
 pub const CONFIG_FILE: &str = "config.toml";
+/// The `auth_mode` values Codex 0.169 accepts; any other makes the file unreadable to it.
+const AUTH_MODES: [&str; 5] = [
+    "apikey",
+    "chatgpt",
+    "chatgptAuthTokens",
+    "agentIdentity",
+    "personalAccessToken",
+];
 /// The claim under which the id token carries ChatGPT account details.
 const AUTH_CLAIM: &str = "https://api.openai.com/auth";
 
@@ -35,9 +43,10 @@ pub fn classify(bytes: &[u8], now: SystemTime, lead: Duration) -> Inspection {
         return Inspection::new(LoginClass::Malformed, format!("{AUTH_FILE} is not a JSON object"));
     };
 
-    let api_key = match root.get("OPENAI_API_KEY") {
-        None | Some(Value::Null) => false,
-        Some(Value::String(s)) => !s.trim().is_empty(),
+    // Codex treats any non-null OPENAI_API_KEY as "the API key login", even an empty one.
+    let (api_key_present, api_key) = match root.get("OPENAI_API_KEY") {
+        None | Some(Value::Null) => (false, false),
+        Some(Value::String(s)) => (true, !s.trim().is_empty()),
         Some(_) => {
             return Inspection::new(
                 LoginClass::Malformed,
@@ -45,10 +54,16 @@ pub fn classify(bytes: &[u8], now: SystemTime, lead: Duration) -> Inspection {
             )
         }
     };
-    let auth_mode = root
-        .get("auth_mode")
-        .and_then(Value::as_str)
-        .map(str::to_ascii_lowercase);
+    let auth_mode = match root.get("auth_mode") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(m)) if AUTH_MODES.contains(&m.as_str()) => Some(m.as_str()),
+        Some(other) => {
+            return Inspection::new(
+                LoginClass::Malformed,
+                format!("auth_mode {other} is not one Codex accepts ({})", AUTH_MODES.join(", ")),
+            )
+        }
+    };
     let last_refresh = match root.get("last_refresh") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => match humantime::parse_rfc3339_weak(s.strip_suffix("+00:00").unwrap_or(s)) {
@@ -64,13 +79,18 @@ pub fn classify(bytes: &[u8], now: SystemTime, lead: Duration) -> Inspection {
         Some(_) => return Inspection::new(LoginClass::Malformed, "tokens is not a JSON object".into()),
     };
 
-    // Codex itself prefers the API key when the file has one, unless auth_mode says otherwise.
-    let use_api_key = match auth_mode.as_deref() {
-        Some("apikey") | Some("api_key") => true,
-        Some(_) => false,
-        None => api_key,
+    // Codex prefers the API key when the file has one, unless auth_mode says otherwise.
+    let use_api_key = match auth_mode {
+        Some(m) => m == "apikey",
+        None => api_key_present,
     };
-    if use_api_key && api_key {
+    if use_api_key {
+        if !api_key {
+            return Inspection::new(
+                LoginClass::Missing,
+                format!("{AUTH_FILE} selects its API key but the key is empty (codex login status still says logged in; every request fails)"),
+            );
+        }
         let mut i = Inspection::new(
             LoginClass::ApiKey,
             format!("{AUTH_FILE} holds an OpenAI API key (API billing)"),
@@ -82,7 +102,9 @@ pub fn classify(bytes: &[u8], now: SystemTime, lead: Duration) -> Inspection {
     let Some(tokens) = tokens else {
         return Inspection::new(
             LoginClass::Missing,
-            format!("{AUTH_FILE} holds neither ChatGPT tokens nor an API key"),
+            format!(
+                "{AUTH_FILE} holds no ChatGPT tokens (codex login status still says logged in; every request fails)"
+            ),
         );
     };
 
@@ -222,6 +244,19 @@ mod tests {
             (r#"{"tokens":{"id_token": "x""#.into(), LoginClass::Malformed),
             (r#"{"tokens":"x"}"#.into(), LoginClass::Malformed),
             (r#"{"OPENAI_API_KEY":5}"#.into(), LoginClass::Malformed),
+            (r#"{"OPENAI_API_KEY":""}"#.into(), LoginClass::Missing),
+            (
+                r#"{"OPENAI_API_KEY":"sk-x","auth_mode":"api_key"}"#.into(),
+                LoginClass::Malformed,
+            ),
+            (
+                r#"{"OPENAI_API_KEY":"sk-x","auth_mode":"apikey"}"#.into(),
+                LoginClass::ApiKey,
+            ),
+            (
+                r#"{"OPENAI_API_KEY":"sk-x","auth_mode":"chatgpt"}"#.into(),
+                LoginClass::Missing,
+            ),
             (r#"[]"#.into(), LoginClass::Malformed),
         ];
         for (json, want) in cases {
