@@ -42,7 +42,8 @@ pub fn run(args: StatusArgs, env: &Env) -> Result<Exit> {
     Ok(report.exit())
 }
 
-/// The default volume of each runtime, the named accounts, and every labelled account volume.
+/// The default volume of each runtime, the named accounts, and every volume moonauth
+/// labelled for a named account.
 pub(crate) async fn configured_specs(
     engine: &Engine,
     config: &Config,
@@ -66,6 +67,10 @@ pub(crate) async fn configured_specs(
             .get(LABEL_ACCOUNT)
             .cloned()
             .unwrap_or_else(|| volumes::DEFAULT_ACCOUNT.into());
+        // Other deployments' default volumes are theirs to report; account volumes are this fleet's.
+        if account == volumes::DEFAULT_ACCOUNT {
+            continue;
+        }
         if let Some(runtime) = runtime.filter(|r| runtimes.contains(r)) {
             if !specs.iter().any(|s| s.name == v.name) {
                 specs.push(VolumeSpec {

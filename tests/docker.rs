@@ -1,0 +1,558 @@
+//! Docker behaviour against the real engine: volumes, sync, status, the interactive
+//! login over a real pseudo-terminal, init, and an unreachable engine. Images cannot be
+//! pulled: `scripts/build-test-image.sh` builds a local one (busybox, this moonauth,
+//! stand-in `claude`/`codex` whose logins write files in the real formats).
+//!
+//! Without an engine these tests print a skip notice, unless MOONAUTH_REQUIRE_DOCKER=1
+//! (CI), where they fail.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+const IMAGE: &str = "moonauth-test:latest";
+
+fn moonauth() -> &'static str {
+    env!("CARGO_BIN_EXE_moonauth")
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn fixture(path: &str) -> PathBuf {
+    repo().join("tests/fixtures").join(path)
+}
+
+/// True when an engine answers; builds the test image once per test binary.
+fn docker_ready() -> bool {
+    static READY: OnceLock<bool> = OnceLock::new();
+    *READY.get_or_init(|| {
+        let up = Command::new("docker")
+            .args(["info", "--format", "{{.ServerVersion}}"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if !up {
+            if std::env::var("MOONAUTH_REQUIRE_DOCKER").as_deref() == Ok("1") {
+                panic!("MOONAUTH_REQUIRE_DOCKER=1 but no Docker engine answers (run scripts/docker-up.sh)");
+            }
+            eprintln!("SKIP: no Docker engine (set MOONAUTH_REQUIRE_DOCKER=1 to make this a failure)");
+            return false;
+        }
+        let out = Command::new(repo().join("scripts/build-test-image.sh"))
+            .args(["--bin", moonauth(), "--tag", IMAGE])
+            .output()
+            .expect("run scripts/build-test-image.sh");
+        assert!(
+            out.status.success(),
+            "building the test image failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        true
+    })
+}
+
+/// Volumes made by one test; removed when dropped, whatever happened.
+struct Volumes(Vec<String>);
+
+impl Volumes {
+    fn new(test: &str, n: usize) -> Volumes {
+        static SEQ: AtomicUsize = AtomicUsize::new(0);
+        let seq = SEQ.fetch_add(1, Ordering::SeqCst);
+        Volumes(
+            (0..n)
+                .map(|i| format!("mt-{test}-{}-{seq}-{i}", std::process::id()))
+                .collect(),
+        )
+    }
+}
+
+impl Drop for Volumes {
+    fn drop(&mut self) {
+        for v in &self.0 {
+            // Containers created on them first (tests make some on purpose).
+            let ids = Command::new("docker")
+                .args(["ps", "-aq", "--filter", &format!("volume={v}")])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
+            for id in ids.split_whitespace() {
+                let _ = Command::new("docker").args(["rm", "-f", id]).output();
+            }
+            let _ = Command::new("docker").args(["volume", "rm", "-f", v]).output();
+        }
+    }
+}
+
+/// moonauth with a clean environment: only what the test sets.
+fn cmd(vars: &[(&str, &str)]) -> Command {
+    let mut c = Command::new(moonauth());
+    c.env_clear();
+    c.env("PATH", std::env::var("PATH").unwrap_or_default());
+    c.env("MOONAUTH_IMAGE", IMAGE);
+    for (k, v) in vars {
+        c.env(k, v);
+    }
+    c.stdin(Stdio::null());
+    c
+}
+
+fn run(vars: &[(&str, &str)], args: &[&str]) -> Output {
+    let out = cmd(vars).args(args).output().expect("run moonauth");
+    assert_no_canary(&out);
+    out
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn assert_no_canary(o: &Output) {
+    let all = text(o);
+    assert!(!all.to_lowercase().contains("canary"), "a token reached the output:\n{all}");
+}
+
+/// Runs a command in a throwaway container of the test image (tests may use the CLI).
+fn in_container(volume: &str, mount: &str, script: &str) -> String {
+    let out = Command::new("docker")
+        .args([
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "-v",
+            &format!("{volume}:{mount}"),
+            IMAGE,
+            "sh",
+            "-c",
+            script,
+        ])
+        .output()
+        .expect("docker run");
+    assert!(out.status.success(), "container failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn json(o: &Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(o)))
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_file() && e.file_name() != ".keep" {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+#[test]
+fn docker_unreachable_engine_is_exit_6_with_a_hint() {
+    // Needs no engine: that is the point.
+    for host in ["unix:///nonexistent/docker.sock", "tcp://127.0.0.1:1"] {
+        let out = run(&[("DOCKER_HOST", host)], &["status"]);
+        assert_eq!(out.status.code(), Some(6), "{host}: {}", text(&out));
+        let t = text(&out);
+        assert!(t.contains("cannot reach the Docker engine") && t.contains(host), "{t}");
+        assert!(t.contains("hint:"), "{t}");
+    }
+    let out = run(&[("DOCKER_HOST", "ftp://x")], &["volumes", "ls"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("DOCKER_HOST"));
+}
+
+#[test]
+fn docker_volume_lifecycle_labels_idempotence_and_refusals() {
+    if !docker_ready() {
+        return;
+    }
+    let vols = Volumes::new("life", 3);
+    let (claude, codex, foreign) = (&vols.0[0], &vols.0[1], &vols.0[2]);
+    let env = [("CLAUDE_VOLUME_NAME", claude.as_str()), ("CODEX_VOLUME_NAME", codex.as_str())];
+
+    let out = run(&env, &["volumes", "ensure", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let outcomes: Vec<String> = json(&out)["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["outcome"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(outcomes, ["created", "created"]);
+    let labels = Command::new("docker")
+        .args(["volume", "inspect", "--format", "{{json .Labels}}", claude])
+        .output()
+        .unwrap();
+    let labels: serde_json::Value = serde_json::from_slice(&labels.stdout).unwrap();
+    assert_eq!(labels["io.moonauth.managed-by"], "moonauth");
+    assert_eq!(labels["io.moonauth.runtime"], "claude");
+    assert_eq!(labels["io.moonauth.account"], "default");
+
+    // Idempotent.
+    let out = run(&env, &["volumes", "ensure", "--json"]);
+    let again: Vec<String> = json(&out)["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["outcome"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(again, ["existed", "existed"]);
+
+    let out = run(&env, &["volumes", "ls"]);
+    assert!(text(&out).contains(claude.as_str()) && text(&out).contains(codex.as_str()));
+
+    // rm asks for --force.
+    let out = run(&env, &["volumes", "rm", codex]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("--force"));
+
+    // rm refuses a volume in use, naming the container.
+    let name = format!("{claude}-user");
+    let created = Command::new("docker")
+        .args(["create", "--name", &name, "-v", &format!("{claude}:/x"), IMAGE, "true"])
+        .output()
+        .unwrap();
+    assert!(created.status.success());
+    let out = run(&env, &["volumes", "rm", "--force", claude]);
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out));
+    assert!(text(&out).contains(&name), "{}", text(&out));
+    let _ = Command::new("docker").args(["rm", "-f", &name]).output();
+
+    // rm refuses a volume moonauth did not label.
+    assert!(Command::new("docker").args(["volume", "create", foreign]).output().unwrap().status.success());
+    let out = run(&env, &["volumes", "rm", "--force", foreign]);
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out));
+    assert!(text(&out).contains("not created by moonauth"));
+
+    let out = run(&env, &["volumes", "rm", "--force", codex]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let gone = Command::new("docker").args(["volume", "inspect", codex]).output().unwrap();
+    assert!(!gone.status.success(), "volume still there");
+}
+
+#[test]
+fn docker_sync_then_status_round_trip_with_owner_and_modes() {
+    if !docker_ready() {
+        return;
+    }
+    let vols = Volumes::new("sync", 2);
+    let (claude, codex) = (&vols.0[0], &vols.0[1]);
+    let env = [("CLAUDE_VOLUME_NAME", claude.as_str()), ("CODEX_VOLUME_NAME", codex.as_str())];
+
+    let home = tempfile::tempdir().unwrap();
+    let src = home.path().join(".claude");
+    copy_dir(&fixture("claude/valid-max"), &src);
+    std::fs::write(src.join("settings.json"), "{\"theme\":\"dark\"}").unwrap();
+    std::fs::create_dir_all(src.join("projects/-work")).unwrap();
+    std::fs::write(src.join("projects/-work/session.jsonl"), "{}").unwrap();
+    std::fs::write(home.path().join(".claude.json"), "{\"hasCompletedOnboarding\":true}").unwrap();
+
+    let out = run(&env, &["login", "claude", "--sync-from", src.to_str().unwrap(), "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let report = json(&out);
+    let v = &report["volumes"][0];
+    assert_eq!(v["volume"], claude.as_str());
+    assert_eq!(v["login"]["class"], "oauth-valid");
+    assert_eq!(v["login"]["plan"], "max");
+    assert!(text(&out).contains("share one refresh token"), "the copy warning is missing");
+
+    let listing = in_container(
+        claude,
+        "/v",
+        "cd /v && stat -c '%n %u %g %a' . .credentials.json .claude.json settings.json && ls -A",
+    );
+    assert!(listing.contains(". 1000 1000 700"), "{listing}");
+    assert!(listing.contains(".credentials.json 1000 1000 600"), "{listing}");
+    assert!(listing.contains(".claude.json 1000 1000 600"), "{listing}");
+    assert!(listing.contains("settings.json 1000 1000 600"), "{listing}");
+    assert!(!listing.contains("projects"), "transcripts must not be copied: {listing}");
+    assert!(!listing.contains(".moonauth-staging"), "staging left behind: {listing}");
+
+    // status reads the same verdict straight from the volume.
+    let out = run(&env, &["status", "claude", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(json(&out)["volumes"][0]["login"]["class"], "oauth-valid");
+
+    // A second sync from a source without settings.json removes the stale one.
+    std::fs::remove_file(src.join("settings.json")).unwrap();
+    let out = run(&env, &["login", "claude", "--sync-from", src.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let listing = in_container(claude, "/v", "ls -A /v");
+    assert!(!listing.contains("settings.json"), "{listing}");
+    assert!(listing.contains(".credentials.json"), "{listing}");
+
+    // Codex: the volume keeps its login in a file.
+    let src = home.path().join("codex-src");
+    copy_dir(&fixture("codex/chatgpt-valid"), &src);
+    let out = run(&env, &["login", "codex", "--sync-from", src.to_str().unwrap(), "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(json(&out)["volumes"][0]["login"]["class"], "oauth-valid");
+    let config = in_container(codex, "/v", "cat /v/config.toml; stat -c '%u %a' /v/auth.json");
+    assert!(config.contains("cli_auth_credentials_store = \"file\""), "{config}");
+    assert!(config.contains("1000 600"), "{config}");
+
+    // Both volumes in one status.
+    let out = run(&env, &["status", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(json(&out)["volumes"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn docker_sync_refuses_keychain_logins_and_keeps_the_old_login() {
+    if !docker_ready() {
+        return;
+    }
+    let vols = Volumes::new("refuse", 1);
+    let claude = &vols.0[0];
+    let env = [("CLAUDE_VOLUME_NAME", claude.as_str())];
+    let good = tempfile::tempdir().unwrap();
+    copy_dir(&fixture("claude/valid-max"), good.path());
+    let out = run(&env, &["login", "claude", "--sync-from", good.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let before = in_container(claude, "/v", "sha256sum /v/.credentials.json");
+
+    // A macOS-style directory: settings but the login in the Keychain.
+    let keychain = tempfile::tempdir().unwrap();
+    std::fs::write(keychain.path().join("settings.json"), "{}").unwrap();
+    let out = run(&env, &["login", "claude", "--sync-from", keychain.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(8), "{}", text(&out));
+    assert!(text(&out).contains("Keychain"), "{}", text(&out));
+
+    // An expired login that cannot refresh is not worth copying either.
+    let expired = tempfile::tempdir().unwrap();
+    copy_dir(&fixture("claude/expired-no-refresh"), expired.path());
+    let out = run(&env, &["login", "claude", "--sync-from", expired.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(8), "{}", text(&out));
+
+    assert_eq!(in_container(claude, "/v", "sha256sum /v/.credentials.json"), before);
+}
+
+/// moonauth running on a pseudo-terminal, as a person would run it.
+struct Pty {
+    child: std::process::Child,
+    master: std::fs::File,
+    screen: Arc<Mutex<String>>,
+}
+
+impl Pty {
+    fn spawn(vars: &[(&str, &str)], args: &[&str]) -> Pty {
+        let winsize = nix::pty::Winsize {
+            ws_row: 40,
+            ws_col: 120,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        let pty = nix::pty::openpty(Some(&winsize), None).expect("openpty");
+        let slave: std::fs::File = pty.slave.into();
+        let mut c = cmd(vars);
+        c.args(args)
+            .stdin(slave.try_clone().unwrap())
+            .stdout(slave.try_clone().unwrap())
+            .stderr(slave);
+        let child = c.spawn().expect("spawn moonauth on a pty");
+        let master: std::fs::File = pty.master.into();
+        let screen = Arc::new(Mutex::new(String::new()));
+        let mut reader = master.try_clone().unwrap();
+        let sink = screen.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        Pty { child, master, screen }
+    }
+
+    fn wait_for(&self, needle: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if self.screen.lock().unwrap().contains(needle) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("{needle:?} did not appear on the terminal:\n{}", self.screen.lock().unwrap());
+    }
+
+    fn type_keys(&mut self, keys: &[u8]) {
+        self.master.write_all(keys).unwrap();
+        self.master.flush().unwrap();
+    }
+
+    fn finish(mut self, within: Duration) -> (Option<i32>, String) {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                std::thread::sleep(Duration::from_millis(100));
+                let screen = self.screen.lock().unwrap().clone();
+                assert!(!screen.to_lowercase().contains("canary"), "a token reached the terminal:\n{screen}");
+                return (status.code(), screen);
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("moonauth did not finish:\n{}", self.screen.lock().unwrap());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+#[test]
+fn docker_interactive_login_over_a_real_terminal() {
+    if !docker_ready() {
+        return;
+    }
+    let vols = Volumes::new("tty", 2);
+    let (claude, codex) = (&vols.0[0], &vols.0[1]);
+    let env = [
+        ("CLAUDE_VOLUME_NAME", claude.as_str()),
+        ("CODEX_VOLUME_NAME", codex.as_str()),
+        // Must not reach the login container.
+        ("ANTHROPIC_API_KEY", "sk-ant-api03-not-for-the-login"),
+        ("TERM", "xterm"),
+    ];
+    let mut pty = Pty::spawn(&env, &["login", "claude"]);
+    pty.wait_for("Paste code here", Duration::from_secs(60));
+    pty.type_keys(b"good\r");
+    let (code, screen) = pty.finish(Duration::from_secs(60));
+    assert_eq!(code, Some(0), "{screen}");
+    // The lessons of the scripts this replaces: worker uid, keys blanked, HOME in the volume.
+    assert!(screen.contains("standin: uid=1000 gid=1000"), "{screen}");
+    assert!(screen.contains("standin: ANTHROPIC_API_KEY=no"), "{screen}");
+    assert!(screen.contains("standin: home=/home/app/.claude/"), "{screen}");
+    assert!(screen.contains("oauth-valid"), "{screen}");
+    let listing = in_container(claude, "/v", "stat -c '%n %u %a' /v/.credentials.json /v/.claude.json; ls -A /v");
+    assert!(listing.contains("/v/.credentials.json 1000 600"), "{listing}");
+    assert!(listing.contains("/v/.claude.json 1000 600"), "{listing}");
+    assert!(!listing.contains(".moonauth-staging"), "{listing}");
+
+    let mut pty = Pty::spawn(&env, &["login", "codex"]);
+    pty.wait_for("type the result", Duration::from_secs(60));
+    pty.type_keys(b"good\r");
+    let (code, screen) = pty.finish(Duration::from_secs(60));
+    assert_eq!(code, Some(0), "{screen}");
+    // Device-code login (the browser callback cannot reach a container), file store set.
+    assert!(screen.contains("standin: codex login --device-auth"), "{screen}");
+    assert!(screen.contains("standin: file_store=yes"), "{screen}");
+    let out = run(&env, &["status", "codex", "--json"]);
+    assert_eq!(json(&out)["volumes"][0]["login"]["class"], "oauth-valid", "{}", text(&out));
+}
+
+#[test]
+fn docker_failed_or_aborted_login_leaves_the_old_login_byte_for_byte() {
+    if !docker_ready() {
+        return;
+    }
+    let vols = Volumes::new("keep", 1);
+    let claude = &vols.0[0];
+    let env = [("CLAUDE_VOLUME_NAME", claude.as_str()), ("TERM", "xterm")];
+    let good = tempfile::tempdir().unwrap();
+    copy_dir(&fixture("claude/valid-max"), good.path());
+    std::fs::write(good.path().join(".claude.json"), "{\"keep\":1}").unwrap();
+    let out = run(&env, &["login", "claude", "--sync-from", good.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let snapshot = "cd /v && sha256sum .credentials.json .claude.json && stat -c '%n %u %g %a' .credentials.json .claude.json && ls -A";
+    let before = in_container(claude, "/v", snapshot);
+
+    // A wrong code: the CLI fails.
+    let mut pty = Pty::spawn(&env, &["login", "claude"]);
+    pty.wait_for("Paste code here", Duration::from_secs(60));
+    pty.type_keys(b"wrong\r");
+    let (code, screen) = pty.finish(Duration::from_secs(60));
+    assert_eq!(code, Some(8), "{screen}");
+    assert!(screen.contains("unchanged"), "{screen}");
+    assert_eq!(in_container(claude, "/v", snapshot), before);
+
+    // Ctrl-C at the prompt: the keystroke reaches the container's terminal.
+    let mut pty = Pty::spawn(&env, &["login", "claude"]);
+    pty.wait_for("Paste code here", Duration::from_secs(60));
+    pty.type_keys(&[0x03]);
+    let (code, screen) = pty.finish(Duration::from_secs(60));
+    assert_eq!(code, Some(8), "{screen}");
+    assert_eq!(in_container(claude, "/v", snapshot), before);
+}
+
+#[test]
+fn docker_login_without_a_terminal_is_exit_9() {
+    let out = run(&[("CLAUDE_VOLUME_NAME", "mt-never-created")], &["login", "claude"]);
+    assert_eq!(out.status.code(), Some(9), "{}", text(&out));
+    assert!(text(&out).contains("--sync-from"), "{}", text(&out));
+}
+
+#[test]
+fn docker_init_fixes_owner_and_modes_and_changes_nothing_the_second_time() {
+    if !docker_ready() {
+        return;
+    }
+    let vols = Volumes::new("init", 2);
+    let (claude, codex) = (&vols.0[0], &vols.0[1]);
+    // Root-owned, too-open files, as a hand-made volume often is.
+    let prepare = "cd /v && printf '{\"claudeAiOauth\":{\"accessToken\":\"a\",\"scopes\":[\"user:inference\"]}}' > .credentials.json && chmod 644 .credentials.json && mkdir -p projects && chmod 755 /v";
+    in_container(claude, "/v", prepare);
+    let before = in_container(claude, "/v", "sha256sum /v/.credentials.json");
+    let init = |extra: &[&str]| {
+        let mut args = vec![
+            "run".to_string(),
+            "--rm".into(),
+            "--network".into(),
+            "none".into(),
+            "-u".into(),
+            "0".into(),
+            "-v".into(),
+            format!("{claude}:/home/app/.claude"),
+            "-v".into(),
+            format!("{codex}:/home/app/.codex"),
+            IMAGE.into(),
+            "moonauth".into(),
+            "init".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Command::new("docker").args(&args).output().unwrap()
+    };
+    let first = init(&["--json"]);
+    assert!(first.status.success(), "{}", text(&first));
+    let report: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
+    assert!(report["dirs"][0]["changes"].as_array().unwrap().len() + report["dirs"][1]["changes"].as_array().unwrap().len() > 0);
+
+    let listing = in_container(claude, "/v", "stat -c '%n %u %g %a' /v /v/.credentials.json /v/projects");
+    assert!(listing.contains("/v 1000 1000 700"), "{listing}");
+    assert!(listing.contains("/v/.credentials.json 1000 1000 600"), "{listing}");
+    assert!(listing.contains("/v/projects 1000 1000"), "{listing}");
+    assert_eq!(in_container(claude, "/v", "sha256sum /v/.credentials.json"), before, "init rewrote credentials");
+    let config = in_container(codex, "/v", "cat /v/config.toml; stat -c '%u' /v");
+    assert!(config.contains("cli_auth_credentials_store = \"file\"") && config.contains("1000"), "{config}");
+
+    let second = init(&["--json"]);
+    assert!(second.status.success(), "{}", text(&second));
+    let report: serde_json::Value = serde_json::from_slice(&second.stdout).unwrap();
+    for d in report["dirs"].as_array().unwrap() {
+        assert_eq!(d["changes"].as_array().unwrap().len(), 0, "second run changed {d}");
+    }
+}
+
+#[test]
+fn docker_status_of_missing_volumes_says_how_to_fix() {
+    if !docker_ready() {
+        return;
+    }
+    let vols = Volumes::new("missing", 1);
+    let env = [("CLAUDE_VOLUME_NAME", vols.0[0].as_str())];
+    let out = run(&env, &["status", "claude"]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert!(text(&out).contains("volume does not exist"));
+    assert!(text(&out).contains("moonauth login claude"));
+}
