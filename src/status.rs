@@ -55,10 +55,14 @@ pub async fn collect(
     specs: &[VolumeSpec],
     now: SystemTime,
 ) -> Result<Vec<VolumeStatus>> {
+    // Inspect every volume and make sure the empty image exists, all at once.
+    let inspections = futures_util::future::join_all(specs.iter().map(|s| volumes::inspect(engine, &s.name)));
+    let (inspections, image) = futures_util::future::join(inspections, archive::ensure_empty_image(engine)).await;
+    image?;
     let mut out = Vec::with_capacity(specs.len());
     let mut present = Vec::new();
-    for spec in specs {
-        let volume = volumes::inspect(engine, &spec.name).await?;
+    for (spec, volume) in specs.iter().zip(inspections) {
+        let volume = volume?;
         let exists = volume.is_some();
         let managed = volume.as_ref().is_some_and(volumes::is_managed);
         if exists {

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::io::Read;
 
-use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
+use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig, Mount, MountType};
 use bollard::query_parameters::{
     CreateImageOptionsBuilder, DownloadFromContainerOptionsBuilder, RemoveContainerOptionsBuilder,
     UploadToContainerOptionsBuilder,
@@ -22,10 +22,15 @@ pub const EMPTY_IMAGE: &str = "moonauth-empty:1";
 
 /// Imports [`EMPTY_IMAGE`] from an empty tar stream when the host does not have it (no pull).
 pub async fn ensure_empty_image(engine: &Engine) -> Result<()> {
+    use std::sync::atomic::Ordering;
+    if engine.empty_image_ready.load(Ordering::Relaxed) {
+        return Ok(());
+    }
     let present = engine
         .call_opt("inspect the empty image", engine.client().inspect_image(EMPTY_IMAGE))
         .await?;
     if present.is_some() {
+        engine.empty_image_ready.store(true, Ordering::Relaxed);
         return Ok(());
     }
     let (repo, tag) = EMPTY_IMAGE.split_once(':').expect("the constant has a tag");
@@ -44,7 +49,9 @@ pub async fn ensure_empty_image(engine: &Engine) -> Result<()> {
         }
         Ok::<(), bollard::errors::Error>(())
     };
-    engine.call(format!("import {EMPTY_IMAGE}"), import).await
+    engine.call(format!("import {EMPTY_IMAGE}"), import).await?;
+    engine.empty_image_ready.store(true, Ordering::Relaxed);
+    Ok(())
 }
 
 /// A volume mounted at a path inside a container.
@@ -83,6 +90,11 @@ impl Scratch {
             labels: Some(HashMap::from([(LABEL_MANAGED_BY.to_string(), "moonauth".to_string())])),
             host_config: Some(HostConfig {
                 mounts: Some(mounts(volumes)),
+                // Never started: it needs no log files.
+                log_config: Some(HostConfigLogConfig {
+                    typ: Some("none".into()),
+                    config: None,
+                }),
                 ..Default::default()
             }),
             ..Default::default()

@@ -23,6 +23,8 @@ pub struct Engine {
     host: String,
     timeout: Duration,
     api_version: String,
+    /// Set once the empty image is known to exist, to spare an API call per use.
+    empty_image_ready: std::sync::atomic::AtomicBool,
 }
 
 impl Engine {
@@ -66,6 +68,7 @@ impl Engine {
             host,
             timeout,
             api_version,
+            empty_image_ready: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
