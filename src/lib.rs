@@ -8,6 +8,7 @@
 //! for the worker checks.
 
 pub mod apply;
+pub mod classify;
 pub mod cli;
 pub mod commands;
 pub mod config;
