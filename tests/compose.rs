@@ -1,0 +1,496 @@
+//! The compose flow of compose/docker-compose.yaml, through the real engine and the real
+//! docker-compose: `moonauth-init` prepares the auth volumes, then a Codex worker starts
+//! through `moonauth preflight`. A worker whose volume holds a login runs its command; one
+//! without a login exits with preflight's code and never runs it; a failed init keeps the
+//! worker from starting at all.
+//!
+//! Each test is its own compose project with its own volumes (named after the process id),
+//! removed by a guard even when the test fails. The test image (scripts/build-test-image.sh)
+//! and the worker image built from compose/Dockerfile on top of it stay cached.
+//!
+//! Needs a Docker engine and docker-compose 1.29 or `docker compose` v2 (MOONAUTH_COMPOSE
+//! picks one, e.g. `MOONAUTH_COMPOSE="docker compose"`). Without them the tests print a
+//! notice and pass, unless MOONAUTH_REQUIRE_DOCKER=1 makes that a failure.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// The image scripts/build-test-image.sh builds.
+const TEST_IMAGE: &str = "moonauth-test:latest";
+/// compose/Dockerfile built on the test image: what MOONAUTH_IMAGE names in these tests.
+const WORKER_IMAGE: &str = "moonauth-test-worker:latest";
+/// What the worker command prints; its absence proves the command never started.
+const WORKER_MARKER: &str = "MOONAUTH-COMPOSE-WORKER-RAN";
+/// `Exit::LoginUnusable` in src/exit.rs (docs/exit-codes.md).
+const EXIT_LOGIN_UNUSABLE: i32 = 4;
+/// Where the compose file mounts the Codex volume by default.
+const CODEX_MOUNT: &str = "/home/app/.codex";
+/// Guards against a hung engine or compose; never an assertion about speed.
+const COMMAND_LIMIT: Duration = Duration::from_secs(300);
+
+/// Variables that would win over the test's .env in compose's variable substitution.
+const COMPOSE_VARIABLES: &[&str] = &[
+    "MOONAUTH_IMAGE",
+    "MOONMIND_WORKER_COMMAND",
+    "MOONMIND_WORKER_RUNTIME",
+    "MOONMIND_DEFAULT_TASK_RUNTIME",
+    "SPEC_WORKFLOW_DEFAULT_TASK_RUNTIME",
+    "CODEX_VOLUME_NAME",
+    "CODEX_VOLUME_PATH",
+    "CODEX_HOME",
+    "CLAUDE_VOLUME_NAME",
+    "CLAUDE_VOLUME_PATH",
+    "CLAUDE_HOME",
+    "CLAUDE_CONFIG_DIR",
+    "MOONAUTH_WORKER_UID",
+    "MOONAUTH_WORKER_GID",
+    "MOONAUTH_AUTH_MODE",
+    "MOONAUTH_EXPIRY_LEAD",
+    "COMPOSE_FILE",
+    "COMPOSE_PROJECT_NAME",
+    "COMPOSE_PROFILES",
+];
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A finished command: its status and everything it printed (stdout then stderr).
+struct Run {
+    status: ExitStatus,
+    stdout: String,
+    output: String,
+}
+
+impl Run {
+    fn describe(&self, what: &str) -> String {
+        format!("{what}: {}\n--- output ---\n{}", self.status, self.output)
+    }
+}
+
+/// Runs a command with `input` on stdin (or none), killing it if it hangs.
+fn run(mut cmd: Command, input: Option<&[u8]>) -> Run {
+    let what = format!("{cmd:?}");
+    cmd.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+    if let Some(bytes) = input {
+        // Dropping the handle closes stdin, so the reader sees end of file.
+        let mut stdin = child.stdin.take().expect("stdin was piped above");
+        stdin
+            .write_all(bytes)
+            .unwrap_or_else(|e| panic!("cannot write to {what}: {e}"));
+    }
+    let mut out = child.stdout.take().expect("stdout was piped above");
+    let mut err = child.stderr.take().expect("stderr was piped above");
+    let out = thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = out.read_to_end(&mut buf);
+        buf
+    });
+    let err = thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = err.read_to_end(&mut buf);
+        buf
+    });
+    let deadline = Instant::now() + COMMAND_LIMIT;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(50)),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{what} did not finish within {COMMAND_LIMIT:?}");
+            }
+            Err(e) => panic!("waiting for {what}: {e}"),
+        }
+    };
+    let stdout = String::from_utf8_lossy(&out.join().unwrap_or_default()).into_owned();
+    let stderr = String::from_utf8_lossy(&err.join().unwrap_or_default()).into_owned();
+    let output = format!("{stdout}{stderr}");
+    Run { status, stdout, output }
+}
+
+fn docker(args: &[&str]) -> Command {
+    let mut cmd = Command::new("docker");
+    cmd.args(args);
+    cmd
+}
+
+/// Runs `docker ARGS` and panics with its output unless it succeeds.
+fn docker_ok(args: &[&str], input: Option<&[u8]>) -> Run {
+    let r = run(docker(args), input);
+    assert!(
+        r.status.success(),
+        "{}",
+        r.describe(&format!("docker {}", args.join(" ")))
+    );
+    r
+}
+
+/// The compose program: MOONAUTH_COMPOSE, else docker-compose, else `docker compose`.
+fn compose_program() -> Result<Vec<String>, String> {
+    let works = |argv: &[String]| {
+        Command::new(&argv[0])
+            .args(&argv[1..])
+            .arg("version")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if let Ok(chosen) = std::env::var("MOONAUTH_COMPOSE") {
+        let argv: Vec<String> = chosen.split_whitespace().map(String::from).collect();
+        if argv.is_empty() || !works(&argv) {
+            return Err(format!(
+                "MOONAUTH_COMPOSE=\"{chosen}\" does not run (`{chosen} version` failed)"
+            ));
+        }
+        return Ok(argv);
+    }
+    [&["docker-compose"][..], &["docker", "compose"][..]]
+        .into_iter()
+        .map(|argv| argv.iter().map(|a| a.to_string()).collect::<Vec<_>>())
+        .find(|argv| works(argv))
+        .ok_or_else(|| "neither docker-compose nor `docker compose` works".to_string())
+}
+
+/// Why the Docker tests cannot run here, if they cannot.
+fn missing_prerequisite() -> Option<String> {
+    let engine = Command::new("docker")
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .stdin(Stdio::null())
+        .output();
+    match engine {
+        Err(e) => return Some(format!("the docker CLI cannot be run: {e}")),
+        Ok(o) if !o.status.success() => {
+            return Some(format!(
+                "no Docker engine answers: {}",
+                String::from_utf8_lossy(&o.stderr).trim()
+            ))
+        }
+        Ok(_) => {}
+    }
+    compose_program().err()
+}
+
+/// True when the Docker tests can run; otherwise prints why and returns false, or fails the
+/// test when MOONAUTH_REQUIRE_DOCKER=1.
+fn docker_ready(test: &str) -> bool {
+    let Some(reason) = missing_prerequisite() else {
+        return true;
+    };
+    if std::env::var("MOONAUTH_REQUIRE_DOCKER").is_ok_and(|v| v == "1") {
+        panic!("{test}: MOONAUTH_REQUIRE_DOCKER=1 but {reason}");
+    }
+    eprintln!("skipping {test}: {reason} (set MOONAUTH_REQUIRE_DOCKER=1 to fail instead)");
+    false
+}
+
+/// Builds the test image and the compose/Dockerfile worker image on it, once per process.
+fn images() {
+    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
+    let result = BUILT.get_or_init(|| {
+        let bin = env!("CARGO_BIN_EXE_moonauth");
+        let mut script = Command::new("bash");
+        script
+            .arg(repo().join("scripts/build-test-image.sh"))
+            .args(["--bin", bin, "--tag", TEST_IMAGE]);
+        let r = run(script, None);
+        if !r.status.success() {
+            return Err(r.describe("scripts/build-test-image.sh"));
+        }
+
+        // compose/Dockerfile copies target/release/moonauth from its context by default;
+        // give it exactly that, so the test builds the file as an operator would.
+        let ctx = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let dest = ctx.path().join("target/release");
+        std::fs::create_dir_all(&dest).map_err(|e| e.to_string())?;
+        std::fs::copy(bin, dest.join("moonauth")).map_err(|e| e.to_string())?;
+        let dockerfile = repo().join("compose/Dockerfile");
+        let r = run(
+            docker(&[
+                "build",
+                "--file",
+                path_str(&dockerfile),
+                "--build-arg",
+                &format!("BASE_IMAGE={TEST_IMAGE}"),
+                "--tag",
+                WORKER_IMAGE,
+                path_str(ctx.path()),
+            ]),
+            None,
+        );
+        if !r.status.success() {
+            return Err(r.describe("docker build -f compose/Dockerfile"));
+        }
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("building the test images failed:\n{e}");
+    }
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().expect("test paths are UTF-8")
+}
+
+/// One compose project with its own volumes and .env; `Drop` takes it all down again.
+struct Project {
+    name: String,
+    compose: Vec<String>,
+    codex_volume: String,
+    claude_volume: String,
+    dir: tempfile::TempDir,
+}
+
+impl Project {
+    /// A project for one test. `extra_env` lines are appended to its .env.
+    fn new(case: &str, extra_env: &[&str]) -> Project {
+        let name = format!("moonauth-compose-{}-{case}", std::process::id());
+        let dir = tempfile::tempdir().expect("temp dir");
+        let project = Project {
+            codex_volume: format!("{name}-codex"),
+            claude_volume: format!("{name}-claude"),
+            compose: compose_program().expect("checked by docker_ready"),
+            name,
+            dir,
+        };
+        let mut env = format!(
+            "MOONAUTH_IMAGE={WORKER_IMAGE}\n\
+             CODEX_VOLUME_NAME={}\n\
+             CLAUDE_VOLUME_NAME={}\n\
+             MOONMIND_WORKER_COMMAND=echo {WORKER_MARKER}\n",
+            project.codex_volume, project.claude_volume
+        );
+        for line in extra_env {
+            env.push_str(line);
+            env.push('\n');
+        }
+        std::fs::write(project.env_file(), env).expect("write .env");
+        project
+    }
+
+    fn env_file(&self) -> PathBuf {
+        self.dir.path().join(".env")
+    }
+
+    /// `<compose> --env-file … -f compose/docker-compose.yaml -p <name> ARGS`.
+    fn compose(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(&self.compose[0]);
+        cmd.args(&self.compose[1..])
+            .arg("--env-file")
+            .arg(self.env_file())
+            .arg("-f")
+            .arg(repo().join("compose/docker-compose.yaml"))
+            .args(["-p", &self.name])
+            .args(args)
+            .current_dir(self.dir.path());
+        for var in COMPOSE_VARIABLES {
+            cmd.env_remove(var);
+        }
+        cmd
+    }
+
+    /// Starts init, waits for it, then runs the Codex worker to its end.
+    ///
+    /// `run` rather than `up --exit-code-from worker-codex`: the latter implies
+    /// `--abort-on-container-exit`, and docker-compose 1.29 then stops the worker as soon
+    /// as the init container exits (done, successfully).
+    fn run_codex_worker(&self) -> Run {
+        run(self.compose(&["run", "--rm", "-T", "worker-codex"]), None)
+    }
+
+    /// What the init service printed.
+    fn init_logs(&self) -> Run {
+        run(self.compose(&["logs", "--no-color", "moonauth-init"]), None)
+    }
+
+    /// A failure message: the run's output and init's logs, which `compose run` does not show.
+    fn explain(&self, r: &Run, what: &str) -> String {
+        format!(
+            "{}\n--- moonauth-init logs ---\n{}",
+            r.describe(what),
+            self.init_logs().output
+        )
+    }
+
+    /// Logs Codex in on the project's volume with the stand-in CLI, as root: what a login
+    /// placed by an administrator looks like before init gives it to the worker user.
+    fn place_codex_login(&self) {
+        docker_ok(&["volume", "create", &self.codex_volume], None);
+        let mount = format!("{}:{CODEX_MOUNT}", self.codex_volume);
+        let codex_home = format!("CODEX_HOME={CODEX_MOUNT}");
+        let r = docker_ok(
+            &[
+                "run",
+                "--rm",
+                "-i",
+                "-e",
+                &codex_home,
+                "-v",
+                &mount,
+                TEST_IMAGE,
+                "codex",
+                "login",
+                "--device-auth",
+            ],
+            Some(b"good\n"),
+        );
+        assert!(
+            r.stdout.contains("Successfully logged in"),
+            "{}",
+            r.describe("stand-in login")
+        );
+    }
+
+    /// The sha256 of the Codex login file in the volume.
+    fn codex_login_digest(&self) -> String {
+        let mount = format!("{}:{CODEX_MOUNT}", self.codex_volume);
+        let file = format!("{CODEX_MOUNT}/auth.json");
+        let r = docker_ok(&["run", "--rm", "-v", &mount, TEST_IMAGE, "sha256sum", &file], None);
+        r.stdout.split_whitespace().next().unwrap_or_default().to_string()
+    }
+}
+
+impl Drop for Project {
+    fn drop(&mut self) {
+        let _ = run(
+            self.compose(&["down", "--volumes", "--remove-orphans", "--timeout", "1"]),
+            None,
+        );
+        // Whatever compose could not take down (a run killed midway, a broken file).
+        let label = format!("label=com.docker.compose.project={}", self.name);
+        let ids = run(docker(&["ps", "--all", "--quiet", "--filter", &label]), None);
+        for id in ids.stdout.split_whitespace() {
+            let _ = run(docker(&["rm", "--force", "--volumes", id]), None);
+        }
+        let _ = run(
+            docker(&["volume", "rm", "--force", &self.codex_volume, &self.claude_volume]),
+            None,
+        );
+        let _ = run(docker(&["network", "rm", &format!("{}_default", self.name)]), None);
+    }
+}
+
+fn assert_no_canary(r: &Run, what: &str) {
+    assert!(!r.output.contains("CANARY"), "a token leaked into {}", r.describe(what));
+}
+
+#[test]
+fn docker_compose_worker_with_a_login_passes_preflight_and_runs_its_command() {
+    if !docker_ready("docker_compose_worker_with_a_login_passes_preflight_and_runs_its_command") {
+        return;
+    }
+    images();
+    let project = Project::new("login", &[]);
+    project.place_codex_login();
+    let before = project.codex_login_digest();
+
+    let r = project.run_codex_worker();
+
+    assert!(
+        r.status.success(),
+        "{}",
+        project.explain(&r, "compose run worker-codex")
+    );
+    assert!(
+        r.stdout.contains(WORKER_MARKER),
+        "the worker command did not run: {}",
+        project.explain(&r, "compose run worker-codex")
+    );
+    assert_no_canary(&r, "compose run");
+    assert_no_canary(&project.init_logs(), "moonauth-init logs");
+    // Init gives the login to the worker user; it never rewrites it.
+    assert_eq!(project.codex_login_digest(), before, "init changed the login file");
+}
+
+#[test]
+fn docker_compose_worker_without_a_login_fails_preflight_and_never_runs_its_command() {
+    if !docker_ready("docker_compose_worker_without_a_login_fails_preflight_and_never_runs_its_command") {
+        return;
+    }
+    images();
+    let project = Project::new("nologin", &[]);
+
+    let r = project.run_codex_worker();
+
+    assert_eq!(
+        r.status.code(),
+        Some(EXIT_LOGIN_UNUSABLE),
+        "expected preflight's login-unusable exit code: {}",
+        project.explain(&r, "compose run worker-codex")
+    );
+    assert!(
+        !r.output.contains(WORKER_MARKER),
+        "the worker command ran: {}",
+        r.describe("compose run")
+    );
+    let fail = r.output.lines().find(|l| l.contains("FAIL") && l.contains("login"));
+    assert!(
+        fail.is_some(),
+        "no FAIL line for the login: {}",
+        r.describe("compose run")
+    );
+    assert!(
+        r.output.contains("moonauth login codex"),
+        "the failure does not say to run `moonauth login codex`: {}",
+        r.describe("compose run")
+    );
+    assert_no_canary(&r, "compose run");
+}
+
+#[test]
+fn docker_compose_worker_does_not_start_when_init_fails() {
+    if !docker_ready("docker_compose_worker_does_not_start_when_init_fails") {
+        return;
+    }
+    images();
+    // Only init reads MOONMIND_DEFAULT_TASK_RUNTIME, so only init fails on it; the worker
+    // would pass on its own, with a login that the worker user already owns.
+    let project = Project::new("badinit", &["MOONMIND_DEFAULT_TASK_RUNTIME=not-a-runtime"]);
+    project.place_codex_login();
+    let mount = format!("{}:{CODEX_MOUNT}", project.codex_volume);
+    docker_ok(
+        &[
+            "run",
+            "--rm",
+            "-v",
+            &mount,
+            TEST_IMAGE,
+            "chown",
+            "-R",
+            "1000:1000",
+            CODEX_MOUNT,
+        ],
+        None,
+    );
+
+    let r = project.run_codex_worker();
+
+    assert!(
+        !r.status.success(),
+        "the worker started after a failed init: {}",
+        r.describe("compose run")
+    );
+    assert!(
+        !r.output.contains(WORKER_MARKER),
+        "the worker command ran: {}",
+        r.describe("compose run")
+    );
+    let logs = project.init_logs();
+    assert!(
+        logs.output.contains("MOONMIND_DEFAULT_TASK_RUNTIME"),
+        "init's error does not name the variable: {}",
+        logs.describe("moonauth-init logs")
+    );
+    assert_no_canary(&r, "compose run");
+    assert_no_canary(&logs, "moonauth-init logs");
+}
