@@ -119,7 +119,10 @@ fn text(o: &Output) -> String {
 
 fn assert_no_canary(o: &Output) {
     let all = text(o);
-    assert!(!all.to_lowercase().contains("canary"), "a token reached the output:\n{all}");
+    assert!(
+        !all.to_lowercase().contains("canary"),
+        "a token reached the output:\n{all}"
+    );
 }
 
 /// Runs a command in a throwaway container of the test image (tests may use the CLI).
@@ -139,7 +142,11 @@ fn in_container(volume: &str, mount: &str, script: &str) -> String {
         ])
         .output()
         .expect("docker run");
-    assert!(out.status.success(), "container failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "container failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -179,7 +186,10 @@ fn docker_volume_lifecycle_labels_idempotence_and_refusals() {
     }
     let vols = Volumes::new("life", 3);
     let (claude, codex, foreign) = (&vols.0[0], &vols.0[1], &vols.0[2]);
-    let env = [("CLAUDE_VOLUME_NAME", claude.as_str()), ("CODEX_VOLUME_NAME", codex.as_str())];
+    let env = [
+        ("CLAUDE_VOLUME_NAME", claude.as_str()),
+        ("CODEX_VOLUME_NAME", codex.as_str()),
+    ];
 
     let out = run(&env, &["volumes", "ensure", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -230,14 +240,22 @@ fn docker_volume_lifecycle_labels_idempotence_and_refusals() {
     let _ = Command::new("docker").args(["rm", "-f", &name]).output();
 
     // rm refuses a volume moonauth did not label.
-    assert!(Command::new("docker").args(["volume", "create", foreign]).output().unwrap().status.success());
+    assert!(Command::new("docker")
+        .args(["volume", "create", foreign])
+        .output()
+        .unwrap()
+        .status
+        .success());
     let out = run(&env, &["volumes", "rm", "--force", foreign]);
     assert_eq!(out.status.code(), Some(7), "{}", text(&out));
     assert!(text(&out).contains("not created by moonauth"));
 
     let out = run(&env, &["volumes", "rm", "--force", codex]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let gone = Command::new("docker").args(["volume", "inspect", codex]).output().unwrap();
+    let gone = Command::new("docker")
+        .args(["volume", "inspect", codex])
+        .output()
+        .unwrap();
     assert!(!gone.status.success(), "volume still there");
 }
 
@@ -248,7 +266,10 @@ fn docker_sync_then_status_round_trip_with_owner_and_modes() {
     }
     let vols = Volumes::new("sync", 2);
     let (claude, codex) = (&vols.0[0], &vols.0[1]);
-    let env = [("CLAUDE_VOLUME_NAME", claude.as_str()), ("CODEX_VOLUME_NAME", codex.as_str())];
+    let env = [
+        ("CLAUDE_VOLUME_NAME", claude.as_str()),
+        ("CODEX_VOLUME_NAME", codex.as_str()),
+    ];
 
     let home = tempfile::tempdir().unwrap();
     let src = home.path().join(".claude");
@@ -258,14 +279,20 @@ fn docker_sync_then_status_round_trip_with_owner_and_modes() {
     std::fs::write(src.join("projects/-work/session.jsonl"), "{}").unwrap();
     std::fs::write(home.path().join(".claude.json"), "{\"hasCompletedOnboarding\":true}").unwrap();
 
-    let out = run(&env, &["login", "claude", "--sync-from", src.to_str().unwrap(), "--json"]);
+    let out = run(
+        &env,
+        &["login", "claude", "--sync-from", src.to_str().unwrap(), "--json"],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let report = json(&out);
     let v = &report["volumes"][0];
     assert_eq!(v["volume"], claude.as_str());
     assert_eq!(v["login"]["class"], "oauth-valid");
     assert_eq!(v["login"]["plan"], "max");
-    assert!(text(&out).contains("share one refresh token"), "the copy warning is missing");
+    assert!(
+        text(&out).contains("share one refresh token"),
+        "the copy warning is missing"
+    );
 
     let listing = in_container(
         claude,
@@ -276,7 +303,10 @@ fn docker_sync_then_status_round_trip_with_owner_and_modes() {
     assert!(listing.contains(".credentials.json 1000 1000 600"), "{listing}");
     assert!(listing.contains(".claude.json 1000 1000 600"), "{listing}");
     assert!(listing.contains("settings.json 1000 1000 600"), "{listing}");
-    assert!(!listing.contains("projects"), "transcripts must not be copied: {listing}");
+    assert!(
+        !listing.contains("projects"),
+        "transcripts must not be copied: {listing}"
+    );
     assert!(!listing.contains(".moonauth-staging"), "staging left behind: {listing}");
 
     // status reads the same verdict straight from the volume.
@@ -295,7 +325,10 @@ fn docker_sync_then_status_round_trip_with_owner_and_modes() {
     // Codex: the volume keeps its login in a file.
     let src = home.path().join("codex-src");
     copy_dir(&fixture("codex/chatgpt-valid"), &src);
-    let out = run(&env, &["login", "codex", "--sync-from", src.to_str().unwrap(), "--json"]);
+    let out = run(
+        &env,
+        &["login", "codex", "--sync-from", src.to_str().unwrap(), "--json"],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(json(&out)["volumes"][0]["login"]["class"], "oauth-valid");
     let config = in_container(codex, "/v", "cat /v/config.toml; stat -c '%u %a' /v/auth.json");
@@ -325,14 +358,20 @@ fn docker_sync_refuses_keychain_logins_and_keeps_the_old_login() {
     // A macOS-style directory: settings but the login in the Keychain.
     let keychain = tempfile::tempdir().unwrap();
     std::fs::write(keychain.path().join("settings.json"), "{}").unwrap();
-    let out = run(&env, &["login", "claude", "--sync-from", keychain.path().to_str().unwrap()]);
+    let out = run(
+        &env,
+        &["login", "claude", "--sync-from", keychain.path().to_str().unwrap()],
+    );
     assert_eq!(out.status.code(), Some(8), "{}", text(&out));
     assert!(text(&out).contains("Keychain"), "{}", text(&out));
 
     // An expired login that cannot refresh is not worth copying either.
     let expired = tempfile::tempdir().unwrap();
     copy_dir(&fixture("claude/expired-no-refresh"), expired.path());
-    let out = run(&env, &["login", "claude", "--sync-from", expired.path().to_str().unwrap()]);
+    let out = run(
+        &env,
+        &["login", "claude", "--sync-from", expired.path().to_str().unwrap()],
+    );
     assert_eq!(out.status.code(), Some(8), "{}", text(&out));
 
     assert_eq!(in_container(claude, "/v", "sha256sum /v/.credentials.json"), before);
@@ -385,7 +424,10 @@ impl Pty {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("{needle:?} did not appear on the terminal:\n{}", self.screen.lock().unwrap());
+        panic!(
+            "{needle:?} did not appear on the terminal:\n{}",
+            self.screen.lock().unwrap()
+        );
     }
 
     fn type_keys(&mut self, keys: &[u8]) {
@@ -399,7 +441,10 @@ impl Pty {
             if let Some(status) = self.child.try_wait().unwrap() {
                 std::thread::sleep(Duration::from_millis(100));
                 let screen = self.screen.lock().unwrap().clone();
-                assert!(!screen.to_lowercase().contains("canary"), "a token reached the terminal:\n{screen}");
+                assert!(
+                    !screen.to_lowercase().contains("canary"),
+                    "a token reached the terminal:\n{screen}"
+                );
                 return (status.code(), screen);
             }
             if Instant::now() > deadline {
@@ -435,7 +480,11 @@ fn docker_interactive_login_over_a_real_terminal() {
     assert!(screen.contains("standin: ANTHROPIC_API_KEY=no"), "{screen}");
     assert!(screen.contains("standin: home=/home/app/.claude/"), "{screen}");
     assert!(screen.contains("oauth-valid"), "{screen}");
-    let listing = in_container(claude, "/v", "stat -c '%n %u %a' /v/.credentials.json /v/.claude.json; ls -A /v");
+    let listing = in_container(
+        claude,
+        "/v",
+        "stat -c '%n %u %a' /v/.credentials.json /v/.claude.json; ls -A /v",
+    );
     assert!(listing.contains("/v/.credentials.json 1000 600"), "{listing}");
     assert!(listing.contains("/v/.claude.json 1000 600"), "{listing}");
     assert!(!listing.contains(".moonauth-staging"), "{listing}");
@@ -449,7 +498,12 @@ fn docker_interactive_login_over_a_real_terminal() {
     assert!(screen.contains("standin: codex login --device-auth"), "{screen}");
     assert!(screen.contains("standin: file_store=yes"), "{screen}");
     let out = run(&env, &["status", "codex", "--json"]);
-    assert_eq!(json(&out)["volumes"][0]["login"]["class"], "oauth-valid", "{}", text(&out));
+    assert_eq!(
+        json(&out)["volumes"][0]["login"]["class"],
+        "oauth-valid",
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]
@@ -526,15 +580,29 @@ fn docker_init_fixes_owner_and_modes_and_changes_nothing_the_second_time() {
     let first = init(&["--json"]);
     assert!(first.status.success(), "{}", text(&first));
     let report: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
-    assert!(report["dirs"][0]["changes"].as_array().unwrap().len() + report["dirs"][1]["changes"].as_array().unwrap().len() > 0);
+    assert!(
+        report["dirs"][0]["changes"].as_array().unwrap().len() + report["dirs"][1]["changes"].as_array().unwrap().len()
+            > 0
+    );
 
-    let listing = in_container(claude, "/v", "stat -c '%n %u %g %a' /v /v/.credentials.json /v/projects");
+    let listing = in_container(
+        claude,
+        "/v",
+        "stat -c '%n %u %g %a' /v /v/.credentials.json /v/projects",
+    );
     assert!(listing.contains("/v 1000 1000 700"), "{listing}");
     assert!(listing.contains("/v/.credentials.json 1000 1000 600"), "{listing}");
     assert!(listing.contains("/v/projects 1000 1000"), "{listing}");
-    assert_eq!(in_container(claude, "/v", "sha256sum /v/.credentials.json"), before, "init rewrote credentials");
+    assert_eq!(
+        in_container(claude, "/v", "sha256sum /v/.credentials.json"),
+        before,
+        "init rewrote credentials"
+    );
     let config = in_container(codex, "/v", "cat /v/config.toml; stat -c '%u' /v");
-    assert!(config.contains("cli_auth_credentials_store = \"file\"") && config.contains("1000"), "{config}");
+    assert!(
+        config.contains("cli_auth_credentials_store = \"file\"") && config.contains("1000"),
+        "{config}"
+    );
 
     let second = init(&["--json"]);
     assert!(second.status.success(), "{}", text(&second));
