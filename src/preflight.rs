@@ -439,21 +439,42 @@ pub fn cli_status(runtime: Runtime, cli: &Path, dir: &Path, env: &Env, timeout: 
     };
     let out = out_reader.join().unwrap_or_default();
     let err = err_reader.join().unwrap_or_default();
-    let logged_in = match runtime {
-        Runtime::Claude => serde_json::from_str::<serde_json::Value>(out.trim())
-            .ok()
-            .and_then(|v| v.get("loggedIn").and_then(serde_json::Value::as_bool))
-            .unwrap_or(status.success()),
-        Runtime::Codex | Runtime::Gemini => status.success(),
+    let json = match runtime {
+        Runtime::Claude => serde_json::from_str::<serde_json::Value>(out.trim()).ok(),
+        Runtime::Codex | Runtime::Gemini => None,
     };
-    let first = out
-        .lines()
-        .chain(err.lines())
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("");
-    let mut summary = redact::scrub(first.trim());
-    summary.truncate(200);
+    let logged_in = json
+        .as_ref()
+        .and_then(|v| v.get("loggedIn").and_then(serde_json::Value::as_bool))
+        .unwrap_or(status.success());
+    // Claude answers in pretty JSON whose first line is `{`: summarize its fields instead.
+    // Codex writes everything to stderr, often after warnings that say nothing about the login.
+    let line = match json.as_ref().and_then(claude_status_summary) {
+        Some(s) => s,
+        None => {
+            let lines: Vec<&str> = out
+                .lines()
+                .chain(err.lines())
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
+            let line = lines.iter().find(|l| !l.starts_with("WARNING")).or(lines.first());
+            line.map(|l| l.to_string()).unwrap_or_default()
+        }
+    };
+    // Redact before truncating, and cut on a character boundary (the output is not ASCII-only).
+    let summary: String = redact::scrub(&line).chars().take(200).collect();
     Ok(CliStatus { logged_in, summary })
+}
+
+/// `authMethod` and `subscriptionType` from `claude auth status` JSON, when present.
+fn claude_status_summary(v: &serde_json::Value) -> Option<String> {
+    let field = |k: &str| v.get(k).and_then(serde_json::Value::as_str);
+    let method = field("authMethod")?;
+    Some(match field("subscriptionType") {
+        Some(plan) => format!("authMethod {method}, subscriptionType {plan}"),
+        None => format!("authMethod {method}"),
+    })
 }
 
 fn check_cli_status(

@@ -123,10 +123,11 @@ impl Sandbox {
         d
     }
 
-    /// A stand-in executable `bin/<name>`: a small sh script running `body`.
+    /// A stand-in executable `bin/<name>`: a small sh script running `body` with the
+    /// system's PATH (moonauth itself runs with only `bin/` on PATH).
     pub fn stand_in(&self, name: &str, body: &str) -> PathBuf {
         let p = self.bin().join(name);
-        fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+        fs::write(&p, format!("#!/bin/sh\nPATH=/usr/local/bin:/usr/bin:/bin\n{body}\n")).unwrap();
         set_mode(&p, 0o755);
         p
     }
@@ -160,7 +161,8 @@ impl Sandbox {
             fs::copy(moonauth_bin(), &copy).unwrap();
             set_mode(&copy, 0o755);
         }
-        let mut cmd = std::process::Command::new("setpriv");
+        let setpriv = find_program("setpriv").expect("setpriv (util-linux) is installed");
+        let mut cmd = std::process::Command::new(setpriv);
         cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"]).arg(&copy);
         self.prepare(&mut cmd);
         assert_cmd::Command::from_std(cmd)
@@ -173,6 +175,15 @@ impl Sandbox {
             .env("MOONAUTH_NOW", NOW)
             .current_dir(self.cwd());
     }
+}
+
+/// A program on the PATH of the test process (moonauth's own PATH is the sandbox's).
+pub fn find_program(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
 }
 
 /// Copies a directory tree (dotfiles included), making it writable by its owner:
