@@ -63,7 +63,10 @@ fn inspect_reports_claude_plan_expiry_and_refresh_token() {
     assert_eq!(j["expires_at"], "2025-01-01T00:00:00Z");
     assert_eq!(j["refreshable"], false);
     let detail = j["detail"].as_str().unwrap();
-    assert!(detail.contains("expired") && detail.contains("no refresh token"), "{detail}");
+    assert!(
+        detail.contains("expired") && detail.contains("no refresh token"),
+        "{detail}"
+    );
 }
 
 #[test]
@@ -91,7 +94,12 @@ fn inspect_reports_codex_plan_account_email_expiry_and_last_refresh() {
 fn inspect_human_output_shows_verdict_and_metadata() {
     let sb = Sandbox::new();
     let dir = sb.login("codex", "chatgpt-valid");
-    let out = sb.moonauth().args(["inspect", "codex", "--dir"]).arg(&dir).output().unwrap();
+    let out = sb
+        .moonauth()
+        .args(["inspect", "codex", "--dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
     assert_eq!(code(&out), 0);
     let text = stdout(&out);
     for want in [
@@ -115,11 +123,21 @@ fn inspect_reads_the_configured_login_directories_without_dir() {
     let claude = sb.login("claude", "valid-max");
     let other = sb.login("claude", "malformed");
 
-    let out = sb.moonauth().args(["inspect", "codex", "--json"]).env("CODEX_HOME", &codex).output().unwrap();
+    let out = sb
+        .moonauth()
+        .args(["inspect", "codex", "--json"])
+        .env("CODEX_HOME", &codex)
+        .output()
+        .unwrap();
     assert_eq!(json(&out)["dir"], codex.display().to_string());
     assert_eq!(code(&out), 0);
 
-    let out = sb.moonauth().args(["inspect", "codex", "--json"]).env("CODEX_VOLUME_PATH", &codex).output().unwrap();
+    let out = sb
+        .moonauth()
+        .args(["inspect", "codex", "--json"])
+        .env("CODEX_VOLUME_PATH", &codex)
+        .output()
+        .unwrap();
     assert_eq!(json(&out)["dir"], codex.display().to_string());
 
     // CLAUDE_CONFIG_DIR (what the CLI reads) wins over CLAUDE_HOME (MoonMind's name).
@@ -133,7 +151,12 @@ fn inspect_reads_the_configured_login_directories_without_dir() {
     assert_eq!(json(&out)["dir"], claude.display().to_string());
     assert_eq!(code(&out), 0);
 
-    let out = sb.moonauth().args(["inspect", "claude", "--json"]).env("CLAUDE_HOME", &other).output().unwrap();
+    let out = sb
+        .moonauth()
+        .args(["inspect", "claude", "--json"])
+        .env("CLAUDE_HOME", &other)
+        .output()
+        .unwrap();
     assert_eq!(json(&out)["dir"], other.display().to_string());
     assert_eq!(code(&out), 4);
 
@@ -198,7 +221,10 @@ fn inspect_counts_an_api_key_in_the_environment_as_usable_and_names_it() {
             .output()
             .unwrap();
         let text = stdout(&out);
-        assert!(text.contains(&format!("usable through {var} in the environment")), "{text}");
+        assert!(
+            text.contains(&format!("usable through {var} in the environment")),
+            "{text}"
+        );
         assert!(!text.to_lowercase().contains("canary"), "{text}");
     }
     // A blank variable is not a credential.
@@ -223,7 +249,10 @@ fn inspect_refuses_links_that_leave_the_directory() {
     let (code, j) = inspect_json(&sb, "codex", &dir);
     assert_eq!(code, 4);
     assert_eq!(j["class"], "refused");
-    assert!(j["detail"].as_str().unwrap().contains("leaves the login directory"), "{j:#}");
+    assert!(
+        j["detail"].as_str().unwrap().contains("leaves the login directory"),
+        "{j:#}"
+    );
 }
 
 #[test]
@@ -262,7 +291,12 @@ fn inspect_rejects_an_unknown_runtime_with_exit_2() {
 fn inspect_accepts_runtime_names_in_any_case() {
     let sb = Sandbox::new();
     let dir = sb.login("claude", "valid-max");
-    let out = sb.moonauth().args(["inspect", " Claude ", "--json", "--dir"]).arg(&dir).output().unwrap();
+    let out = sb
+        .moonauth()
+        .args(["inspect", " Claude ", "--json", "--dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
     assert_eq!(code(&out), 0);
     assert_eq!(json(&out)["runtime"], "claude");
 }

@@ -60,11 +60,19 @@ fn preflight_runs_the_checks_of_each_mode_and_passes_on_valid_logins() {
     let cases: [(&str, Vec<(&str, &str, &str)>); 4] = [
         (
             "codex",
-            vec![("codex", "cli", "ok"), ("codex", "login-dir", "ok"), ("codex", "login", "ok")],
+            vec![
+                ("codex", "cli", "ok"),
+                ("codex", "login-dir", "ok"),
+                ("codex", "login", "ok"),
+            ],
         ),
         (
             "claude",
-            vec![("claude", "cli", "ok"), ("claude", "login-dir", "ok"), ("claude", "login", "ok")],
+            vec![
+                ("claude", "cli", "ok"),
+                ("claude", "login-dir", "ok"),
+                ("claude", "login", "ok"),
+            ],
         ),
         (
             "universal",
@@ -106,8 +114,14 @@ fn preflight_without_the_cli_exits_3_with_an_install_hint() {
             text.contains(&format!("FAIL  {runtime:<7} cli")),
             "{mode}: no failed cli line:\n{text}"
         );
-        assert!(text.contains(&format!("`{runtime}` is not an executable on PATH")), "{text}");
-        assert!(text.contains(&format!("fix: install")) && text.contains(package), "{text}");
+        assert!(
+            text.contains(&format!("`{runtime}` is not an executable on PATH")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("fix: install")) && text.contains(package),
+            "{text}"
+        );
         assert!(text.contains("not ready:") && text.contains("(exit 3:"), "{text}");
     }
 }
@@ -132,7 +146,10 @@ fn preflight_with_a_missing_login_directory_exits_5_and_says_which_volume() {
         let out = w.preflight().args(["--mode", mode]).env(var, &gone).output().unwrap();
         assert_eq!(code(&out), 5, "{mode}: {}", stdout(&out));
         let text = stdout(&out);
-        assert!(text.contains(&format!("{} (env {var}) does not exist", gone.display())), "{text}");
+        assert!(
+            text.contains(&format!("{} (env {var}) does not exist", gone.display())),
+            "{text}"
+        );
         assert!(text.contains(&format!("fix: mount the {volume} volume")), "{text}");
     }
     // The volume name comes from the MoonMind variable when set.
@@ -144,7 +161,11 @@ fn preflight_with_a_missing_login_directory_exits_5_and_says_which_volume() {
         .output()
         .unwrap();
     assert_eq!(code(&out), 5);
-    assert!(stdout(&out).contains("mount the fleet_codex volume"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("mount the fleet_codex volume"),
+        "{}",
+        stdout(&out)
+    );
 }
 
 #[test]
@@ -168,7 +189,11 @@ fn run_unwritable(w: &Worker, mode: &str) -> std::process::Output {
     };
     // Readable and searchable by everyone, writable by its owner only.
     common::set_mode(dir, if is_root() { 0o755 } else { 0o500 });
-    let mut cmd = if is_root() { w.sb.moonauth_as_nobody() } else { w.sb.moonauth() };
+    let mut cmd = if is_root() {
+        w.sb.moonauth_as_nobody()
+    } else {
+        w.sb.moonauth()
+    };
     cmd.args(["preflight", "--mode", mode])
         .env("CODEX_HOME", &w.codex)
         .env("CLAUDE_CONFIG_DIR", &w.claude);
@@ -185,7 +210,10 @@ fn preflight_with_a_login_directory_the_user_cannot_write_exits_5_with_a_chown_h
         let text = stdout(&out);
         assert_eq!(code(&out), 5, "{mode}: {text}{}", stderr(&out));
         assert!(text.contains("cannot read and write it"), "{text}");
-        assert!(text.contains("fix: run `moonauth init` as root") && text.contains("chown -R"), "{text}");
+        assert!(
+            text.contains("fix: run `moonauth init` as root") && text.contains("chown -R"),
+            "{text}"
+        );
     }
 }
 
@@ -198,24 +226,29 @@ fn preflight_with_a_login_file_the_user_cannot_write_exits_5() {
     let w = Worker::new();
     // The directory belongs to the worker's uid, the login file does not.
     nix::unistd::chown(&w.codex, Some(65534.into()), Some(65534.into())).unwrap();
-    let out = w
-        .sb
-        .moonauth_as_nobody()
-        .args(["preflight", "--json"])
-        .env("CODEX_HOME", &w.codex)
-        .output()
-        .unwrap();
+    let out =
+        w.sb.moonauth_as_nobody()
+            .args(["preflight", "--json"])
+            .env("CODEX_HOME", &w.codex)
+            .output()
+            .unwrap();
     assert_eq!(code(&out), 5, "{}", stdout(&out));
     let j = json(&out);
     let detail = check(&j, "codex", "login-dir")["detail"].as_str().unwrap().to_string();
-    assert!(detail.contains("auth.json is not readable and writable by uid 65534"), "{detail}");
+    assert!(
+        detail.contains("auth.json is not readable and writable by uid 65534"),
+        "{detail}"
+    );
 }
 
 #[test]
 fn preflight_with_an_unusable_login_exits_4_and_says_how_to_log_in() {
     for (runtime, cases) in [
         ("codex", vec!["missing", "malformed"]),
-        ("claude", vec!["missing", "malformed", "expired-no-refresh", "empty-oauth"]),
+        (
+            "claude",
+            vec!["missing", "malformed", "expired-no-refresh", "empty-oauth"],
+        ),
     ] {
         for case in cases {
             let w = match runtime {
@@ -274,7 +307,10 @@ fn preflight_universal_fails_when_either_runtime_fails() {
 fn preflight_mode_comes_from_the_flag_then_moonmind_worker_runtime_then_codex() {
     let w = Worker::new();
     let (_, j) = w.json(&[], &[]);
-    assert_eq!((j["mode"].as_str(), j["mode_source"].as_str()), (Some("codex"), Some("default")));
+    assert_eq!(
+        (j["mode"].as_str(), j["mode_source"].as_str()),
+        (Some("codex"), Some("default"))
+    );
 
     let (_, j) = w.json(&[], &[("MOONMIND_WORKER_RUNTIME", "claude")]);
     assert_eq!(
@@ -283,7 +319,10 @@ fn preflight_mode_comes_from_the_flag_then_moonmind_worker_runtime_then_codex() 
     );
 
     let (_, j) = w.json(&["--mode", "gemini"], &[("MOONMIND_WORKER_RUNTIME", "claude")]);
-    assert_eq!((j["mode"].as_str(), j["mode_source"].as_str()), (Some("gemini"), Some("flag --mode")));
+    assert_eq!(
+        (j["mode"].as_str(), j["mode_source"].as_str()),
+        (Some("gemini"), Some("flag --mode"))
+    );
 
     // A blank variable means unset.
     let (_, j) = w.json(&[], &[("MOONMIND_WORKER_RUNTIME", "   ")]);
@@ -346,10 +385,16 @@ fn preflight_fails_on_a_competing_credential_variable_when_auth_mode_is_oauth() 
     assert!(c["fix"].as_str().unwrap().contains("MOONAUTH_AUTH_MODE=oauth"), "{c:#}");
 
     // The flag does the same, and values are trimmed and lower-cased.
-    let (code, _) = w.json(&["--mode", "claude", "--auth-mode", " OAuth "], &[("ANTHROPIC_API_KEY", "k")]);
+    let (code, _) = w.json(
+        &["--mode", "claude", "--auth-mode", " OAuth "],
+        &[("ANTHROPIC_API_KEY", "k")],
+    );
     assert_eq!(code, 4);
     // The flag wins over the variable.
-    let (code, _) = w.json(&["--auth-mode", "auto"], &[("OPENAI_API_KEY", "k"), ("MOONAUTH_AUTH_MODE", "oauth")]);
+    let (code, _) = w.json(
+        &["--auth-mode", "auto"],
+        &[("OPENAI_API_KEY", "k"), ("MOONAUTH_AUTH_MODE", "oauth")],
+    );
     assert_eq!(code, 0);
 }
 
@@ -373,7 +418,10 @@ fn preflight_uses_the_environment_key_when_the_login_file_is_missing() {
         assert_eq!(code, 0, "{j:#}");
         let c = check(&j, mode, "login");
         assert_eq!(c["status"], "warn");
-        assert!(c["detail"].as_str().unwrap().contains(&format!("using {var} from the environment")));
+        assert!(c["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("using {var} from the environment")));
 
         // With MOONAUTH_AUTH_MODE=api-key the key is the intended credential: no warning at all.
         let (code, j) = w.json(&["--mode", mode], &[(var, "k"), ("MOONAUTH_AUTH_MODE", "api-key")]);
@@ -387,7 +435,10 @@ fn preflight_uses_the_environment_key_when_the_login_file_is_missing() {
     // api-key mode with neither a key variable nor a key file fails.
     let (code, j) = w.json(&[], &[("MOONAUTH_AUTH_MODE", "api-key")]);
     assert_eq!(code, 4);
-    assert!(check(&j, "codex", "login")["fix"].as_str().unwrap().contains("OPENAI_API_KEY"));
+    assert!(check(&j, "codex", "login")["fix"]
+        .as_str()
+        .unwrap()
+        .contains("OPENAI_API_KEY"));
 }
 
 #[test]
@@ -434,15 +485,13 @@ fn preflight_deep_reports_agreement_with_the_status_commands() {
     let c = check(&j, "codex", "cli-status");
     assert_eq!(c["status"], "ok");
     assert_eq!(
-        c["detail"],
-        "`codex login status` agrees: logged in (Logged in using ChatGPT)",
+        c["detail"], "`codex login status` agrees: logged in (Logged in using ChatGPT)",
         "the summary skips the CLI's warnings"
     );
     let c = check(&j, "claude", "cli-status");
     assert_eq!(c["status"], "ok");
     assert_eq!(
-        c["detail"],
-        "`claude auth status` agrees: logged in (authMethod claude.ai, subscriptionType max)",
+        c["detail"], "`claude auth status` agrees: logged in (authMethod claude.ai, subscriptionType max)",
         "the summary reads the JSON, not its first line"
     );
 }
@@ -458,7 +507,10 @@ fn preflight_deep_fails_when_the_cli_says_not_logged_in_but_the_file_looks_usabl
         let c = check(&j, mode, "cli-status");
         assert_eq!(c["status"], "fail");
         let detail = c["detail"].as_str().unwrap();
-        assert!(detail.contains("says not logged in, moonauth read oauth-valid"), "{detail}");
+        assert!(
+            detail.contains("says not logged in, moonauth read oauth-valid"),
+            "{detail}"
+        );
     }
 }
 
@@ -482,7 +534,10 @@ fn preflight_deep_warns_when_the_cli_accepts_what_moonauth_refuses() {
     assert_eq!(code, 4);
     let c = check(&j, "codex", "cli-status");
     assert_eq!(c["status"], "warn");
-    assert!(c["detail"].as_str().unwrap().contains("moonauth says malformed"), "{c:#}");
+    assert!(
+        c["detail"].as_str().unwrap().contains("moonauth says malformed"),
+        "{c:#}"
+    );
 }
 
 #[test]
@@ -492,7 +547,10 @@ fn preflight_deep_runs_the_cli_on_the_login_dir_without_stdin_or_credential_vari
         "codex",
         r#"read -r line; echo "args=$* home=$CODEX_HOME key=${OPENAI_API_KEY:-unset} stdin=${line:-empty} telemetry=$DISABLE_TELEMETRY""#,
     );
-    let (code, j) = w.json(&["--deep"], &[("OPENAI_API_KEY", "sk-x"), ("MOONAUTH_AUTH_MODE", "auto")]);
+    let (code, j) = w.json(
+        &["--deep"],
+        &[("OPENAI_API_KEY", "sk-x"), ("MOONAUTH_AUTH_MODE", "auto")],
+    );
     assert_eq!(code, 0, "{j:#}");
     let detail = check(&j, "codex", "cli-status")["detail"].as_str().unwrap().to_string();
     assert!(detail.contains("args=login status"), "{detail}");
@@ -562,8 +620,15 @@ fn preflight_wait_gives_up_with_the_login_exit_code() {
     let out = w.preflight().arg("--wait=1s").output().unwrap();
     assert_eq!(code(&out), 4);
     let text = stdout(&out);
-    assert!(text.contains("checks failed after") && text.contains("rounds"), "{text}");
-    assert!(stderr(&out).contains("waiting"), "progress goes to stderr: {}", stderr(&out));
+    assert!(
+        text.contains("checks failed after") && text.contains("rounds"),
+        "{text}"
+    );
+    assert!(
+        stderr(&out).contains("waiting"),
+        "progress goes to stderr: {}",
+        stderr(&out)
+    );
 
     let (code, j) = w.json(&["--wait=1s"], &[]);
     assert_eq!(code, 4);
@@ -584,6 +649,11 @@ fn preflight_logs_go_to_stderr_and_only_the_report_to_stdout() {
     let out = w.preflight().args(["--json", "-vvv"]).output().unwrap();
     assert_eq!(code(&out), 0);
     json(&out); // stdout is exactly one JSON document
-    let out = w.preflight().args(["--json", "-q"]).env("OPENAI_API_KEY", "k").output().unwrap();
+    let out = w
+        .preflight()
+        .args(["--json", "-q"])
+        .env("OPENAI_API_KEY", "k")
+        .output()
+        .unwrap();
     assert!(stderr(&out).is_empty(), "-q prints only errors: {}", stderr(&out));
 }

@@ -163,7 +163,8 @@ impl Sandbox {
         }
         let setpriv = find_program("setpriv").expect("setpriv (util-linux) is installed");
         let mut cmd = std::process::Command::new(setpriv);
-        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"]).arg(&copy);
+        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&copy);
         self.prepare(&mut cmd);
         assert_cmd::Command::from_std(cmd)
     }
