@@ -10,6 +10,8 @@ use super::{oauth_class, Inspection, LoginClass};
 
 /// The file Claude Code keeps its login in.
 pub const CREDENTIALS_FILE: &str = ".credentials.json";
+/// The OAuth scope without which Claude Code does not use a stored login.
+pub const INFERENCE_SCOPE: &str = "user:inference";
 
 /// Classifies the bytes of `.credentials.json` at time `now`.
 pub fn classify(bytes: &[u8], now: SystemTime, lead: Duration) -> Inspection {
@@ -78,10 +80,21 @@ pub fn classify(bytes: &[u8], now: SystemTime, lead: Duration) -> Inspection {
         Some(_) => return Inspection::new(LoginClass::Malformed, "claudeAiOauth.expiresAt is not a number".into()),
     };
 
+    let scopes: Option<Vec<String>> = oauth
+        .get("scopes")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect());
+    let can_infer = scopes.as_ref().is_some_and(|s| s.iter().any(|s| s == INFERENCE_SCOPE));
+
     let mut inspection = match access.map(str::trim).filter(|a| !a.is_empty()) {
         None => Inspection::new(
             LoginClass::Missing,
             "claudeAiOauth has no access token (never logged in, logged out, or wiped after a refused refresh)".into(),
+        ),
+        // Claude Code 2.1.330 ignores such a login: `claude auth status` says not logged in.
+        Some(_) if !can_infer => Inspection::new(
+            LoginClass::Missing,
+            format!("claudeAiOauth lacks the {INFERENCE_SCOPE} scope, so Claude Code does not use this login"),
         ),
         Some(_) => {
             let (class, detail) = oauth_class(expires_at, refreshable, now, lead);
@@ -95,10 +108,7 @@ pub fn classify(bytes: &[u8], now: SystemTime, lead: Duration) -> Inspection {
         .and_then(Value::as_str)
         .map(str::to_string);
     inspection.rate_limit_tier = oauth.get("rateLimitTier").and_then(Value::as_str).map(str::to_string);
-    inspection.scopes = oauth
-        .get("scopes")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect());
+    inspection.scopes = scopes;
     inspection
 }
 
@@ -123,30 +133,44 @@ mod tests {
         let past = NOW_MS - 1;
         let cases: Vec<(String, LoginClass)> = vec![
             (
-                format!(r#"{{"claudeAiOauth":{{"accessToken":"a","refreshToken":"r","expiresAt":{in_1h}}}}}"#),
+                format!(
+                    r#"{{"claudeAiOauth":{{"scopes":["user:inference"],"accessToken":"a","refreshToken":"r","expiresAt":{in_1h}}}}}"#
+                ),
                 LoginClass::OauthValid,
             ),
             (
-                format!(r#"{{"claudeAiOauth":{{"accessToken":"a","refreshToken":"r","expiresAt":{in_5m}}}}}"#),
+                format!(
+                    r#"{{"claudeAiOauth":{{"scopes":["user:inference"],"accessToken":"a","refreshToken":"r","expiresAt":{in_5m}}}}}"#
+                ),
                 LoginClass::OauthExpiringSoon,
             ),
             (
-                format!(r#"{{"claudeAiOauth":{{"accessToken":"a","refreshToken":"r","expiresAt":{past}}}}}"#),
+                format!(
+                    r#"{{"claudeAiOauth":{{"scopes":["user:inference"],"accessToken":"a","refreshToken":"r","expiresAt":{past}}}}}"#
+                ),
                 LoginClass::OauthExpiredRefreshable,
             ),
             (
-                format!(r#"{{"claudeAiOauth":{{"accessToken":"a","expiresAt":{past}}}}}"#),
+                format!(r#"{{"claudeAiOauth":{{"scopes":["user:inference"],"accessToken":"a","expiresAt":{past}}}}}"#),
                 LoginClass::OauthExpiredNotRefreshable,
             ),
             (
-                format!(r#"{{"claudeAiOauth":{{"accessToken":"a","refreshToken":"","expiresAt":{past}}}}}"#),
+                format!(
+                    r#"{{"claudeAiOauth":{{"scopes":["user:inference"],"accessToken":"a","refreshToken":"","expiresAt":{past}}}}}"#
+                ),
                 LoginClass::OauthExpiredNotRefreshable,
             ),
             (
-                r#"{"claudeAiOauth":{"accessToken":"a"}}"#.into(),
+                r#"{"claudeAiOauth":{"scopes":["user:inference"],"accessToken":"a"}}"#.into(),
                 LoginClass::OauthValid,
             ),
             (r#"{"claudeAiOauth":{}}"#.into(), LoginClass::Missing),
+            // Claude Code 2.1.330 does not use a login without the inference scope.
+            (r#"{"claudeAiOauth":{"accessToken":"a"}}"#.into(), LoginClass::Missing),
+            (
+                r#"{"claudeAiOauth":{"scopes":["user:profile"],"accessToken":"a"}}"#.into(),
+                LoginClass::Missing,
+            ),
             (
                 r#"{"claudeAiOauth":{"accessToken":"","refreshToken":"","expiresAt":0}}"#.into(),
                 LoginClass::Missing,

@@ -45,10 +45,18 @@ pub fn classify(bytes: &[u8], now: SystemTime, lead: Duration) -> Inspection {
             )
         }
     };
-    let auth_mode = root
-        .get("auth_mode")
-        .and_then(Value::as_str)
-        .map(str::to_ascii_lowercase);
+    // Codex 0.169.0 refuses to load a file whose auth_mode it does not know (exact spelling).
+    let auth_mode = match root.get("auth_mode") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(m)) if matches!(m.as_str(), "apikey" | "chatgpt" | "chatgptAuthTokens") => Some(m.as_str()),
+        Some(Value::String(m)) => {
+            return Inspection::new(
+                LoginClass::Malformed,
+                format!("auth_mode {m:?} is not one moonauth can check (apikey, chatgpt, chatgptAuthTokens)"),
+            )
+        }
+        Some(_) => return Inspection::new(LoginClass::Malformed, "auth_mode is not a string".into()),
+    };
     let last_refresh = match root.get("last_refresh") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => match humantime::parse_rfc3339_weak(s.strip_suffix("+00:00").unwrap_or(s)) {
@@ -65,8 +73,8 @@ pub fn classify(bytes: &[u8], now: SystemTime, lead: Duration) -> Inspection {
     };
 
     // Codex itself prefers the API key when the file has one, unless auth_mode says otherwise.
-    let use_api_key = match auth_mode.as_deref() {
-        Some("apikey") | Some("api_key") => true,
+    let use_api_key = match auth_mode {
+        Some("apikey") => true,
         Some(_) => false,
         None => api_key,
     };
@@ -80,10 +88,12 @@ pub fn classify(bytes: &[u8], now: SystemTime, lead: Duration) -> Inspection {
     }
 
     let Some(tokens) = tokens else {
-        return Inspection::new(
-            LoginClass::Missing,
-            format!("{AUTH_FILE} holds neither ChatGPT tokens nor an API key"),
-        );
+        let detail = if api_key {
+            format!("auth_mode is chatgpt but {AUTH_FILE} holds no ChatGPT tokens (its API key is unused)")
+        } else {
+            format!("{AUTH_FILE} holds neither ChatGPT tokens nor an API key")
+        };
+        return Inspection::new(LoginClass::Missing, detail);
     };
 
     let mut strings = [None::<&str>; 3];
@@ -98,6 +108,10 @@ pub fn classify(bytes: &[u8], now: SystemTime, lead: Duration) -> Inspection {
     let (Some(id_token), Some(access_token)) = (id_token, access_token) else {
         return Inspection::new(LoginClass::Malformed, "tokens lacks id_token or access_token".into());
     };
+    // Codex requires the field (it may be empty); without it the CLI cannot read the file.
+    if refresh_token.is_none() {
+        return Inspection::new(LoginClass::Malformed, "tokens lacks refresh_token".into());
+    }
     // Codex parses the id token when it loads the file; an unparseable one is a broken login.
     let id_claims = match jwt::claims(id_token) {
         Ok(c) => c,
@@ -211,6 +225,22 @@ mod tests {
         assert_eq!(class_of(&with_key), LoginClass::OauthValid);
         let without_mode = auth(NOW + 3600, "rt").replacen(r#""OPENAI_API_KEY":null"#, r#""OPENAI_API_KEY":"sk-x""#, 1);
         assert_eq!(class_of(&without_mode), LoginClass::ApiKey);
+    }
+
+    #[test]
+    fn follows_what_codex_itself_can_load() {
+        // Observed with codex 0.169.0 (docs/real-cli-behaviour.md).
+        let no_refresh = auth(NOW + 3600, "rt").replacen(r#","refresh_token":"rt""#, "", 1);
+        assert_eq!(class_of(&no_refresh), LoginClass::Malformed);
+        assert_eq!(class_of(&auth(NOW + 3600, "")), LoginClass::OauthValid);
+        let key = r#"{"OPENAI_API_KEY":"sk-x","auth_mode":"#;
+        assert_eq!(class_of(&format!(r#"{key}"apikey"}}"#)), LoginClass::ApiKey);
+        assert_eq!(class_of(&format!(r#"{key}"api_key"}}"#)), LoginClass::Malformed);
+        assert_eq!(class_of(&format!(r#"{key}"ApiKey"}}"#)), LoginClass::Malformed);
+        assert_eq!(class_of(&format!(r#"{key}"chatgpt"}}"#)), LoginClass::Missing);
+        let tokens =
+            auth(NOW + 3600, "rt").replacen(r#""OPENAI_API_KEY":null"#, r#""auth_mode":"chatgptAuthTokens""#, 1);
+        assert_eq!(class_of(&tokens), LoginClass::OauthValid);
     }
 
     #[test]
