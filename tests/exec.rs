@@ -188,7 +188,8 @@ fn exec_never_starts_the_worker_when_a_check_fails() {
     let marker = w.sb.root().join("worker-ran");
     let script = format!("/usr/bin/touch {}", marker.display());
     let gone = w.sb.root().join("gone");
-    let cases: Vec<(&str, i32, Vec<(&str, String)>)> = vec![
+    type Case<'a> = (&'a str, i32, Vec<(&'a str, String)>);
+    let cases: Vec<Case> = vec![
         (
             "cli missing",
             3,

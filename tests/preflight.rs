@@ -57,7 +57,8 @@ fn triples(list: &[(&str, &str, &str)]) -> Vec<(String, String, String)> {
 #[test]
 fn preflight_runs_the_checks_of_each_mode_and_passes_on_valid_logins() {
     let w = Worker::new();
-    let cases: [(&str, Vec<(&str, &str, &str)>); 4] = [
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str, &'a str)>);
+    let cases: [Case; 4] = [
         (
             "codex",
             vec![
@@ -118,10 +119,7 @@ fn preflight_without_the_cli_exits_3_with_an_install_hint() {
             text.contains(&format!("`{runtime}` is not an executable on PATH")),
             "{text}"
         );
-        assert!(
-            text.contains(&format!("fix: install")) && text.contains(package),
-            "{text}"
-        );
+        assert!(text.contains("fix: install") && text.contains(package), "{text}");
         assert!(text.contains("not ready:") && text.contains("(exit 3:"), "{text}");
     }
 }
