@@ -588,16 +588,27 @@ pub fn exec_worker(command: &[String], env: &Env, exec_env: &BTreeMap<String, St
     cmd.envs(exec_env);
     let err = cmd.exec();
     match err.kind() {
+        // execve says ENOENT both for a missing file and for a script whose `#!`
+        // interpreter is missing; only the first is "not found" (127), as in a shell.
+        std::io::ErrorKind::NotFound if command_exists(program, env) => Error::CommandNotExecutable {
+            command: program.clone(),
+            reason: "the file exists, but its interpreter (#! line) or loader was not found".into(),
+        },
         std::io::ErrorKind::NotFound => Error::CommandNotFound {
             command: program.clone(),
-        },
-        std::io::ErrorKind::PermissionDenied => Error::CommandNotExecutable {
-            command: program.clone(),
-            reason: err.to_string(),
         },
         _ => Error::CommandNotExecutable {
             command: program.clone(),
             reason: err.to_string(),
         },
     }
+}
+
+/// Whether the worker command names an existing file (a path, or a name on PATH).
+fn command_exists(program: &str, env: &Env) -> bool {
+    if program.contains('/') {
+        return Path::new(program).exists();
+    }
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    which::which_in(program, env.get("PATH").map(OsString::from), cwd).is_ok()
 }

@@ -252,13 +252,28 @@ fn exec_of_a_command_that_cannot_be_executed_exits_126() {
     std::fs::write(&script, "#!/bin/sh\necho ran\n").unwrap();
     set_mode(&script, 0o644);
     let dir = w.sb.empty_dir("a-directory");
-    for program in [&script, &dir] {
+    // execve reports a missing #! interpreter as ENOENT; the file exists, so 126.
+    let bad_interpreter = w.sb.root().join("bad-interpreter.sh");
+    std::fs::write(&bad_interpreter, "#!/nonexistent/interpreter\necho ran\n").unwrap();
+    set_mode(&bad_interpreter, 0o755);
+    w.sb.stand_in("on-path-bad-interpreter", "true");
+    std::fs::write(
+        w.sb.bin().join("on-path-bad-interpreter"),
+        "#!/nonexistent/interpreter\n",
+    )
+    .unwrap();
+    for program in [
+        &script,
+        &dir,
+        &bad_interpreter,
+        &PathBuf::from("on-path-bad-interpreter"),
+    ] {
         let mut cmd = w.preflight();
         cmd.arg("--").arg(program);
         let out = cmd.output().unwrap();
         assert_eq!(code(&out), 126, "{}: {}", program.display(), stderr(&out));
         assert!(stdout(&out).is_empty());
         let err = stderr(&out);
-        assert!(err.contains("cannot be executed") && err.contains("chmod +x"), "{err}");
+        assert!(err.contains("cannot be executed") && err.contains("hint:"), "{err}");
     }
 }
