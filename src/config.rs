@@ -268,25 +268,15 @@ impl Config {
             reason: e.to_string(),
         })?;
 
-        let worker_mode = match (&overrides.worker_mode, non_blank(&raw.moonmind_worker_runtime)) {
-            (Some(flag), _) => Sourced::new(
-                runtime::parse_worker_mode(flag).map_err(|reason| Error::InvalidFlag {
-                    flag: "--mode",
-                    value: flag.clone(),
-                    reason,
-                })?,
-                Source::Flag("--mode"),
-            ),
-            (None, Some(value)) => Sourced::new(
-                runtime::parse_worker_mode(value).map_err(|reason| Error::InvalidVariable {
-                    var: "MOONMIND_WORKER_RUNTIME".into(),
-                    value: value.to_string(),
-                    reason,
-                })?,
-                env.source_of("MOONMIND_WORKER_RUNTIME"),
-            ),
-            (None, None) => Sourced::new(WorkerMode::Codex, Source::Default),
-        };
+        let worker_mode = pick(
+            env,
+            overrides.worker_mode.as_deref(),
+            "--mode",
+            "MOONMIND_WORKER_RUNTIME",
+            &raw.moonmind_worker_runtime,
+            WorkerMode::Codex,
+            runtime::parse_worker_mode,
+        )?;
 
         let default_task_runtime = runtime::default_task_runtime(env)?;
 
@@ -460,25 +450,28 @@ fn pick<T>(
     default: T,
     parse: fn(&str) -> std::result::Result<T, String>,
 ) -> Result<Sourced<T>> {
-    if let Some(v) = flag_value {
-        let value = parse(v).map_err(|reason| Error::InvalidFlag {
+    let from_flag = match flag_value {
+        Some(v) => Some(parse(v).map_err(|reason| Error::InvalidFlag {
             flag,
             value: v.to_string(),
             reason,
-        })?;
-        return Ok(Sourced::new(value, Source::Flag(flag)));
-    }
-    match non_blank(raw) {
-        Some(v) => {
-            let value = parse(v).map_err(|reason| Error::InvalidVariable {
-                var: var.to_string(),
-                value: v.to_string(),
-                reason,
-            })?;
-            Ok(Sourced::new(value, env.source_of(var)))
-        }
-        None => Ok(Sourced::new(default, Source::Default)),
-    }
+        })?),
+        None => None,
+    };
+    // The variable is validated even when the flag wins: an invalid value is never masked.
+    let from_env = match non_blank(raw) {
+        Some(v) => Some(parse(v).map_err(|reason| Error::InvalidVariable {
+            var: var.to_string(),
+            value: v.to_string(),
+            reason,
+        })?),
+        None => None,
+    };
+    Ok(match (from_flag, from_env) {
+        (Some(value), _) => Sourced::new(value, Source::Flag(flag)),
+        (None, Some(value)) => Sourced::new(value, env.source_of(var)),
+        (None, None) => Sourced::new(default, Source::Default),
+    })
 }
 
 /// Parses `MOONAUTH_AUTH_MODE`: `auto`, `oauth` or `api-key` (trimmed, any case).
@@ -613,6 +606,18 @@ mod tests {
             assert_eq!(err.exit(), crate::exit::Exit::Usage, "{var}");
             assert!(err.to_string().contains(var), "{var}: {err}");
         }
+    }
+
+    #[test]
+    fn an_invalid_variable_is_reported_even_when_a_flag_wins() {
+        let env = Env::from_pairs([("MOONMIND_WORKER_RUNTIME", "gpt"), ("MOONAUTH_EXPIRY_LEAD", "soon")]);
+        let o = Overrides {
+            worker_mode: Some("claude".into()),
+            expiry_lead: Some("1m".into()),
+            ..Default::default()
+        };
+        let err = Config::resolve(&env, &o).unwrap_err();
+        assert!(err.to_string().contains("MOONMIND_WORKER_RUNTIME"), "{err}");
     }
 
     #[test]

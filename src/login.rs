@@ -555,7 +555,7 @@ mod tests {
         std::fs::write(dir.join("projects/x/s.jsonl"), "{}").unwrap();
         std::fs::write(
             dir.join(".credentials.json"),
-            r#"{"claudeAiOauth":{"accessToken":"a","refreshToken":"r","expiresAt":4102444800000}}"#,
+            r#"{"claudeAiOauth":{"accessToken":"a","refreshToken":"r","expiresAt":4102444800000,"scopes":["user:inference"]}}"#,
         )
         .unwrap();
         std::fs::write(home.path().join(".claude.json"), r#"{"hasCompletedOnboarding":true}"#).unwrap();

@@ -76,7 +76,8 @@ pub struct InspectReport {
     pub schema: &'static str,
     #[serde(flatten)]
     pub login: LoginReport,
-    /// Credential variables set in the environment that the CLI would use instead (names only).
+    /// Credential variables set in the environment that the CLI would use instead (names only);
+    /// any of them makes the runtime usable even when the file login is not.
     pub env_credentials: Vec<&'static str>,
 }
 
@@ -86,12 +87,12 @@ impl Render for InspectReport {
         let i = &l.inspection;
         writeln!(w, "{} login in {}", l.runtime, l.dir.display())?;
         writeln!(w, "  file:       {}", l.file.display())?;
-        writeln!(
-            w,
-            "  verdict:    {} ({})",
-            i.class.as_str(),
-            if l.usable { "usable" } else { "not usable" }
-        )?;
+        let usable = match (l.usable, i.class.usable()) {
+            (true, true) => "usable".to_string(),
+            (true, false) => format!("usable through {} in the environment", self.env_credentials.join(", ")),
+            (false, _) => "not usable".to_string(),
+        };
+        writeln!(w, "  verdict:    {} ({usable})", i.class.as_str())?;
         writeln!(w, "  detail:     {}", i.detail)?;
         if let Some(plan) = &i.plan {
             match &i.rate_limit_tier {

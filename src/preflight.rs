@@ -455,34 +455,42 @@ pub fn cli_status(runtime: Runtime, cli: &Path, dir: &Path, env: &Env, timeout: 
     };
     let out = out_reader.join().unwrap_or_default();
     let err = err_reader.join().unwrap_or_default();
-    let (logged_in, first) = match runtime {
-        Runtime::Claude => match serde_json::from_str::<serde_json::Value>(out.trim()) {
-            Ok(v) => {
-                let logged_in = v
-                    .get("loggedIn")
-                    .and_then(serde_json::Value::as_bool)
-                    .unwrap_or(status.success());
-                let method = v.get("authMethod").and_then(serde_json::Value::as_str).unwrap_or("?");
-                (logged_in, format!("loggedIn: {logged_in}, authMethod: {method}"))
-            }
-            Err(_) => (status.success(), first_line(&out, &err)),
-        },
-        Runtime::Codex | Runtime::Gemini => (status.success(), first_line(&out, &err)),
+    let json = match runtime {
+        Runtime::Claude => serde_json::from_str::<serde_json::Value>(out.trim()).ok(),
+        Runtime::Codex | Runtime::Gemini => None,
     };
-    let mut summary = redact::scrub(first.trim());
-    summary.truncate(200);
+    let logged_in = json
+        .as_ref()
+        .and_then(|v| v.get("loggedIn").and_then(serde_json::Value::as_bool))
+        .unwrap_or(status.success());
+    // Claude answers in pretty JSON whose first line is `{`: summarize its fields instead.
+    // Codex writes everything to stderr, often after warnings that say nothing about the login.
+    let line = match json.as_ref().and_then(claude_status_summary) {
+        Some(s) => s,
+        None => {
+            let lines: Vec<&str> = out
+                .lines()
+                .chain(err.lines())
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
+            let line = lines.iter().find(|l| !l.starts_with("WARNING")).or(lines.first());
+            line.map(|l| l.to_string()).unwrap_or_default()
+        }
+    };
+    // Redact before truncating, and cut on a character boundary (the output is not ASCII-only).
+    let summary: String = redact::scrub(&line).chars().take(200).collect();
     Ok(CliStatus { logged_in, summary })
 }
 
-/// The first line worth showing of a status command's output (codex prints a PATH
-/// warning first when its home is under /tmp).
-fn first_line(out: &str, err: &str) -> String {
-    out.lines()
-        .chain(err.lines())
-        .map(str::trim)
-        .find(|l| !l.is_empty() && !l.starts_with("WARNING"))
-        .unwrap_or("")
-        .to_string()
+/// `authMethod` and `subscriptionType` from `claude auth status` JSON, when present.
+fn claude_status_summary(v: &serde_json::Value) -> Option<String> {
+    let field = |k: &str| v.get(k).and_then(serde_json::Value::as_str);
+    let method = field("authMethod")?;
+    Some(match field("subscriptionType") {
+        Some(plan) => format!("authMethod {method}, subscriptionType {plan}"),
+        None => format!("authMethod {method}"),
+    })
 }
 
 /// A loopback port nothing listens on (bound, then released).
@@ -604,16 +612,27 @@ pub fn exec_worker(command: &[String], env: &Env, exec_env: &BTreeMap<String, St
     cmd.envs(exec_env);
     let err = cmd.exec();
     match err.kind() {
+        // execve says ENOENT both for a missing file and for a script whose `#!`
+        // interpreter is missing; only the first is "not found" (127), as in a shell.
+        std::io::ErrorKind::NotFound if command_exists(program, env) => Error::CommandNotExecutable {
+            command: program.clone(),
+            reason: "the file exists, but its interpreter (#! line) or loader was not found".into(),
+        },
         std::io::ErrorKind::NotFound => Error::CommandNotFound {
             command: program.clone(),
-        },
-        std::io::ErrorKind::PermissionDenied => Error::CommandNotExecutable {
-            command: program.clone(),
-            reason: err.to_string(),
         },
         _ => Error::CommandNotExecutable {
             command: program.clone(),
             reason: err.to_string(),
         },
     }
+}
+
+/// Whether the worker command names an existing file (a path, or a name on PATH).
+fn command_exists(program: &str, env: &Env) -> bool {
+    if program.contains('/') {
+        return Path::new(program).exists();
+    }
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    which::which_in(program, env.get("PATH").map(OsString::from), cwd).is_ok()
 }

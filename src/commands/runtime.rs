@@ -3,7 +3,7 @@
 use std::io::Read;
 
 use crate::cli::ResolveArgs;
-use crate::config::Env;
+use crate::config::{Config, Env, Overrides};
 use crate::error::{Error, Result};
 use crate::exit::Exit;
 use crate::output::{self, ResolveReport};
@@ -12,6 +12,10 @@ use crate::runtime;
 pub fn resolve(args: ResolveArgs, env: &Env) -> Result<Exit> {
     // Validate the default first: a bad MOONMIND_DEFAULT_TASK_RUNTIME fails every task.
     let default = runtime::default_task_runtime(env)?;
+    // Then every other setting, as every command does: a bad value fails fast here too
+    // instead of surfacing later in a worker that shares this configuration.
+    Config::resolve(env, &Overrides::default())?;
+    super::clock(env)?;
     match &args.payload {
         None => {
             let resolved = runtime::resolve_explicit(args.explicit.as_deref(), &default)?;

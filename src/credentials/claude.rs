@@ -8,11 +8,10 @@ use serde_json::Value;
 
 use super::{oauth_class, Inspection, LoginClass};
 
-/// The scope without which Claude Code ignores a file login.
-pub const INFERENCE_SCOPE: &str = "user:inference";
-
 /// The file Claude Code keeps its login in.
 pub const CREDENTIALS_FILE: &str = ".credentials.json";
+/// The OAuth scope without which Claude Code does not use a stored login.
+pub const INFERENCE_SCOPE: &str = "user:inference";
 
 /// Classifies the bytes of `.credentials.json` at time `now`.
 pub fn classify(bytes: &[u8], now: SystemTime, lead: Duration) -> Inspection {
@@ -85,19 +84,17 @@ pub fn classify(bytes: &[u8], now: SystemTime, lead: Duration) -> Inspection {
         .get("scopes")
         .and_then(Value::as_array)
         .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect());
-    let can_infer = scopes.as_ref().is_some_and(|s| s.iter().any(|x| x == INFERENCE_SCOPE));
+    let can_infer = scopes.as_ref().is_some_and(|s| s.iter().any(|s| s == INFERENCE_SCOPE));
 
     let mut inspection = match access.map(str::trim).filter(|a| !a.is_empty()) {
         None => Inspection::new(
             LoginClass::Missing,
             "claudeAiOauth has no access token (never logged in, logged out, or wiped after a refused refresh)".into(),
         ),
-        // Claude Code only uses a file login whose scopes include user:inference.
+        // Claude Code 2.1.330 ignores such a login: `claude auth status` says not logged in.
         Some(_) if !can_infer => Inspection::new(
-            LoginClass::Malformed,
-            format!(
-                "the login lacks the {INFERENCE_SCOPE} scope, so Claude Code does not use it (it says not logged in)"
-            ),
+            LoginClass::Missing,
+            format!("claudeAiOauth lacks the {INFERENCE_SCOPE} scope, so Claude Code does not use this login"),
         ),
         Some(_) => {
             let (class, detail) = oauth_class(expires_at, refreshable, now, lead);
@@ -137,37 +134,43 @@ mod tests {
         let cases: Vec<(String, LoginClass)> = vec![
             (
                 format!(
-                    r#"{{"claudeAiOauth":{{"accessToken":"a","refreshToken":"r","expiresAt":{in_1h},"scopes":["user:inference"]}}}}"#
+                    r#"{{"claudeAiOauth":{{"scopes":["user:inference"],"accessToken":"a","refreshToken":"r","expiresAt":{in_1h}}}}}"#
                 ),
                 LoginClass::OauthValid,
             ),
             (
                 format!(
-                    r#"{{"claudeAiOauth":{{"accessToken":"a","refreshToken":"r","expiresAt":{in_5m},"scopes":["user:inference"]}}}}"#
+                    r#"{{"claudeAiOauth":{{"scopes":["user:inference"],"accessToken":"a","refreshToken":"r","expiresAt":{in_5m}}}}}"#
                 ),
                 LoginClass::OauthExpiringSoon,
             ),
             (
                 format!(
-                    r#"{{"claudeAiOauth":{{"accessToken":"a","refreshToken":"r","expiresAt":{past},"scopes":["user:inference"]}}}}"#
+                    r#"{{"claudeAiOauth":{{"scopes":["user:inference"],"accessToken":"a","refreshToken":"r","expiresAt":{past}}}}}"#
                 ),
                 LoginClass::OauthExpiredRefreshable,
             ),
             (
-                format!(r#"{{"claudeAiOauth":{{"accessToken":"a","expiresAt":{past},"scopes":["user:inference"]}}}}"#),
+                format!(r#"{{"claudeAiOauth":{{"scopes":["user:inference"],"accessToken":"a","expiresAt":{past}}}}}"#),
                 LoginClass::OauthExpiredNotRefreshable,
             ),
             (
                 format!(
-                    r#"{{"claudeAiOauth":{{"accessToken":"a","refreshToken":"","expiresAt":{past},"scopes":["user:inference"]}}}}"#
+                    r#"{{"claudeAiOauth":{{"scopes":["user:inference"],"accessToken":"a","refreshToken":"","expiresAt":{past}}}}}"#
                 ),
                 LoginClass::OauthExpiredNotRefreshable,
             ),
             (
-                r#"{"claudeAiOauth":{"accessToken":"a","scopes":["user:inference"]}}"#.into(),
+                r#"{"claudeAiOauth":{"scopes":["user:inference"],"accessToken":"a"}}"#.into(),
                 LoginClass::OauthValid,
             ),
             (r#"{"claudeAiOauth":{}}"#.into(), LoginClass::Missing),
+            // Claude Code 2.1.330 does not use a login without the inference scope.
+            (r#"{"claudeAiOauth":{"accessToken":"a"}}"#.into(), LoginClass::Missing),
+            (
+                r#"{"claudeAiOauth":{"scopes":["user:profile"],"accessToken":"a"}}"#.into(),
+                LoginClass::Missing,
+            ),
             (
                 r#"{"claudeAiOauth":{"accessToken":"","refreshToken":"","expiresAt":0}}"#.into(),
                 LoginClass::Missing,

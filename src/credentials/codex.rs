@@ -120,6 +120,10 @@ pub fn classify(bytes: &[u8], now: SystemTime, lead: Duration) -> Inspection {
     let (Some(id_token), Some(access_token)) = (id_token, access_token) else {
         return Inspection::new(LoginClass::Malformed, "tokens lacks id_token or access_token".into());
     };
+    // Codex requires the field (it may be empty); without it the CLI cannot read the file.
+    if refresh_token.is_none() {
+        return Inspection::new(LoginClass::Malformed, "tokens lacks refresh_token".into());
+    }
     // Codex parses the id token when it loads the file; an unparseable one is a broken login.
     let id_claims = match jwt::claims(id_token) {
         Ok(c) => c,
@@ -274,6 +278,22 @@ mod tests {
         assert_eq!(class_of(&with_key), LoginClass::OauthValid);
         let without_mode = auth(NOW + 3600, "rt").replacen(r#""OPENAI_API_KEY":null"#, r#""OPENAI_API_KEY":"sk-x""#, 1);
         assert_eq!(class_of(&without_mode), LoginClass::ApiKey);
+    }
+
+    #[test]
+    fn follows_what_codex_itself_can_load() {
+        // Observed with codex 0.169.0 (docs/real-cli-behaviour.md).
+        let no_refresh = auth(NOW + 3600, "rt").replacen(r#","refresh_token":"rt""#, "", 1);
+        assert_eq!(class_of(&no_refresh), LoginClass::Malformed);
+        assert_eq!(class_of(&auth(NOW + 3600, "")), LoginClass::OauthValid);
+        let key = r#"{"OPENAI_API_KEY":"sk-x","auth_mode":"#;
+        assert_eq!(class_of(&format!(r#"{key}"apikey"}}"#)), LoginClass::ApiKey);
+        assert_eq!(class_of(&format!(r#"{key}"api_key"}}"#)), LoginClass::Malformed);
+        assert_eq!(class_of(&format!(r#"{key}"ApiKey"}}"#)), LoginClass::Malformed);
+        assert_eq!(class_of(&format!(r#"{key}"chatgpt"}}"#)), LoginClass::Missing);
+        let tokens =
+            auth(NOW + 3600, "rt").replacen(r#""OPENAI_API_KEY":null"#, r#""auth_mode":"chatgptAuthTokens""#, 1);
+        assert_eq!(class_of(&tokens), LoginClass::OauthValid);
     }
 
     #[test]

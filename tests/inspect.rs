@@ -1,0 +1,302 @@
+//! `moonauth inspect` through the binary, on temp copies of every fixture.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::symlink;
+
+use common::*;
+
+fn inspect_json(sb: &Sandbox, runtime: &str, dir: &std::path::Path) -> (i32, serde_json::Value) {
+    let out = sb
+        .moonauth()
+        .args(["inspect", runtime, "--json", "--dir"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    (code(&out), json(&out))
+}
+
+#[test]
+fn inspect_classifies_every_claude_fixture_and_exits_4_when_unusable() {
+    let sb = Sandbox::new();
+    for (case, class, usable) in CLAUDE_CASES {
+        let dir = sb.login("claude", case);
+        let (code, j) = inspect_json(&sb, "claude", &dir);
+        assert_eq!(j["class"], class, "claude/{case}: {j:#}");
+        assert_eq!(j["usable"], usable, "claude/{case}");
+        assert_eq!(code, if usable { 0 } else { 4 }, "claude/{case}");
+        assert_eq!(j["schema"], "moonauth.inspect.v1");
+        assert_eq!(j["runtime"], "claude");
+        assert_eq!(j["file"], dir.join(".credentials.json").display().to_string());
+    }
+}
+
+#[test]
+fn inspect_classifies_every_codex_fixture_and_exits_4_when_unusable() {
+    let sb = Sandbox::new();
+    for (case, class, usable) in CODEX_CASES {
+        let dir = sb.login("codex", case);
+        let (code, j) = inspect_json(&sb, "codex", &dir);
+        assert_eq!(j["class"], class, "codex/{case}: {j:#}");
+        assert_eq!(j["usable"], usable, "codex/{case}");
+        assert_eq!(code, if usable { 0 } else { 4 }, "codex/{case}");
+        assert_eq!(j["file"], dir.join("auth.json").display().to_string());
+    }
+}
+
+#[test]
+fn inspect_reports_claude_plan_expiry_and_refresh_token() {
+    let sb = Sandbox::new();
+    let (_, j) = inspect_json(&sb, "claude", &sb.login("claude", "valid-max"));
+    assert_eq!(j["plan"], "max");
+    assert_eq!(j["rate_limit_tier"], "default_claude_max_20x");
+    assert_eq!(j["expires_at"], "2100-01-01T00:00:00Z");
+    assert_eq!(j["refreshable"], true);
+    assert_eq!(
+        j["scopes"],
+        serde_json::json!(["user:inference", "user:profile", "user:sessions:claude_code"])
+    );
+
+    let (_, j) = inspect_json(&sb, "claude", &sb.login("claude", "expired-no-refresh"));
+    assert_eq!(j["plan"], "pro");
+    assert_eq!(j["expires_at"], "2025-01-01T00:00:00Z");
+    assert_eq!(j["refreshable"], false);
+    let detail = j["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("expired") && detail.contains("no refresh token"),
+        "{detail}"
+    );
+}
+
+#[test]
+fn inspect_reports_codex_plan_account_email_expiry_and_last_refresh() {
+    let sb = Sandbox::new();
+    let (_, j) = inspect_json(&sb, "codex", &sb.login("codex", "chatgpt-valid"));
+    assert_eq!(j["plan"], "pro");
+    assert_eq!(j["email"], "dev@example.com");
+    assert_eq!(j["account_id"], "acct-fixture-1");
+    assert_eq!(j["expires_at"], "2100-01-01T00:00:00Z");
+    assert_eq!(j["last_refresh"], "2026-11-20T10:00:00Z");
+    assert_eq!(j["refreshable"], true);
+
+    let (_, j) = inspect_json(&sb, "codex", &sb.login("codex", "chatgpt-expired-refreshable"));
+    assert_eq!(j["plan"], "plus");
+    assert_eq!(j["account_id"], "acct-fixture-2");
+    assert_eq!(j["expires_at"], "2025-01-01T00:00:00Z");
+    assert_eq!(j["last_refresh"], "2025-01-01T00:00:00Z");
+
+    let (_, j) = inspect_json(&sb, "codex", &sb.login("codex", "api-key"));
+    assert!(j.get("plan").is_none() && j.get("expires_at").is_none(), "{j:#}");
+}
+
+#[test]
+fn inspect_human_output_shows_verdict_and_metadata() {
+    let sb = Sandbox::new();
+    let dir = sb.login("codex", "chatgpt-valid");
+    let out = sb
+        .moonauth()
+        .args(["inspect", "codex", "--dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0);
+    let text = stdout(&out);
+    for want in [
+        "verdict:    oauth-valid (usable)",
+        "plan:       pro",
+        "account:    dev@example.com",
+        "account id: acct-fixture-1",
+        "expires:    2100-01-01T00:00:00Z",
+        "refreshed:  2026-11-20T10:00:00Z",
+        "refresh:    refresh token present",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+}
+
+#[test]
+fn inspect_reads_the_configured_login_directories_without_dir() {
+    let sb = Sandbox::new();
+    let codex = sb.login("codex", "chatgpt-valid");
+    let claude = sb.login("claude", "valid-max");
+    let other = sb.login("claude", "malformed");
+
+    let out = sb
+        .moonauth()
+        .args(["inspect", "codex", "--json"])
+        .env("CODEX_HOME", &codex)
+        .output()
+        .unwrap();
+    assert_eq!(json(&out)["dir"], codex.display().to_string());
+    assert_eq!(code(&out), 0);
+
+    let out = sb
+        .moonauth()
+        .args(["inspect", "codex", "--json"])
+        .env("CODEX_VOLUME_PATH", &codex)
+        .output()
+        .unwrap();
+    assert_eq!(json(&out)["dir"], codex.display().to_string());
+
+    // CLAUDE_CONFIG_DIR (what the CLI reads) wins over CLAUDE_HOME (MoonMind's name).
+    let out = sb
+        .moonauth()
+        .args(["inspect", "claude", "--json"])
+        .env("CLAUDE_HOME", &other)
+        .env("CLAUDE_CONFIG_DIR", &claude)
+        .output()
+        .unwrap();
+    assert_eq!(json(&out)["dir"], claude.display().to_string());
+    assert_eq!(code(&out), 0);
+
+    let out = sb
+        .moonauth()
+        .args(["inspect", "claude", "--json"])
+        .env("CLAUDE_HOME", &other)
+        .output()
+        .unwrap();
+    assert_eq!(json(&out)["dir"], other.display().to_string());
+    assert_eq!(code(&out), 4);
+
+    // Without any variable: the MoonMind default inside a worker.
+    let out = sb.moonauth().args(["inspect", "claude", "--json"]).output().unwrap();
+    assert_eq!(json(&out)["dir"], "/home/app/.claude");
+}
+
+#[test]
+fn inspect_marks_a_login_expiring_within_the_lead() {
+    let sb = Sandbox::new();
+    let dir = sb.login("claude", "valid-max");
+    // Five minutes before the fixture's expiry (2100-01-01T00:00:00Z).
+    let near = "2099-12-31T23:55:00Z";
+    let run = |extra: &[(&str, &str)], args: &[&str]| {
+        let mut cmd = sb.moonauth();
+        cmd.args(["inspect", "claude", "--json", "--dir"]).arg(&dir).args(args);
+        cmd.env("MOONAUTH_NOW", near);
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        (code(&out), json(&out)["class"].as_str().unwrap().to_string())
+    };
+    assert_eq!(run(&[], &[]), (0, "oauth-expiring-soon".into()), "default lead is 10m");
+    assert_eq!(run(&[("MOONAUTH_EXPIRY_LEAD", "1m")], &[]), (0, "oauth-valid".into()));
+    assert_eq!(
+        run(&[("MOONAUTH_EXPIRY_LEAD", "1m")], &["--lead", "1h"]),
+        (0, "oauth-expiring-soon".into()),
+        "--lead wins over MOONAUTH_EXPIRY_LEAD"
+    );
+}
+
+#[test]
+fn inspect_counts_an_api_key_in_the_environment_as_usable_and_names_it() {
+    let sb = Sandbox::new();
+    for (runtime, case, var) in [
+        ("claude", "missing", "ANTHROPIC_API_KEY"),
+        ("claude", "expired-no-refresh", "CLAUDE_CODE_OAUTH_TOKEN"),
+        ("claude", "malformed", "ANTHROPIC_AUTH_TOKEN"),
+        ("codex", "missing", "OPENAI_API_KEY"),
+        ("codex", "malformed", "CODEX_API_KEY"),
+    ] {
+        let dir = sb.login_named(&format!("{runtime}-{case}-{var}"), runtime, case);
+        let out = sb
+            .moonauth()
+            .args(["inspect", runtime, "--json", "--dir"])
+            .arg(&dir)
+            .env(var, "sk-test-CANARY-env-value")
+            .output()
+            .unwrap();
+        assert_eq!(code(&out), 0, "{runtime}/{case} with {var}: {}", stdout(&out));
+        let j = json(&out);
+        assert_eq!(j["usable"], true);
+        assert_eq!(j["env_credentials"], serde_json::json!([var]));
+
+        let out = sb
+            .moonauth()
+            .args(["inspect", runtime, "--dir"])
+            .arg(&dir)
+            .env(var, "sk-test-CANARY-env-value")
+            .output()
+            .unwrap();
+        let text = stdout(&out);
+        assert!(
+            text.contains(&format!("usable through {var} in the environment")),
+            "{text}"
+        );
+        assert!(!text.to_lowercase().contains("canary"), "{text}");
+    }
+    // A blank variable is not a credential.
+    let dir = sb.login("codex", "missing");
+    let out = sb
+        .moonauth()
+        .args(["inspect", "codex", "--json", "--dir"])
+        .arg(&dir)
+        .env("OPENAI_API_KEY", "  ")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 4);
+    assert_eq!(json(&out)["env_credentials"], serde_json::json!([]));
+}
+
+#[test]
+fn inspect_refuses_links_that_leave_the_directory() {
+    let sb = Sandbox::new();
+    let outside = sb.login("codex", "chatgpt-valid");
+    let dir = sb.empty_dir("linked");
+    symlink(outside.join("auth.json"), dir.join("auth.json")).unwrap();
+    let (code, j) = inspect_json(&sb, "codex", &dir);
+    assert_eq!(code, 4);
+    assert_eq!(j["class"], "refused");
+    assert!(
+        j["detail"].as_str().unwrap().contains("leaves the login directory"),
+        "{j:#}"
+    );
+}
+
+#[test]
+fn inspect_refuses_oversized_and_non_regular_login_files() {
+    let sb = Sandbox::new();
+    let dir = sb.empty_dir("big");
+    fs::write(dir.join(".credentials.json"), vec![b' '; 300 * 1024]).unwrap();
+    let (code, j) = inspect_json(&sb, "claude", &dir);
+    assert_eq!((code, j["class"].as_str().unwrap()), (4, "refused"));
+    assert!(j["detail"].as_str().unwrap().contains("byte limit"), "{j:#}");
+
+    let dir = sb.empty_dir("dir-as-file");
+    fs::create_dir(dir.join("auth.json")).unwrap();
+    let (code, j) = inspect_json(&sb, "codex", &dir);
+    assert_eq!((code, j["class"].as_str().unwrap()), (4, "refused"));
+    assert!(j["detail"].as_str().unwrap().contains("not a regular file"), "{j:#}");
+}
+
+#[test]
+fn inspect_of_a_directory_that_does_not_exist_is_a_missing_login() {
+    let sb = Sandbox::new();
+    let (code, j) = inspect_json(&sb, "codex", &sb.root().join("nowhere"));
+    assert_eq!((code, j["class"].as_str().unwrap()), (4, "missing"));
+}
+
+#[test]
+fn inspect_rejects_an_unknown_runtime_with_exit_2() {
+    let sb = Sandbox::new();
+    let out = sb.moonauth().args(["inspect", "gemini"]).output().unwrap();
+    assert_eq!(code(&out), 2);
+    let err = stderr(&out);
+    assert!(err.contains("\"gemini\"") && err.contains("claude, codex"), "{err}");
+}
+
+#[test]
+fn inspect_accepts_runtime_names_in_any_case() {
+    let sb = Sandbox::new();
+    let dir = sb.login("claude", "valid-max");
+    let out = sb
+        .moonauth()
+        .args(["inspect", " Claude ", "--json", "--dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0);
+    assert_eq!(json(&out)["runtime"], "claude");
+}
