@@ -7,6 +7,7 @@
 //! task's runtime, [`credentials::inspect_dir`] to read a login, [`preflight::run_checks`]
 //! for the worker checks.
 
+pub mod accounts;
 pub mod apply;
 pub mod cli;
 pub mod commands;
@@ -22,3 +23,4 @@ pub mod preflight;
 pub mod redact;
 pub mod runtime;
 pub mod status;
+pub mod store;
