@@ -394,11 +394,16 @@ fn pick(store: &Store, args: AccountPickArgs, now: SystemTime) -> Result<Exit> {
             None => (guard.state().clone(), None),
         }
     };
+    // The usable ones in pick order, then the soonest back first: cooling down (by
+    // reset time), needing a re-login, disabled.
     let mut rows: Vec<&Account> = state.accounts.iter().filter(|a| a.runtime == runtime).collect();
-    rows.sort_by(|a, b| {
-        let ready = |x: &Account| accounts::availability(x, now) != Availability::Ready;
-        ready(a).cmp(&ready(b)).then(accounts::pick_order(a, b))
-    });
+    let rank = |x: &Account| match accounts::availability(x, now) {
+        Availability::Ready => (0, None),
+        Availability::CoolingDown(until) => (1, Some(until)),
+        Availability::NeedsRelogin => (2, None),
+        Availability::Disabled => (3, None),
+    };
+    rows.sort_by(|a, b| rank(a).cmp(&rank(b)).then(accounts::pick_order(a, b)));
     let report = PickReport {
         schema: "moonauth.accounts-pick.v1",
         runtime,
