@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand};
 
 /// Logins, preflight and runtime resolution for fleets of Claude Code and Codex workers.
 #[derive(Debug, Parser)]
@@ -42,6 +42,9 @@ pub enum Command {
     Login(LoginArgs),
     /// Prepare the login directories for the worker user (the compose init service; run as root).
     Init(InitArgs),
+    /// The accounts each runtime can run on: add, list, enable, disable, remove, and pick the next one.
+    #[command(subcommand)]
+    Accounts(AccountsCommand),
     /// Steps moonauth runs inside containers.
     #[command(subcommand, hide = true)]
     Internal(InternalCommand),
@@ -140,6 +143,18 @@ pub struct InitArgs {
 pub enum InternalCommand {
     /// Put a staged login in place inside a volume (run by `moonauth login` in a container).
     ApplyLogin(ApplyLoginArgs),
+    /// Time read-modify-writes of the account store (for tests and scripts/bench-store.sh).
+    StoreBench(StoreBenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StoreBenchArgs {
+    /// Updates to make; each picks an account of RUNTIME and marks it used, under the lock.
+    #[arg(long, value_name = "N")]
+    pub ops: u64,
+
+    #[arg(long, value_name = "RUNTIME", default_value = "claude")]
+    pub runtime: String,
 }
 
 #[derive(Debug, Args)]
@@ -228,6 +243,87 @@ pub struct ResolveArgs {
     pub payload: Option<PathBuf>,
 
     /// Print the resolution as JSON (with --payload the output is always JSON).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountsCommand {
+    /// Add an account: an OAuth login directory (--dir), or where an API key comes from.
+    Add(AccountAddArgs),
+    /// List the accounts with their state: cooldowns, failures, last use, what needs a re-login.
+    Ls(AccountLsArgs),
+    /// Make an account pickable again (also clears its re-login mark).
+    Enable(AccountArgs),
+    /// Never pick an account until it is enabled again.
+    Disable(AccountArgs),
+    /// Forget an account's record (its login is not touched).
+    Rm(AccountArgs),
+    /// Print the account a new task should use (alias and login), and mark it used.
+    Pick(AccountPickArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("credential").required(true).args(["dir", "api_key_env", "api_key_file"])))]
+pub struct AccountAddArgs {
+    /// The account's name: a-z, 0-9, - and _ (also its `moonauth login --account`).
+    pub alias: String,
+
+    /// claude or codex.
+    #[arg(long, value_name = "RUNTIME")]
+    pub runtime: String,
+
+    /// An OAuth login: the login directory as the worker sees it.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+
+    /// The Docker volume that holds the login directory.
+    #[arg(long, value_name = "NAME", requires = "dir")]
+    pub volume: Option<String>,
+
+    /// An API key in this environment variable (moonauth never stores the key).
+    #[arg(long, value_name = "VAR")]
+    pub api_key_env: Option<String>,
+
+    /// An API key in this file (moonauth never stores the key).
+    #[arg(long, value_name = "PATH")]
+    pub api_key_file: Option<PathBuf>,
+
+    /// Lower is tried first (OAuth accounts always before API keys).
+    #[arg(long, value_name = "N", default_value_t = 0, allow_negative_numbers = true)]
+    pub priority: i32,
+
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AccountLsArgs {
+    /// Only this runtime's accounts (claude, codex).
+    #[arg(long, value_name = "RUNTIME")]
+    pub runtime: Option<String>,
+
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AccountArgs {
+    pub alias: String,
+
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AccountPickArgs {
+    /// claude or codex.
+    pub runtime: String,
+
+    /// Only show the pick; do not mark the account used.
+    #[arg(long)]
+    pub peek: bool,
+
     #[arg(long)]
     pub json: bool,
 }

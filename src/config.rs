@@ -204,6 +204,9 @@ pub struct Config {
     /// Timeout for the CLIs' own status commands (`preflight --deep`).
     pub status_timeout: Sourced<Duration>,
     pub docker: DockerSettings,
+    /// Where the account store lives (`MOONAUTH_STATE_DIR`); `None` when it is not set
+    /// and there is no `XDG_STATE_HOME` or `HOME` to derive it from.
+    pub state_dir: Option<Sourced<PathBuf>>,
 }
 
 /// How moonauth reaches Docker and what it runs there.
@@ -237,6 +240,7 @@ struct RawVars {
     moonauth_login_command: Option<String>,
     moonauth_docker_timeout: Option<String>,
     docker_host: Option<String>,
+    moonauth_state_dir: Option<String>,
 }
 
 /// Default login directory of Codex inside a worker (MoonMind's `CODEX_VOLUME_PATH`).
@@ -376,7 +380,10 @@ impl Config {
             },
         };
 
+        let state_dir = state_dir(env, &raw.moonauth_state_dir)?;
+
         Ok(Config {
+            state_dir,
             docker,
             worker_mode,
             default_task_runtime,
@@ -396,6 +403,38 @@ impl Config {
             Runtime::Gemini => None,
         }
     }
+
+    /// The account store's directory, or an error naming `MOONAUTH_STATE_DIR` when
+    /// there is none.
+    pub fn state_dir(&self) -> Result<&Sourced<PathBuf>> {
+        self.state_dir.as_ref().ok_or_else(|| Error::InvalidVariable {
+            var: "MOONAUTH_STATE_DIR".into(),
+            value: String::new(),
+            reason: "it is not set, and neither XDG_STATE_HOME nor HOME is set to derive the default".into(),
+        })
+    }
+}
+
+/// `MOONAUTH_STATE_DIR` (absolute), else `$XDG_STATE_HOME/moonauth`, else
+/// `$HOME/.local/state/moonauth`. Relative XDG/HOME values are ignored, as the XDG
+/// spec says.
+fn state_dir(env: &Env, raw: &Option<String>) -> Result<Option<Sourced<PathBuf>>> {
+    if let Some(v) = non_blank(raw) {
+        let path = PathBuf::from(v);
+        if !path.is_absolute() {
+            return Err(Error::InvalidVariable {
+                var: "MOONAUTH_STATE_DIR".into(),
+                value: v.to_string(),
+                reason: "must be an absolute path".into(),
+            });
+        }
+        return Ok(Some(Sourced::new(path, env.source_of("MOONAUTH_STATE_DIR"))));
+    }
+    let absolute = |var: &str| env.non_blank(var).map(PathBuf::from).filter(|p| p.is_absolute());
+    let derived = absolute("XDG_STATE_HOME")
+        .map(|p| p.join("moonauth"))
+        .or_else(|| absolute("HOME").map(|p| p.join(".local/state/moonauth")));
+    Ok(derived.map(|p| Sourced::new(p, Source::Default)))
 }
 
 fn non_blank(v: &Option<String>) -> Option<&str> {
@@ -414,23 +453,25 @@ fn first_set(env: &Env, vars: &[&str], default: &str) -> Sourced<PathBuf> {
 fn volume_name(env: &Env, var: &str, raw: &Option<String>, default: &str) -> Result<Sourced<String>> {
     match non_blank(raw) {
         None => Ok(Sourced::new(default.to_string(), Source::Default)),
-        Some(v) => {
-            // Docker's rule for volume names: [a-zA-Z0-9][a-zA-Z0-9_.-]+
-            let ok = v.len() >= 2
-                && v.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-                && v.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-            if ok {
-                Ok(Sourced::new(v.to_string(), env.source_of(var)))
-            } else {
-                Err(Error::InvalidVariable {
-                    var: var.to_string(),
-                    value: v.to_string(),
-                    reason: "a Docker volume name has at least 2 characters from [a-zA-Z0-9_.-] and starts with a letter or digit".into(),
-                })
-            }
-        }
+        Some(v) if is_volume_name(v) => Ok(Sourced::new(v.to_string(), env.source_of(var))),
+        Some(v) => Err(Error::InvalidVariable {
+            var: var.to_string(),
+            value: v.to_string(),
+            reason: VOLUME_NAME_RULE.into(),
+        }),
     }
+}
+
+/// What [`is_volume_name`] checks, for error messages.
+pub const VOLUME_NAME_RULE: &str =
+    "a Docker volume name has at least 2 characters from [a-zA-Z0-9_.-] and starts with a letter or digit";
+
+/// Docker's rule for volume names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
+pub fn is_volume_name(v: &str) -> bool {
+    v.len() >= 2
+        && v.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
 
 fn credential_vars(env: &Env, names: &[&'static str]) -> Vec<(&'static str, Secret)> {
@@ -618,6 +659,24 @@ mod tests {
         };
         let err = Config::resolve(&env, &o).unwrap_err();
         assert!(err.to_string().contains("MOONMIND_WORKER_RUNTIME"), "{err}");
+    }
+
+    #[test]
+    fn state_dir_follows_xdg_then_home_and_must_be_absolute() {
+        let c = resolve(&[("HOME", "/home/app"), ("XDG_STATE_HOME", "/xdg")]).unwrap();
+        assert_eq!(c.state_dir().unwrap().value, PathBuf::from("/xdg/moonauth"));
+        let c = resolve(&[("HOME", "/home/app"), ("XDG_STATE_HOME", "relative")]).unwrap();
+        assert_eq!(
+            c.state_dir().unwrap().value,
+            PathBuf::from("/home/app/.local/state/moonauth")
+        );
+        let c = resolve(&[("HOME", "/home/app"), ("MOONAUTH_STATE_DIR", "/state")]).unwrap();
+        assert_eq!(c.state_dir().unwrap().value, PathBuf::from("/state"));
+        assert_eq!(c.state_dir().unwrap().source, Source::Env("MOONAUTH_STATE_DIR".into()));
+        let err = resolve(&[]).unwrap().state_dir().unwrap_err();
+        assert!(err.to_string().contains("MOONAUTH_STATE_DIR"), "{err}");
+        let err = resolve(&[("MOONAUTH_STATE_DIR", "state")]).unwrap_err();
+        assert!(err.to_string().contains("MOONAUTH_STATE_DIR"), "{err}");
     }
 
     #[test]

@@ -89,6 +89,30 @@ pub enum Error {
         hint: Option<String>,
     },
 
+    /// No account has this alias.
+    #[error("there is no account {alias:?}")]
+    UnknownAccount { alias: String },
+
+    /// An account with this alias exists already.
+    #[error("an account {alias:?} exists already")]
+    DuplicateAccount { alias: String },
+
+    /// Another process held the state store's lock for the whole wait.
+    #[error("the account store lock {} is held by another process (waited {})", path.display(), humantime::format_duration(*waited))]
+    StoreLocked { path: PathBuf, waited: std::time::Duration },
+
+    /// Neither the state file nor its last-known-good copy can be read.
+    #[error("the account store cannot be read: {}: {reason}", path.display())]
+    StoreCorrupt { path: PathBuf, reason: String },
+
+    /// The state file was written by a newer moonauth; this one does not overwrite it.
+    #[error("the account store {} was written by a newer moonauth (format {version}; this one knows {supported})", path.display())]
+    StoreTooNew {
+        path: PathBuf,
+        version: u64,
+        supported: u64,
+    },
+
     /// An I/O failure outside the cases above.
     #[error("{context}: {source}")]
     Io {
@@ -118,6 +142,8 @@ impl Error {
             Error::NeedsForce { .. } | Error::NoImage => Exit::Usage,
             Error::NeedsTerminal { .. } => Exit::NeedsTerminal,
             Error::LoginFailed { .. } => Exit::LoginFailed,
+            Error::UnknownAccount { .. } | Error::DuplicateAccount { .. } => Exit::Usage,
+            Error::StoreLocked { .. } | Error::StoreCorrupt { .. } | Error::StoreTooNew { .. } => Exit::Failure,
         }
     }
 
@@ -153,6 +179,20 @@ impl Error {
                 "run it from an interactive shell (or `docker run -it`); to copy an existing login instead use --sync-from DIR".into(),
             ),
             Error::LoginFailed { hint, .. } => hint.clone(),
+            Error::UnknownAccount { .. } => Some("`moonauth accounts ls` lists the accounts".into()),
+            Error::DuplicateAccount { alias } => Some(format!(
+                "choose another alias, or remove the old record first with `moonauth accounts rm {alias}`"
+            )),
+            Error::StoreLocked { path, .. } => Some(format!(
+                "holders keep it for milliseconds, so one is stuck: `fuser -v {}` shows it (the lock is freed when it exits)",
+                path.display()
+            )),
+            Error::StoreCorrupt { .. } => Some(
+                "inspect the files in MOONAUTH_STATE_DIR; to start over, move state.json and state.json.good aside and add the accounts again with `moonauth accounts add`".into(),
+            ),
+            Error::StoreTooNew { .. } => Some(
+                "run the moonauth version the other workers run; this one reads the store but does not write it".into(),
+            ),
         }
     }
 

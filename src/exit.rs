@@ -27,6 +27,8 @@ pub enum Exit {
     LoginFailed,
     /// An interactive login was asked for without a terminal.
     NeedsTerminal,
+    /// No account of the runtime can be used now: each is disabled, cooling down or needs a re-login.
+    AccountsExhausted,
     /// The worker command given after `--` exists but cannot be executed.
     CommandNotExecutable,
     /// The worker command given after `--` was not found.
@@ -35,7 +37,7 @@ pub enum Exit {
 
 impl Exit {
     /// Every code, in table order (for docs and tests).
-    pub const ALL: [Exit; 12] = [
+    pub const ALL: [Exit; 13] = [
         Exit::Ok,
         Exit::Failure,
         Exit::Usage,
@@ -46,6 +48,7 @@ impl Exit {
         Exit::DockerFailed,
         Exit::LoginFailed,
         Exit::NeedsTerminal,
+        Exit::AccountsExhausted,
         Exit::CommandNotExecutable,
         Exit::CommandNotFound,
     ];
@@ -63,6 +66,7 @@ impl Exit {
             Exit::DockerFailed => 7,
             Exit::LoginFailed => 8,
             Exit::NeedsTerminal => 9,
+            Exit::AccountsExhausted => 10,
             Exit::CommandNotExecutable => 126,
             Exit::CommandNotFound => 127,
         }
@@ -87,6 +91,9 @@ impl Exit {
             }
             Exit::LoginFailed => "a login or sync failed or was aborted; the previous login is unchanged",
             Exit::NeedsTerminal => "an interactive login needs a terminal (run it with docker run -it / from a shell)",
+            Exit::AccountsExhausted => {
+                "no account of the runtime is eligible (all disabled, cooling down or needing re-login); the output lists each and why"
+            }
             Exit::CommandNotExecutable => "the worker command after -- exists but cannot be executed",
             Exit::CommandNotFound => "the worker command after -- was not found",
         }

@@ -7,6 +7,7 @@
 //! task's runtime, [`credentials::inspect_dir`] to read a login, [`preflight::run_checks`]
 //! for the worker checks.
 
+pub mod accounts;
 pub mod apply;
 pub mod classify;
 pub mod cli;
@@ -23,3 +24,4 @@ pub mod preflight;
 pub mod redact;
 pub mod runtime;
 pub mod status;
+pub mod store;

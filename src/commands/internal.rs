@@ -1,10 +1,15 @@
 //! `moonauth internal …`: steps moonauth runs inside containers it starts.
 
+use std::time::Instant;
+
+use crate::accounts;
 use crate::apply;
-use crate::cli::ApplyLoginArgs;
+use crate::cli::{ApplyLoginArgs, StoreBenchArgs};
+use crate::config::{Config, Env, Overrides};
 use crate::error::{Error, Result};
 use crate::exit::Exit;
 use crate::runtime;
+use crate::store::{self, Store};
 
 pub fn apply_login(args: ApplyLoginArgs) -> Result<Exit> {
     let runtime = runtime::parse_login_runtime(&args.runtime).map_err(|reason| Error::InvalidFlag {
@@ -18,5 +23,40 @@ pub fn apply_login(args: ApplyLoginArgs) -> Result<Exit> {
     }
     let applied = apply::apply_login(runtime, &args.dir, &args.staging, args.uid, args.gid, args.prune)?;
     tracing::info!(installed = ?applied.installed, removed = ?applied.removed, "login applied");
+    Ok(Exit::Ok)
+}
+
+/// `internal store-bench`: `--ops` read-modify-writes of the store in
+/// `MOONAUTH_STATE_DIR`, each the one a task start makes (pick an account, mark it
+/// used), then one JSON line with the rate. Run many at once to measure contention;
+/// the store's `revision` counts the writes, so lost updates show.
+pub fn store_bench(args: StoreBenchArgs, env: &Env) -> Result<Exit> {
+    let runtime = runtime::parse_login_runtime(&args.runtime).map_err(|reason| Error::InvalidFlag {
+        flag: "--runtime",
+        value: args.runtime.clone(),
+        reason,
+    })?;
+    let config = Config::resolve(env, &Overrides::default())?;
+    let store = Store::open(&config.state_dir()?.value)?;
+    let start = Instant::now();
+    for _ in 0..args.ops {
+        let now = std::time::SystemTime::now();
+        store.update(store::DEFAULT_LOCK_TIMEOUT, |state| {
+            let picked = accounts::pick(state, runtime, now).map(|a| a.alias.clone());
+            if let Some(alias) = picked {
+                // The alias was just found in this state, so marking it cannot fail.
+                let _ = state.mark_used(&alias, now);
+            }
+        })?;
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        serde_json::json!({
+            "ops": args.ops,
+            "seconds": seconds,
+            "ops_per_sec": args.ops as f64 / seconds.max(f64::EPSILON),
+        })
+    );
     Ok(Exit::Ok)
 }

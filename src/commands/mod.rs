@@ -1,6 +1,7 @@
 //! One module per subcommand. Each takes the parsed arguments and the injected
 //! environment, builds a report, hands it to `output`, and returns an [`Exit`].
 
+mod accounts;
 mod init;
 mod inspect;
 mod internal;
@@ -27,7 +28,9 @@ pub fn run(command: Command, env: &Env) -> Result<Exit> {
         Command::Volumes(cmd) => volumes::run(cmd, env),
         Command::Login(args) => login::run(args, env),
         Command::Init(args) => init::run(args, env),
+        Command::Accounts(cmd) => accounts::run(cmd, env),
         Command::Internal(InternalCommand::ApplyLogin(args)) => internal::apply_login(args),
+        Command::Internal(InternalCommand::StoreBench(args)) => internal::store_bench(args, env),
     }
 }
 

@@ -1,0 +1,628 @@
+//! Accounts: the OAuth logins and API keys each runtime can run on, what moonauth
+//! remembers about them (cooldowns, failures, last use), and the policy that picks the
+//! next one. Everything here is pure: functions take the state and `now` and return
+//! values. How the state is kept on disk and shared between processes is
+//! [`crate::store`]'s business.
+
+use std::cmp::Ordering;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+use crate::runtime::Runtime;
+
+/// Failure reasons moonauth records (`Failure::reason`); classifiers may add others.
+pub mod reason {
+    /// A subscription's usage limit (quota) was reached.
+    pub const USAGE_LIMIT: &str = "usage-limit";
+    /// The credential was refused (expired, revoked or invalid token or key).
+    pub const AUTH_FAILURE: &str = "auth-failure";
+    /// moonauth could not refresh the login's token.
+    pub const REFRESH_FAILED: &str = "refresh-failed";
+}
+
+/// The first default cooldown after a quota hit without a reset time.
+pub const QUOTA_COOLDOWN_BASE: Duration = Duration::from_secs(5 * 60);
+/// The longest default cooldown: repeated hits double the wait up to this, never hours.
+pub const QUOTA_COOLDOWN_MAX: Duration = Duration::from_secs(60 * 60);
+/// Refresh failures in a row after which a login needs a new login.
+pub const REFRESH_FAILURE_LIMIT: u32 = 3;
+
+/// Everything the store holds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    /// Number of committed writes; every commit adds one (lets readers see a change, and tests count lost updates).
+    #[serde(default)]
+    pub revision: u64,
+    /// The accounts, in the order they were added.
+    #[serde(default)]
+    pub accounts: Vec<Account>,
+    /// Fields this version does not know (written by a newer moonauth), kept as they were.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// What kind of credential an account is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AccountKind {
+    /// A subscription login in a login directory (the CLI's own OAuth files).
+    Oauth,
+    /// An API key, read from an environment variable or a file when a task runs.
+    ApiKey,
+}
+
+impl AccountKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountKind::Oauth => "oauth",
+            AccountKind::ApiKey => "api-key",
+        }
+    }
+}
+
+/// One credential a runtime can run on, and what moonauth remembers about it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Account {
+    /// Unique name (a-z, 0-9, `-`, `_`); also the `--account` of `moonauth login`.
+    pub alias: String,
+    #[serde(deserialize_with = "deserialize_login_runtime")]
+    pub runtime: Runtime,
+    pub kind: AccountKind,
+    /// OAuth: the login directory as the worker sees it (`CLAUDE_CONFIG_DIR` / `CODEX_HOME`).
+    #[serde(default)]
+    pub login_dir: Option<PathBuf>,
+    /// OAuth: the Docker volume holding the login, when it is one.
+    #[serde(default)]
+    pub volume: Option<String>,
+    /// API key: the variable holding the key (moonauth never stores a key).
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// API key: the file holding the key (moonauth never stores a key).
+    #[serde(default)]
+    pub api_key_file: Option<PathBuf>,
+    /// Disabled accounts are never picked.
+    #[serde(default = "enabled_by_default")]
+    pub enabled: bool,
+    /// Lower is tried first.
+    #[serde(default)]
+    pub priority: i32,
+    /// Not picked before this time (a usage limit's reset).
+    #[serde(default, with = "rfc3339_opt")]
+    pub cooldown_until: Option<SystemTime>,
+    /// Quota hits since the last success; grows the default cooldown.
+    #[serde(default)]
+    pub consecutive_quota_hits: u32,
+    #[serde(default)]
+    pub last_failure: Option<Failure>,
+    /// The login was refused or cannot be refreshed: never picked until it is logged in again.
+    #[serde(default)]
+    pub needs_relogin: bool,
+    #[serde(default, with = "rfc3339_opt")]
+    pub last_used: Option<SystemTime>,
+    /// The last usage snapshot a run reported, as the CLI gave it.
+    #[serde(default)]
+    pub usage: Option<Value>,
+    /// Token refreshes that failed in a row.
+    #[serde(default)]
+    pub refresh_failures: u32,
+    /// Fields this version does not know, kept as they were.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+fn enabled_by_default() -> bool {
+    true
+}
+
+/// Why an account last failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    /// One of [`reason`], or a classifier's own word.
+    pub reason: String,
+    /// What happened, for people (redacted).
+    #[serde(default)]
+    pub detail: String,
+    #[serde(with = "rfc3339")]
+    pub at: SystemTime,
+}
+
+/// Where an account's credential comes from, as `moonauth accounts add` takes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// An OAuth login directory (as the worker sees it), optionally a Docker volume.
+    Login { dir: PathBuf, volume: Option<String> },
+    /// An API key in this environment variable.
+    ApiKeyEnv(String),
+    /// An API key in this file.
+    ApiKeyFile(PathBuf),
+}
+
+impl Account {
+    /// A new, enabled account with no history.
+    pub fn new(alias: &str, runtime: Runtime, credential: Credential, priority: i32) -> Account {
+        let mut account = Account {
+            alias: alias.to_string(),
+            runtime,
+            kind: AccountKind::Oauth,
+            login_dir: None,
+            volume: None,
+            api_key_env: None,
+            api_key_file: None,
+            enabled: true,
+            priority,
+            cooldown_until: None,
+            consecutive_quota_hits: 0,
+            last_failure: None,
+            needs_relogin: false,
+            last_used: None,
+            usage: None,
+            refresh_failures: 0,
+            extra: Map::new(),
+        };
+        match credential {
+            Credential::Login { dir, volume } => {
+                account.login_dir = Some(dir);
+                account.volume = volume;
+            }
+            Credential::ApiKeyEnv(var) => {
+                account.kind = AccountKind::ApiKey;
+                account.api_key_env = Some(var);
+            }
+            Credential::ApiKeyFile(path) => {
+                account.kind = AccountKind::ApiKey;
+                account.api_key_file = Some(path);
+            }
+        }
+        account
+    }
+
+    /// Where the credential is, in one token: the login directory, `env:VAR` or `file:PATH`.
+    pub fn location(&self) -> String {
+        match (&self.login_dir, &self.api_key_env, &self.api_key_file) {
+            (Some(dir), _, _) => dir.display().to_string(),
+            (None, Some(var), _) => format!("env:{var}"),
+            (None, None, Some(path)) => format!("file:{}", path.display()),
+            (None, None, None) => "-".to_string(),
+        }
+    }
+
+    /// The command that makes an account that needs attention usable again.
+    pub fn fix(&self, now: SystemTime) -> Option<String> {
+        match availability(self, now) {
+            Availability::Ready | Availability::CoolingDown(_) => None,
+            Availability::Disabled => Some(format!("moonauth accounts enable {}", self.alias)),
+            Availability::NeedsRelogin => Some(match self.kind {
+                AccountKind::Oauth => format!(
+                    "moonauth login {} --account {}, then moonauth accounts enable {}",
+                    self.runtime, self.alias, self.alias
+                ),
+                AccountKind::ApiKey => format!(
+                    "put a valid key in {}, then moonauth accounts enable {}",
+                    self.location(),
+                    self.alias
+                ),
+            }),
+        }
+    }
+}
+
+/// Whether an account can be picked now, and if not, why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Availability {
+    Ready,
+    /// An operator disabled it.
+    Disabled,
+    /// Its login was refused or cannot be refreshed.
+    NeedsRelogin,
+    /// It hit a usage limit; usable again at this time.
+    CoolingDown(SystemTime),
+}
+
+impl Availability {
+    /// The word used in reports: `ready`, `disabled`, `needs-relogin`, `cooling-down`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Availability::Ready => "ready",
+            Availability::Disabled => "disabled",
+            Availability::NeedsRelogin => "needs-relogin",
+            Availability::CoolingDown(_) => "cooling-down",
+        }
+    }
+}
+
+/// Whether `account` can be picked at `now` (disabled wins over needs-relogin over a cooldown).
+pub fn availability(account: &Account, now: SystemTime) -> Availability {
+    if !account.enabled {
+        Availability::Disabled
+    } else if account.needs_relogin {
+        Availability::NeedsRelogin
+    } else {
+        match account.cooldown_until {
+            Some(until) if until > now => Availability::CoolingDown(until),
+            _ => Availability::Ready,
+        }
+    }
+}
+
+/// The order accounts are tried in: OAuth before API keys, lower priority first, then
+/// the least recently used (never used first), then by alias so the order is total.
+pub fn pick_order(a: &Account, b: &Account) -> Ordering {
+    (a.kind == AccountKind::ApiKey)
+        .cmp(&(b.kind == AccountKind::ApiKey))
+        .then(a.priority.cmp(&b.priority))
+        .then(a.last_used.cmp(&b.last_used))
+        .then_with(|| a.alias.cmp(&b.alias))
+}
+
+/// The accounts of `runtime` that can be picked at `now`, best first.
+pub fn eligible(state: &State, runtime: Runtime, now: SystemTime) -> Vec<&Account> {
+    let mut ready: Vec<&Account> = state
+        .accounts
+        .iter()
+        .filter(|a| a.runtime == runtime && availability(a, now) == Availability::Ready)
+        .collect();
+    ready.sort_by(|a, b| pick_order(a, b));
+    ready
+}
+
+/// The account a new task of `runtime` should use at `now`, if any.
+pub fn pick(state: &State, runtime: Runtime, now: SystemTime) -> Option<&Account> {
+    eligible(state, runtime, now).into_iter().next()
+}
+
+/// The default cooldown after the `hits`-th quota hit in a row without a reset time:
+/// 5 minutes, doubling on each repeat, at most an hour.
+pub fn default_cooldown(hits: u32) -> Duration {
+    let doublings = hits.saturating_sub(1).min(16);
+    (QUOTA_COOLDOWN_BASE * (1u32 << doublings)).min(QUOTA_COOLDOWN_MAX)
+}
+
+/// Checks an alias. Aliases follow the rule of volume account names, because an
+/// account's volume is `<runtime>_auth_<alias>` (`moonauth login --account`).
+pub fn validate_alias(alias: &str) -> Result<()> {
+    crate::docker::volumes::validate_account(alias).map_err(|e| match e {
+        Error::InvalidFlag { value, reason, .. } => Error::InvalidFlag {
+            flag: "ALIAS",
+            value,
+            reason,
+        },
+        other => other,
+    })
+}
+
+impl State {
+    /// The account named `alias`.
+    pub fn account(&self, alias: &str) -> Option<&Account> {
+        self.accounts.iter().find(|a| a.alias == alias)
+    }
+
+    /// The account named `alias`, to change.
+    pub fn account_mut(&mut self, alias: &str) -> Result<&mut Account> {
+        self.accounts
+            .iter_mut()
+            .find(|a| a.alias == alias)
+            .ok_or_else(|| Error::UnknownAccount { alias: alias.into() })
+    }
+
+    /// Adds an account; aliases are unique across runtimes.
+    pub fn add(&mut self, account: Account) -> Result<()> {
+        if self.account(&account.alias).is_some() {
+            return Err(Error::DuplicateAccount { alias: account.alias });
+        }
+        self.accounts.push(account);
+        Ok(())
+    }
+
+    /// Removes an account's record (never its login) and returns it.
+    pub fn remove(&mut self, alias: &str) -> Result<Account> {
+        let i = self
+            .accounts
+            .iter()
+            .position(|a| a.alias == alias)
+            .ok_or_else(|| Error::UnknownAccount { alias: alias.into() })?;
+        Ok(self.accounts.remove(i))
+    }
+
+    /// Disables an account, or enables it. Enabling also clears a re-login mark and
+    /// the refresh-failure count: the operator says the login is good again.
+    pub fn set_enabled(&mut self, alias: &str, enabled: bool) -> Result<()> {
+        let a = self.account_mut(alias)?;
+        a.enabled = enabled;
+        if enabled {
+            a.needs_relogin = false;
+            a.refresh_failures = 0;
+        }
+        Ok(())
+    }
+
+    /// Records that a task was given this account.
+    pub fn mark_used(&mut self, alias: &str, now: SystemTime) -> Result<()> {
+        self.account_mut(alias)?.last_used = Some(now);
+        Ok(())
+    }
+
+    /// Records a usage-limit hit: a cooldown until `resets_at` when the CLI said when
+    /// (and it is ahead), else [`default_cooldown`]. Returns the end of the cooldown.
+    pub fn record_quota(&mut self, alias: &str, resets_at: Option<SystemTime>, now: SystemTime) -> Result<SystemTime> {
+        let a = self.account_mut(alias)?;
+        a.consecutive_quota_hits = a.consecutive_quota_hits.saturating_add(1);
+        let (until, detail) = match resets_at {
+            Some(reset) if reset > now => (reset, "usage limit reached; the CLI gave the reset time".to_string()),
+            _ => {
+                let wait = default_cooldown(a.consecutive_quota_hits);
+                let detail = format!(
+                    "usage limit reached without a reset time; default cooldown {} (hit {} in a row)",
+                    humantime::format_duration(wait),
+                    a.consecutive_quota_hits
+                );
+                (now + wait, detail)
+            }
+        };
+        a.cooldown_until = Some(until);
+        a.last_failure = Some(Failure {
+            reason: reason::USAGE_LIMIT.into(),
+            detail,
+            at: now,
+        });
+        Ok(until)
+    }
+
+    /// Records that the credential was refused: the account needs a new login and is
+    /// not picked until then. `detail` is redacted before it is kept.
+    pub fn record_auth_failure(&mut self, alias: &str, detail: &str, now: SystemTime) -> Result<()> {
+        let a = self.account_mut(alias)?;
+        a.needs_relogin = true;
+        a.last_failure = Some(Failure {
+            reason: reason::AUTH_FAILURE.into(),
+            detail: crate::redact::scrub(detail),
+            at: now,
+        });
+        Ok(())
+    }
+
+    /// Records a failed token refresh. After [`REFRESH_FAILURE_LIMIT`] in a row, or at
+    /// once when `dead` (the grant was revoked), the account needs a new login.
+    /// Returns whether it now does.
+    pub fn record_refresh_failure(&mut self, alias: &str, detail: &str, dead: bool, now: SystemTime) -> Result<bool> {
+        let a = self.account_mut(alias)?;
+        a.refresh_failures = a.refresh_failures.saturating_add(1);
+        if dead || a.refresh_failures >= REFRESH_FAILURE_LIMIT {
+            a.needs_relogin = true;
+        }
+        a.last_failure = Some(Failure {
+            reason: reason::REFRESH_FAILED.into(),
+            detail: crate::redact::scrub(detail),
+            at: now,
+        });
+        Ok(a.needs_relogin)
+    }
+
+    /// Records a task that finished on this account: the counters, the cooldown and a
+    /// re-login mark are cleared (the login evidently works); `last_used` is `now`.
+    pub fn record_success(&mut self, alias: &str, now: SystemTime) -> Result<()> {
+        let a = self.account_mut(alias)?;
+        a.consecutive_quota_hits = 0;
+        a.refresh_failures = 0;
+        a.cooldown_until = None;
+        a.needs_relogin = false;
+        a.last_used = Some(now);
+        Ok(())
+    }
+}
+
+/// Accepts only runtimes that have a login (claude, codex).
+fn deserialize_login_runtime<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Runtime, D::Error> {
+    let s = String::deserialize(d)?;
+    crate::runtime::parse_login_runtime(&s).map_err(serde::de::Error::custom)
+}
+
+/// Formats a time the way the store and reports write it: RFC 3339, UTC, milliseconds.
+pub fn format_time(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+/// Parses an RFC 3339 UTC time as the store writes it.
+pub fn parse_time(s: &str) -> std::result::Result<SystemTime, String> {
+    humantime::parse_rfc3339_weak(s).map_err(|e| format!("{s:?} is not an RFC 3339 time: {e}"))
+}
+
+/// Serde for `SystemTime` as RFC 3339.
+pub mod rfc3339 {
+    use super::*;
+
+    pub fn serialize<S: serde::Serializer>(t: &SystemTime, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&format_time(*t))
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<SystemTime, D::Error> {
+        parse_time(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Serde for `Option<SystemTime>` as RFC 3339 or null.
+pub mod rfc3339_opt {
+    use super::*;
+
+    pub fn serialize<S: serde::Serializer>(t: &Option<SystemTime>, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => s.serialize_str(&format_time(*t)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<SystemTime>, D::Error> {
+        match Option::<String>::deserialize(d)? {
+            None => Ok(None),
+            Some(s) => parse_time(&s).map(Some).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: Duration = Duration::from_secs(60);
+
+    fn t0() -> SystemTime {
+        parse_time("2026-11-24T12:00:00Z").unwrap()
+    }
+
+    fn oauth(alias: &str, priority: i32) -> Account {
+        Account::new(
+            alias,
+            Runtime::Claude,
+            Credential::Login {
+                dir: PathBuf::from(format!("/home/app/.claude-{alias}")),
+                volume: None,
+            },
+            priority,
+        )
+    }
+
+    fn state(accounts: Vec<Account>) -> State {
+        State {
+            accounts,
+            ..State::default()
+        }
+    }
+
+    fn aliases(list: Vec<&Account>) -> Vec<&str> {
+        list.into_iter().map(|a| a.alias.as_str()).collect()
+    }
+
+    #[test]
+    fn disabled_accounts_are_never_picked() {
+        let mut s = state(vec![oauth("a", 0), oauth("b", 5)]);
+        s.set_enabled("a", false).unwrap();
+        assert_eq!(pick(&s, Runtime::Claude, t0()).unwrap().alias, "b");
+        s.set_enabled("b", false).unwrap();
+        assert!(pick(&s, Runtime::Claude, t0()).is_none());
+        // Even a disabled account that is otherwise perfect: best priority, never used, no cooldown.
+        assert!(eligible(&s, Runtime::Claude, t0() + Duration::from_secs(86400 * 365)).is_empty());
+    }
+
+    #[test]
+    fn needs_relogin_is_never_picked_until_enabled_again() {
+        let mut s = state(vec![oauth("a", 0), oauth("b", 1)]);
+        s.record_auth_failure("a", "401 token expired", t0()).unwrap();
+        assert_eq!(pick(&s, Runtime::Claude, t0()).unwrap().alias, "b");
+        assert_eq!(availability(s.account("a").unwrap(), t0()), Availability::NeedsRelogin);
+        assert!(s
+            .account("a")
+            .unwrap()
+            .fix(t0())
+            .unwrap()
+            .contains("moonauth login claude --account a"));
+        s.set_enabled("a", true).unwrap();
+        assert_eq!(pick(&s, Runtime::Claude, t0()).unwrap().alias, "a");
+    }
+
+    #[test]
+    fn oauth_before_api_key_then_priority_then_least_recently_used() {
+        let key = Account::new(
+            "key",
+            Runtime::Claude,
+            Credential::ApiKeyEnv("ANTHROPIC_API_KEY".into()),
+            -100,
+        );
+        let mut s = state(vec![key, oauth("c", 1), oauth("b", 1), oauth("a", 2)]);
+        // b and c tie on priority and have never been used: alias decides.
+        assert_eq!(aliases(eligible(&s, Runtime::Claude, t0())), ["b", "c", "a", "key"]);
+        s.mark_used("b", t0()).unwrap();
+        assert_eq!(aliases(eligible(&s, Runtime::Claude, t0())), ["c", "b", "a", "key"]);
+        s.mark_used("c", t0() + MIN).unwrap();
+        assert_eq!(aliases(eligible(&s, Runtime::Claude, t0())), ["b", "c", "a", "key"]);
+        // Another runtime's accounts are not candidates.
+        assert!(pick(&s, Runtime::Codex, t0()).is_none());
+    }
+
+    #[test]
+    fn a_cooling_account_returns_when_its_cooldown_ends() {
+        let mut s = state(vec![oauth("a", 0), oauth("b", 1)]);
+        let reset = t0() + 30 * MIN;
+        assert_eq!(s.record_quota("a", Some(reset), t0()).unwrap(), reset);
+        assert_eq!(aliases(eligible(&s, Runtime::Claude, t0())), ["b"]);
+        assert_eq!(aliases(eligible(&s, Runtime::Claude, reset - MIN)), ["b"]);
+        // At the reset time exactly the account is back, and first again by priority.
+        assert_eq!(aliases(eligible(&s, Runtime::Claude, reset)), ["a", "b"]);
+        s.record_quota("b", None, t0()).unwrap();
+        assert_eq!(aliases(eligible(&s, Runtime::Claude, t0() + 5 * MIN)), ["b"]);
+        assert_eq!(aliases(eligible(&s, Runtime::Claude, t0() + 29 * MIN)), ["b"]);
+        assert!(eligible(&s, Runtime::Claude, t0() + 4 * MIN).is_empty());
+    }
+
+    #[test]
+    fn default_cooldown_grows_on_repeats_and_is_capped_at_an_hour() {
+        let mut s = state(vec![oauth("a", 0)]);
+        let mut now = t0();
+        let mut waits = Vec::new();
+        for _ in 0..8 {
+            let until = s.record_quota("a", None, now).unwrap();
+            waits.push(until.duration_since(now).unwrap().as_secs() / 60);
+            now = until;
+        }
+        assert_eq!(waits, [5, 10, 20, 40, 60, 60, 60, 60]);
+        assert_eq!(default_cooldown(u32::MAX), QUOTA_COOLDOWN_MAX);
+        assert_eq!(default_cooldown(0), QUOTA_COOLDOWN_BASE);
+        // A success starts the growth over.
+        s.record_success("a", now).unwrap();
+        assert_eq!(s.account("a").unwrap().consecutive_quota_hits, 0);
+        let until = s.record_quota("a", None, now).unwrap();
+        assert_eq!(until.duration_since(now).unwrap(), 5 * MIN);
+    }
+
+    #[test]
+    fn a_reset_time_in_the_past_falls_back_to_the_default() {
+        let mut s = state(vec![oauth("a", 0)]);
+        let until = s.record_quota("a", Some(t0() - MIN), t0()).unwrap();
+        assert_eq!(until, t0() + 5 * MIN);
+        let f = s.account("a").unwrap().last_failure.clone().unwrap();
+        assert_eq!(f.reason, reason::USAGE_LIMIT);
+        assert_eq!(f.at, t0());
+    }
+
+    #[test]
+    fn a_long_reset_given_by_the_cli_is_kept() {
+        let mut s = state(vec![oauth("a", 0)]);
+        let weekly = t0() + Duration::from_secs(3 * 86400);
+        assert_eq!(s.record_quota("a", Some(weekly), t0()).unwrap(), weekly);
+    }
+
+    #[test]
+    fn refresh_failures_mark_relogin_after_the_limit_or_at_once_when_dead() {
+        let mut s = state(vec![oauth("a", 0), oauth("b", 0)]);
+        assert!(!s.record_refresh_failure("a", "503", false, t0()).unwrap());
+        assert!(!s.record_refresh_failure("a", "503", false, t0()).unwrap());
+        assert!(s.record_refresh_failure("a", "503", false, t0()).unwrap());
+        assert!(s.record_refresh_failure("b", "invalid_grant", true, t0()).unwrap());
+        s.record_success("a", t0()).unwrap();
+        let a = s.account("a").unwrap();
+        assert!(!a.needs_relogin && a.refresh_failures == 0 && a.last_used == Some(t0()));
+    }
+
+    #[test]
+    fn failure_details_are_redacted() {
+        let mut s = state(vec![oauth("a", 0)]);
+        let token = "sk-ant-oat01-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+        s.record_auth_failure("a", &format!("401 for {token}"), t0()).unwrap();
+        let detail = &s.account("a").unwrap().last_failure.as_ref().unwrap().detail;
+        assert!(!detail.contains(token), "{detail}");
+    }
+
+    #[test]
+    fn aliases_are_unique_and_unknown_ones_are_named() {
+        let mut s = state(vec![oauth("a", 0)]);
+        let err = s.add(oauth("a", 1)).unwrap_err();
+        assert!(matches!(err, Error::DuplicateAccount { .. }));
+        assert_eq!(err.exit(), crate::exit::Exit::Usage);
+        let err = s.remove("zz").unwrap_err();
+        assert!(err.to_string().contains("zz"));
+        assert!(validate_alias("Work").is_err());
+        assert!(validate_alias("work_2-b").is_ok());
+    }
+}

@@ -1,0 +1,423 @@
+//! `moonauth accounts` through the built binary: a state directory per test, the
+//! clock pinned with `MOONAUTH_NOW`, and a cleared environment. States a CLI cannot
+//! produce on its own (a cooldown, an auth failure) are written with the library, as
+//! `moonauth run` will.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use assert_cmd::Command;
+use moonauth::accounts::parse_time;
+use moonauth::store::{self, Store};
+use predicates::str::contains;
+use serde_json::Value;
+
+const NOW: &str = "2026-11-24T12:00:00Z";
+
+/// A temp directory with the state directory inside it.
+struct Fleet {
+    dir: tempfile::TempDir,
+}
+
+impl Fleet {
+    fn new() -> Fleet {
+        Fleet {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::cargo_bin("moonauth").unwrap();
+        cmd.env_clear()
+            .env("MOONAUTH_STATE_DIR", self.state_dir())
+            .env("MOONAUTH_NOW", NOW)
+            .current_dir(self.dir.path())
+            .arg("accounts")
+            .args(args);
+        cmd
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.cmd(args).assert().success().get_output().stdout.clone();
+        String::from_utf8(out).unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let out = self.cmd(&all).assert().get_output().stdout.clone();
+        serde_json::from_slice(&out).unwrap()
+    }
+
+    fn store(&self) -> Store {
+        Store::open(&self.state_dir()).unwrap()
+    }
+
+    fn redact(&self, text: &str) -> String {
+        text.replace(&self.state_dir().display().to_string(), "[STATE_DIR]")
+    }
+}
+
+fn at(offset_minutes: u64) -> std::time::SystemTime {
+    parse_time(NOW).unwrap() + Duration::from_secs(offset_minutes * 60)
+}
+
+/// Four Claude accounts, one in each condition, and a Codex one.
+fn mixed_fleet() -> Fleet {
+    let f = Fleet::new();
+    f.ok(&[
+        "add",
+        "work",
+        "--runtime",
+        "claude",
+        "--dir",
+        "/home/app/.claude-work",
+        "--volume",
+        "claude_auth_work",
+    ]);
+    f.ok(&[
+        "add",
+        "personal",
+        "--runtime",
+        "claude",
+        "--dir",
+        "/home/app/.claude-personal",
+        "--priority",
+        "1",
+    ]);
+    f.ok(&["add", "old", "--runtime", "claude", "--dir", "/home/app/.claude-old"]);
+    f.ok(&[
+        "add",
+        "spare",
+        "--runtime",
+        "claude",
+        "--dir",
+        "/home/app/.claude-spare",
+    ]);
+    f.ok(&[
+        "add",
+        "key",
+        "--runtime",
+        "claude",
+        "--api-key-env",
+        "ANTHROPIC_API_KEY",
+        "--priority",
+        "-5",
+    ]);
+    f.ok(&[
+        "add",
+        "cx",
+        "--runtime",
+        "codex",
+        "--api-key-file",
+        "/run/secrets/openai",
+    ]);
+    f.ok(&["disable", "spare"]);
+    f.store()
+        .update(store::DEFAULT_LOCK_TIMEOUT, |s| {
+            s.record_quota("work", Some(at(90)), at(0))?;
+            s.record_auth_failure("old", "401 Unauthorized: OAuth token has expired", at(0))?;
+            s.record_success("personal", at(0) - Duration::from_secs(3600))
+        })
+        .unwrap()
+        .unwrap();
+    f
+}
+
+#[test]
+fn ls_shows_every_account_with_its_state_and_fix() {
+    let f = mixed_fleet();
+    insta::assert_snapshot!("ls_human", f.ok(&["ls"]));
+    let json = f.json(&["ls"]);
+    insta::assert_snapshot!("ls_json", f.redact(&serde_json::to_string_pretty(&json).unwrap()));
+    let codex = f.json(&["ls", "--runtime", "codex"]);
+    assert_eq!(codex["accounts"].as_array().unwrap().len(), 1);
+    assert_eq!(codex["accounts"][0]["login"], "file:/run/secrets/openai");
+}
+
+#[test]
+fn pick_skips_disabled_cooling_and_relogin_accounts_then_prefers_oauth() {
+    let f = mixed_fleet();
+    // work cools down, old needs a re-login, spare is disabled: personal is the only OAuth one.
+    assert_eq!(f.ok(&["pick", "claude"]), "personal /home/app/.claude-personal\n");
+    f.ok(&["disable", "personal"]);
+    // Only then the API key, although its priority number is the lowest.
+    let json = f.json(&["pick", "claude"]);
+    assert_eq!(json["picked"]["alias"], "key");
+    assert_eq!(json["picked"]["kind"], "api-key");
+    assert_eq!(json["picked"]["login"], "env:ANTHROPIC_API_KEY");
+}
+
+#[test]
+fn pick_with_nothing_eligible_exits_10_and_says_why_for_each() {
+    let f = mixed_fleet();
+    f.ok(&["disable", "personal"]);
+    f.ok(&["disable", "key"]);
+    let out = f.cmd(&["pick", "claude"]).assert().code(10).get_output().stdout.clone();
+    insta::assert_snapshot!("pick_exhausted", String::from_utf8(out).unwrap());
+    let out = f
+        .cmd(&["pick", "claude", "--json"])
+        .assert()
+        .code(10)
+        .get_output()
+        .stdout
+        .clone();
+    let json: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(json["picked"], Value::Null);
+    // Soonest back first: the cooldown, then the re-login, then the disabled in pick order.
+    let statuses: Vec<(&str, &str)> = json["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["alias"].as_str().unwrap(), a["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            ("work", "cooling-down"),
+            ("old", "needs-relogin"),
+            ("spare", "disabled"),
+            ("personal", "disabled"),
+            ("key", "disabled"),
+        ]
+    );
+    // Once the cooldown is over, work is back.
+    f.cmd(&["pick", "claude"])
+        .env("MOONAUTH_NOW", "2026-11-24T13:30:00Z")
+        .assert()
+        .success()
+        .stdout("work /home/app/.claude-work\n");
+}
+
+#[test]
+fn pick_with_no_accounts_of_the_runtime_exits_10() {
+    let f = Fleet::new();
+    f.cmd(&["pick", "codex"])
+        .assert()
+        .code(10)
+        .stdout(contains("no codex accounts; add one with `moonauth accounts add"));
+}
+
+#[test]
+fn pick_marks_the_account_used_so_equal_priorities_take_turns() {
+    let f = Fleet::new();
+    for alias in ["a", "b"] {
+        f.ok(&[
+            "add",
+            alias,
+            "--runtime",
+            "codex",
+            "--dir",
+            &format!("/home/app/.codex-{alias}"),
+        ]);
+    }
+    let pick = |now: &str| {
+        let out = f.cmd(&["pick", "codex"]).env("MOONAUTH_NOW", now).assert().success();
+        String::from_utf8(out.get_output().stdout.clone()).unwrap()
+    };
+    assert!(pick("2026-11-24T12:00:00Z").starts_with("a "));
+    assert!(pick("2026-11-24T12:00:01Z").starts_with("b "));
+    assert!(pick("2026-11-24T12:00:02Z").starts_with("a "));
+    // --peek shows the next pick without taking it.
+    let peek = f.json(&["pick", "codex", "--peek"]);
+    assert_eq!(
+        (peek["picked"]["alias"].as_str(), &peek["marked_used"]),
+        (Some("b"), &Value::Bool(false))
+    );
+    assert_eq!(f.json(&["pick", "codex", "--peek"])["picked"]["alias"], "b");
+}
+
+#[test]
+fn disable_enable_and_rm_change_only_the_record() {
+    let f = Fleet::new();
+    let login = f.dir.path().join("login");
+    fs::create_dir(&login).unwrap();
+    fs::write(login.join(".credentials.json"), "{}").unwrap();
+    f.ok(&["add", "work", "--runtime", "claude", "--dir", login.to_str().unwrap()]);
+    assert!(f.ok(&["disable", "work"]).starts_with("disabled claude account work"));
+    f.cmd(&["pick", "claude"]).assert().code(10);
+    assert_eq!(f.json(&["enable", "work"])["account"]["status"], "ready");
+    f.cmd(&["pick", "claude"]).assert().success();
+    assert!(f.ok(&["rm", "work"]).contains("the login itself is untouched"));
+    assert!(login.join(".credentials.json").exists());
+    assert_eq!(f.json(&["ls"])["accounts"], Value::Array(vec![]));
+}
+
+#[test]
+fn enable_clears_a_relogin_mark() {
+    let f = mixed_fleet();
+    assert_eq!(f.json(&["enable", "old"])["account"]["needs_relogin"], false);
+    assert_eq!(f.json(&["pick", "claude", "--peek"])["picked"]["alias"], "old");
+}
+
+#[test]
+fn mistakes_are_usage_errors_that_name_the_input() {
+    let f = Fleet::new();
+    f.ok(&["add", "work", "--runtime", "claude", "--dir", "/a"]);
+    for (args, needle) in [
+        (
+            &["add", "work", "--runtime", "codex", "--dir", "/b"][..],
+            "an account \"work\" exists already",
+        ),
+        (&["add", "Work", "--runtime", "codex", "--dir", "/b"], "ALIAS \"Work\""),
+        (
+            &["add", "w2", "--runtime", "gemini", "--dir", "/b"],
+            "--runtime \"gemini\"",
+        ),
+        (
+            &["add", "w2", "--runtime", "codex", "--dir", "rel"],
+            "must be an absolute path",
+        ),
+        (
+            &["add", "w2", "--runtime", "codex", "--dir", "/b", "--volume", "/x"],
+            "--volume \"/x\"",
+        ),
+        (&["rm", "nope"], "there is no account \"nope\""),
+        (&["enable", "nope"], "there is no account \"nope\""),
+        (&["pick", "universal"], "RUNTIME \"universal\""),
+    ] {
+        f.cmd(args).assert().code(2).stderr(contains(needle));
+    }
+    // clap's own errors share the usage code.
+    f.cmd(&["add", "w3", "--runtime", "codex"]).assert().code(2);
+    f.cmd(&["add", "w3", "--runtime", "codex", "--dir", "/a", "--api-key-env", "K"])
+        .assert()
+        .code(2);
+    assert_eq!(f.json(&["ls"])["accounts"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn a_key_given_where_a_variable_name_belongs_is_not_echoed() {
+    let f = Fleet::new();
+    let key = "sk-ant-api03-abcdefghijklmnopqrstuvwxyz0123456789";
+    let out = f
+        .cmd(&["add", "k", "--runtime", "claude", "--api-key-env", key])
+        .assert()
+        .code(2)
+        .get_output()
+        .clone();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!all.contains(key) && !all.contains("abcdefghijklmnop"), "{all}");
+    assert!(all.contains("--api-key-env"));
+}
+
+#[test]
+fn a_missing_state_directory_is_created_private() {
+    let f = Fleet::new();
+    let nested = f.dir.path().join("a/b/state");
+    f.cmd(&["ls", "--json"])
+        .env("MOONAUTH_STATE_DIR", &nested)
+        .assert()
+        .success();
+    assert_eq!(fs::metadata(&nested).unwrap().permissions().mode() & 0o777, 0o700);
+}
+
+#[test]
+fn the_state_dir_defaults_under_xdg_state_home_and_needs_some_home() {
+    let f = Fleet::new();
+    let xdg = f.dir.path().join("xdg");
+    f.cmd(&["add", "a", "--runtime", "codex", "--dir", "/a"])
+        .env_remove("MOONAUTH_STATE_DIR")
+        .env("XDG_STATE_HOME", &xdg)
+        .assert()
+        .success();
+    assert!(xdg.join("moonauth").join(store::STATE_FILE).is_file());
+    f.cmd(&["ls"])
+        .env_remove("MOONAUTH_STATE_DIR")
+        .assert()
+        .code(2)
+        .stderr(contains("MOONAUTH_STATE_DIR"));
+}
+
+#[test]
+fn a_garbage_state_file_is_restored_from_last_known_good_with_a_warning() {
+    let f = Fleet::new();
+    f.ok(&["add", "a", "--runtime", "codex", "--dir", "/a"]);
+    f.ok(&["add", "b", "--runtime", "codex", "--dir", "/b"]);
+    fs::write(f.state_dir().join(store::STATE_FILE), "\0\0garbage").unwrap();
+    let out = f.cmd(&["ls", "--json"]).assert().success().get_output().clone();
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["accounts"][0]["alias"], "a");
+    assert_eq!(
+        json["accounts"].as_array().unwrap().len(),
+        1,
+        "the state before the last write"
+    );
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("restored it from state.json.good"), "{stderr}");
+    let kept = fs::read_dir(f.state_dir())
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            name.to_str().unwrap().starts_with(store::BROKEN_PREFIX)
+        })
+        .count();
+    assert_eq!(kept, 1);
+    // Writing goes on from the restored state.
+    f.ok(&["add", "c", "--runtime", "codex", "--dir", "/c"]);
+    assert_eq!(f.json(&["ls"])["accounts"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn a_version_1_store_is_read_and_written_back_as_version_2() {
+    let f = Fleet::new();
+    fs::create_dir_all(f.state_dir()).unwrap();
+    let v1 = r#"{"version": 1, "accounts": {
+        "first": {"runtime": "claude", "login_dir": "/home/app/.claude-first", "volume": "claude_auth_first"},
+        "second": {"runtime": "claude", "login_dir": "/home/app/.claude-second", "disabled": true}
+    }}"#;
+    fs::write(f.state_dir().join(store::STATE_FILE), v1).unwrap();
+    let json = f.json(&["ls"]);
+    let rows: Vec<(&str, &str, i64, bool)> = json["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["alias"].as_str().unwrap(),
+                a["kind"].as_str().unwrap(),
+                a["priority"].as_i64().unwrap(),
+                a["enabled"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(rows, [("first", "oauth", 0, true), ("second", "oauth", 1, false)]);
+    f.ok(&["enable", "second"]);
+    let written: Value = serde_json::from_slice(&fs::read(f.state_dir().join(store::STATE_FILE)).unwrap()).unwrap();
+    assert_eq!(written["version"], 2);
+    assert_eq!(written["accounts"][1]["enabled"], true);
+    assert_eq!(f.ok(&["pick", "claude"]), "first /home/app/.claude-first\n");
+}
+
+#[test]
+fn a_stuck_lock_holder_makes_writers_fail_with_a_hint_but_ls_still_reads() {
+    let f = Fleet::new();
+    f.ok(&["add", "a", "--runtime", "codex", "--dir", "/a"]);
+    let store = f.store();
+    let _held = store.lock(Duration::ZERO).unwrap();
+    // The CLI waits DEFAULT_LOCK_TIMEOUT (10 s); a library caller picks its own wait.
+    let started = std::time::Instant::now();
+    let err = store.lock(Duration::from_millis(100)).unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert!(err.hint().unwrap().contains("fuser"), "{err}");
+    assert_eq!(f.json(&["ls"])["accounts"][0]["alias"], "a");
+    assert_eq!(err.exit().code(), 1);
+}
+
+#[test]
+fn exit_10_is_in_the_table() {
+    let exit = moonauth::exit::Exit::AccountsExhausted;
+    assert_eq!(exit.code(), 10);
+    assert!(moonauth::exit::Exit::ALL.contains(&exit));
+    assert!(exit.meaning().contains("no account"));
+}
