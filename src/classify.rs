@@ -198,9 +198,19 @@ impl OutputClassifier {
         self.push_tail(line);
     }
 
-    /// Feeds one line the CLI wrote to stderr. Both CLIs write only prose there.
+    /// Feeds one line the CLI wrote to stderr. Both CLIs write only prose there; codex's
+    /// text mode names its session in a header line there.
     pub fn stderr_line(&mut self, line: &str) {
-        self.push_tail(line.trim_end_matches(['\r', '\n']));
+        let line = line.trim_end_matches(['\r', '\n']);
+        if self.runtime == Runtime::Codex {
+            if let Some(id) = line.strip_prefix("session id: ") {
+                // Printed once the thread (and its rollout) exists.
+                self.note_session_id(Some(id));
+                self.session_started = self.session_id.is_some();
+                return;
+            }
+        }
+        self.push_tail(line);
     }
 
     /// Classifies the run. `exit_code` is `None` when the child was killed by a signal
