@@ -91,6 +91,8 @@ struct Case {
     time_zone: &'static str,
     /// The outcome kind when it is not the reply's (e.g. no login at all).
     expected_kind: Option<&'static str>,
+    /// `CLAUDE_CODE_MAX_RETRIES` (moonauth sets 0 or 1).
+    max_retries: &'static str,
 }
 
 impl Case {
@@ -105,6 +107,7 @@ impl Case {
             login: Login::OAuth,
             time_zone: "UTC",
             expected_kind: None,
+            max_retries: "0",
         }
     }
 
@@ -115,6 +118,11 @@ impl Case {
 
     fn time_zone(mut self, zone: &'static str) -> Case {
         self.time_zone = zone;
+        self
+    }
+
+    fn max_retries(mut self, retries: &'static str) -> Case {
+        self.max_retries = retries;
         self
     }
 
@@ -154,7 +162,7 @@ fn run_claude(case: &Case) -> Option<Ran> {
     let token = format!("sk-ant-oat01-CANARY-moonauth-{}", case.name);
     let api_key = format!("sk-ant-api03-CANARY-moonauth-{}", case.name);
     let mut cmd = claude_command(&sandbox, &bin, &config, &api.base_url(), case.format, "hi");
-    cmd.env("TZ", case.time_zone);
+    cmd.env("TZ", case.time_zone).env("CLAUDE_CODE_MAX_RETRIES", case.max_retries);
     let mut replacements = vec![(token.clone(), "<access-token>".to_string())];
     let mut secrets = vec![token.clone(), token.replace("oat01", "ort01") + "-refresh"];
     match case.login {
@@ -172,6 +180,7 @@ fn run_claude(case: &Case) -> Option<Ran> {
         Login::None => {}
     }
     let output = run(&mut cmd, RUN_TIMEOUT);
+    let retries = if case.max_retries == "0" { String::new() } else { format!("CLAUDE_CODE_MAX_RETRIES={} ", case.max_retries) };
     let format_args = match case.format {
         Format::ClaudeStreamJson => " --output-format stream-json --verbose",
         Format::ClaudeJson => " --output-format json",
@@ -185,7 +194,7 @@ fn run_claude(case: &Case) -> Option<Ran> {
         config,
         replacements,
         secrets,
-        format!("claude -p hi{format_args}"),
+        format!("{retries}claude -p hi{format_args}"),
         version(&bin),
     ))
 }
@@ -489,6 +498,9 @@ cases! { Runtime::Claude;
     real_cli_claude_text_overload: Format::ClaudeText, Reply::Overload;
     real_cli_claude_text_unauthorized: Format::ClaudeText, Reply::Unauthorized;
     // Other logins and zones.
+    // One retry, as moonauth allows: the stream shows a system/api_retry line first.
+    real_cli_claude_stream_json_throttle_retried_once: Format::ClaudeStreamJson, Reply::Throttle, max_retries("1");
+    real_cli_claude_stream_json_overload_retried_once: Format::ClaudeStreamJson, Reply::Overload, max_retries("1");
     real_cli_claude_json_api_key_ok: Format::ClaudeJson, Reply::Ok, login(Login::ApiKey);
     real_cli_claude_json_api_key_unauthorized: Format::ClaudeJson, Reply::Unauthorized, login(Login::ApiKey);
     real_cli_claude_stream_json_not_logged_in: Format::ClaudeStreamJson, Reply::Ok, login(Login::None), expect("auth-failure");
