@@ -136,6 +136,8 @@ struct ApiSignal {
     api_error: Option<String>,
     text: Option<String>,
     rate_limit_info: Option<Value>,
+    /// The result's `subtype`: `success`, or `error_max_turns`, `error_during_execution`, ….
+    subtype: Option<String>,
 }
 
 /// A rejected `rate_limit_event`: the structured usage-limit signal.
@@ -360,7 +362,13 @@ impl OutputClassifier {
             match prose {
                 Some(kind) => self.prose_kind_outcome(kind, text, now),
                 None if !text.is_empty() => Outcome::Other { detail: detail(text) },
-                None => return None,
+                // Errors that are not the API's (`error_max_turns`, …) carry no text.
+                None => match signal.subtype.as_deref().filter(|s| *s != "success") {
+                    Some(subtype) => Outcome::Other {
+                        detail: format!("Claude Code ended with {}", detail(subtype)),
+                    },
+                    None => return None,
+                },
             }
         };
         Some((outcome, status))
@@ -510,6 +518,7 @@ fn api_signal(event: &Value, text: Option<String>) -> ApiSignal {
         api_error: str_field(event, "api_error").map(str::to_string),
         text,
         rate_limit_info: event.pointer("/api_error_params/rate_limit_info").cloned(),
+        subtype: str_field(event, "subtype").map(str::to_string),
     }
 }
 

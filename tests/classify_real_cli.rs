@@ -162,7 +162,8 @@ fn run_claude(case: &Case) -> Option<Ran> {
     let token = format!("sk-ant-oat01-CANARY-moonauth-{}", case.name);
     let api_key = format!("sk-ant-api03-CANARY-moonauth-{}", case.name);
     let mut cmd = claude_command(&sandbox, &bin, &config, &api.base_url(), case.format, "hi");
-    cmd.env("TZ", case.time_zone).env("CLAUDE_CODE_MAX_RETRIES", case.max_retries);
+    cmd.env("TZ", case.time_zone)
+        .env("CLAUDE_CODE_MAX_RETRIES", case.max_retries);
     let mut replacements = vec![(token.clone(), "<access-token>".to_string())];
     let mut secrets = vec![token.clone(), token.replace("oat01", "ort01") + "-refresh"];
     match case.login {
@@ -180,7 +181,11 @@ fn run_claude(case: &Case) -> Option<Ran> {
         Login::None => {}
     }
     let output = run(&mut cmd, RUN_TIMEOUT);
-    let retries = if case.max_retries == "0" { String::new() } else { format!("CLAUDE_CODE_MAX_RETRIES={} ", case.max_retries) };
+    let retries = if case.max_retries == "0" {
+        String::new()
+    } else {
+        format!("CLAUDE_CODE_MAX_RETRIES={} ", case.max_retries)
+    };
     let format_args = match case.format {
         Format::ClaudeStreamJson => " --output-format stream-json --verbose",
         Format::ClaudeJson => " --output-format json",
