@@ -136,6 +136,8 @@ struct ApiSignal {
     api_error: Option<String>,
     text: Option<String>,
     rate_limit_info: Option<Value>,
+    /// The result's `subtype`: `success`, or `error_max_turns`, `error_during_execution`, ….
+    subtype: Option<String>,
 }
 
 /// A rejected `rate_limit_event`: the structured usage-limit signal.
@@ -198,9 +200,19 @@ impl OutputClassifier {
         self.push_tail(line);
     }
 
-    /// Feeds one line the CLI wrote to stderr. Both CLIs write only prose there.
+    /// Feeds one line the CLI wrote to stderr. Both CLIs write only prose there; codex's
+    /// text mode names its session in a header line there.
     pub fn stderr_line(&mut self, line: &str) {
-        self.push_tail(line.trim_end_matches(['\r', '\n']));
+        let line = line.trim_end_matches(['\r', '\n']);
+        if self.runtime == Runtime::Codex {
+            if let Some(id) = line.strip_prefix("session id: ") {
+                // Printed once the thread (and its rollout) exists.
+                self.note_session_id(Some(id));
+                self.session_started = self.session_id.is_some();
+                return;
+            }
+        }
+        self.push_tail(line);
     }
 
     /// Classifies the run. `exit_code` is `None` when the child was killed by a signal
@@ -350,7 +362,13 @@ impl OutputClassifier {
             match prose {
                 Some(kind) => self.prose_kind_outcome(kind, text, now),
                 None if !text.is_empty() => Outcome::Other { detail: detail(text) },
-                None => return None,
+                // Errors that are not the API's (`error_max_turns`, …) carry no text.
+                None => match signal.subtype.as_deref().filter(|s| *s != "success") {
+                    Some(subtype) => Outcome::Other {
+                        detail: format!("Claude Code ended with {}", detail(subtype)),
+                    },
+                    None => return None,
+                },
             }
         };
         Some((outcome, status))
@@ -500,6 +518,7 @@ fn api_signal(event: &Value, text: Option<String>) -> ApiSignal {
         api_error: str_field(event, "api_error").map(str::to_string),
         text,
         rate_limit_info: event.pointer("/api_error_params/rate_limit_info").cloned(),
+        subtype: str_field(event, "subtype").map(str::to_string),
     }
 }
 

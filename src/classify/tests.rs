@@ -352,3 +352,16 @@ fn outcomes_serialize_with_a_kind_tag_and_rfc3339_times() {
     assert_eq!(auth["kind"], "auth-failure");
     assert_eq!(Outcome::Overload.kind(), "overload");
 }
+
+#[test]
+fn claude_error_without_api_error_names_its_subtype() {
+    let stdout = [r#"{"type":"result","subtype":"error_max_turns","is_error":true,"num_turns":3,"session_id":"s-6"}"#];
+    let c = classify(Runtime::Claude, &stdout, &[], Some(1));
+    assert_eq!(
+        c.outcome,
+        Outcome::Other {
+            detail: "Claude Code ended with error_max_turns".into()
+        }
+    );
+    assert!(c.resumable());
+}
