@@ -45,6 +45,8 @@ pub enum Command {
     /// The accounts each runtime can run on: add, list, enable, disable, remove, and pick the next one.
     #[command(subcommand)]
     Accounts(AccountsCommand),
+    /// Run the real CLI on an account's login, failing over to the next account when a subscription runs out.
+    Run(RunArgs),
     /// Steps moonauth runs inside containers.
     #[command(subcommand, hide = true)]
     Internal(InternalCommand),
@@ -128,6 +130,28 @@ pub struct LoginArgs {
     /// Print the resulting status as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// claude or codex.
+    pub runtime: String,
+
+    /// Start with this account (its alias in `moonauth accounts ls`).
+    #[arg(long, value_name = "ALIAS")]
+    pub account: Option<String>,
+
+    /// Write the run report (JSON) to this file instead of a line on stderr.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+
+    /// Fall back to an API key when every OAuth account is out for quota (default: MOONAUTH_API_FALLBACK).
+    #[arg(long)]
+    pub api_fallback: bool,
+
+    /// The CLI's arguments (after --).
+    #[arg(last = true, value_name = "ARGS", required = true)]
+    pub args: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -207,6 +207,22 @@ pub struct Config {
     /// Where the account store lives (`MOONAUTH_STATE_DIR`); `None` when it is not set
     /// and there is no `XDG_STATE_HOME` or `HOME` to derive it from.
     pub state_dir: Option<Sourced<PathBuf>>,
+    pub run: RunSettings,
+}
+
+/// How `moonauth run` fails over.
+#[derive(Debug, Clone)]
+pub struct RunSettings {
+    /// Fall back to an API key when every OAuth account is out for quota (`MOONAUTH_API_FALLBACK`).
+    pub api_fallback: Sourced<bool>,
+    /// The prompt that continues a resumed session (`MOONAUTH_CONTINUE_PROMPT`).
+    pub continuation: Sourced<String>,
+    /// Retries on the same account after a throttle or overload (`MOONAUTH_THROTTLE_RETRIES`).
+    pub throttle_retries: Sourced<u32>,
+    /// The first backoff before such a retry; it doubles (`MOONAUTH_THROTTLE_BACKOFF`).
+    pub throttle_backoff: Sourced<Duration>,
+    /// `CLAUDE_CODE_MAX_RETRIES` for the CLI when the environment does not set it (`MOONAUTH_CLI_MAX_RETRIES`).
+    pub cli_max_retries: Sourced<u32>,
 }
 
 /// How moonauth reaches Docker and what it runs there.
@@ -241,6 +257,11 @@ struct RawVars {
     moonauth_docker_timeout: Option<String>,
     docker_host: Option<String>,
     moonauth_state_dir: Option<String>,
+    moonauth_api_fallback: Option<String>,
+    moonauth_continue_prompt: Option<String>,
+    moonauth_throttle_retries: Option<String>,
+    moonauth_throttle_backoff: Option<String>,
+    moonauth_cli_max_retries: Option<String>,
 }
 
 /// Default login directory of Codex inside a worker (MoonMind's `CODEX_VOLUME_PATH`).
@@ -382,7 +403,51 @@ impl Config {
 
         let state_dir = state_dir(env, &raw.moonauth_state_dir)?;
 
+        let run = RunSettings {
+            api_fallback: pick(
+                env,
+                None,
+                "",
+                "MOONAUTH_API_FALLBACK",
+                &raw.moonauth_api_fallback,
+                false,
+                parse_bool,
+            )?,
+            continuation: match non_blank(&raw.moonauth_continue_prompt) {
+                Some(v) => Sourced::new(v.to_string(), env.source_of("MOONAUTH_CONTINUE_PROMPT")),
+                None => Sourced::new(crate::run::resume::DEFAULT_CONTINUATION.to_string(), Source::Default),
+            },
+            throttle_retries: pick(
+                env,
+                None,
+                "",
+                "MOONAUTH_THROTTLE_RETRIES",
+                &raw.moonauth_throttle_retries,
+                2,
+                parse_small_count,
+            )?,
+            throttle_backoff: pick(
+                env,
+                None,
+                "",
+                "MOONAUTH_THROTTLE_BACKOFF",
+                &raw.moonauth_throttle_backoff,
+                Duration::from_secs(5),
+                parse_duration,
+            )?,
+            cli_max_retries: pick(
+                env,
+                None,
+                "",
+                "MOONAUTH_CLI_MAX_RETRIES",
+                &raw.moonauth_cli_max_retries,
+                1,
+                parse_small_count,
+            )?,
+        };
+
         Ok(Config {
+            run,
             state_dir,
             docker,
             worker_mode,
@@ -534,6 +599,22 @@ pub fn parse_duration(value: &str) -> std::result::Result<Duration, String> {
     humantime::parse_duration(v).map_err(|_| "expected a duration such as 90s, 10m or 1h".to_string())
 }
 
+/// Parses a yes/no setting: 1/0, true/false, yes/no, on/off (any case).
+pub fn parse_bool(value: &str) -> std::result::Result<bool, String> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err("expected 1/0, true/false, yes/no or on/off".into()),
+    }
+}
+
+fn parse_small_count(value: &str) -> std::result::Result<u32, String> {
+    match value.trim().parse::<u32>() {
+        Ok(n) if n <= 15 => Ok(n),
+        _ => Err("expected a whole number from 0 to 15".into()),
+    }
+}
+
 fn parse_id(value: &str) -> std::result::Result<u32, String> {
     value
         .trim()
@@ -642,6 +723,10 @@ mod tests {
             ("MOONAUTH_WORKER_GID", "-1"),
             ("MOONAUTH_DOCKER_TIMEOUT", "forever"),
             ("MOONAUTH_LOGIN_COMMAND", "claude 'auth login"),
+            ("MOONAUTH_API_FALLBACK", "maybe"),
+            ("MOONAUTH_THROTTLE_RETRIES", "100"),
+            ("MOONAUTH_THROTTLE_BACKOFF", "later"),
+            ("MOONAUTH_CLI_MAX_RETRIES", "-1"),
         ] {
             let err = resolve(&[(var, value)]).unwrap_err();
             assert_eq!(err.exit(), crate::exit::Exit::Usage, "{var}");

@@ -33,6 +33,8 @@ pub enum Exit {
     CommandNotExecutable,
     /// The worker command given after `--` was not found.
     CommandNotFound,
+    /// `moonauth run` passes the CLI's own exit status through (not in the fixed table).
+    Child(u8),
 }
 
 impl Exit {
@@ -69,6 +71,7 @@ impl Exit {
             Exit::AccountsExhausted => 10,
             Exit::CommandNotExecutable => 126,
             Exit::CommandNotFound => 127,
+            Exit::Child(code) => code,
         }
     }
 
@@ -96,6 +99,7 @@ impl Exit {
             }
             Exit::CommandNotExecutable => "the worker command after -- exists but cannot be executed",
             Exit::CommandNotFound => "the worker command after -- was not found",
+            Exit::Child(_) => "the exit status of the CLI that moonauth run ran",
         }
     }
 }

@@ -22,6 +22,7 @@ pub mod login;
 pub mod output;
 pub mod preflight;
 pub mod redact;
+pub mod run;
 pub mod runtime;
 pub mod status;
 pub mod store;

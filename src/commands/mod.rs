@@ -7,6 +7,7 @@ mod inspect;
 mod internal;
 mod login;
 mod preflight;
+mod run;
 mod runtime;
 mod status;
 mod volumes;
@@ -28,6 +29,7 @@ pub fn run(command: Command, env: &Env) -> Result<Exit> {
         Command::Volumes(cmd) => volumes::run(cmd, env),
         Command::Login(args) => login::run(args, env),
         Command::Init(args) => init::run(args, env),
+        Command::Run(args) => run::run(args, env),
         Command::Accounts(cmd) => accounts::run(cmd, env),
         Command::Internal(InternalCommand::ApplyLogin(args)) => internal::apply_login(args),
         Command::Internal(InternalCommand::StoreBench(args)) => internal::store_bench(args, env),

@@ -28,7 +28,7 @@ pub const RUN_TIMEOUT: Duration = Duration::from_secs(90);
 const DEAD_PROXY: &str = "http://127.0.0.1:9";
 
 /// Shared fixtures (read-only) with CANARY token values.
-pub const FIXTURES: &str = "/work/shared/fixtures";
+pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
 
 /// The path of a real CLI, or `None` (after a skip notice) when it is not installed.
 pub fn real_cli(name: &str) -> Option<PathBuf> {

@@ -1,0 +1,541 @@
+//! `moonauth run`: run the real CLI on an account's login and keep the work going when a
+//! subscription runs out — classify how each attempt ended, cool the account down, move
+//! to the next eligible OAuth account (and, when allowed, to an API key), resume the
+//! interrupted session there, and report which credential paid.
+//!
+//! Policy (docs/failover.md): a usage limit cools the account down until its reset and
+//! moves on; a throttle or overload backs off on the same account a bounded number of
+//! times; an auth failure marks the account for re-login and moves on, and then never
+//! falls back to an API key; the API key is used only when every OAuth account is out
+//! for quota reasons and `MOONAUTH_API_FALLBACK` is on. Each credential is tried once.
+
+pub mod child;
+pub mod resume;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::Serialize;
+
+use crate::accounts::{self, Account, AccountKind, Availability};
+use crate::classify::{Classification, Outcome};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::exit::Exit;
+use crate::redact::Secret;
+use crate::runtime::Runtime;
+use crate::store::Store;
+
+use child::{ChildSpec, SignalForwarder};
+
+/// Every variable through which a CLI could pick a credential other than the login
+/// directory moonauth chose.
+const CREDENTIAL_VARS: [&str; 7] = [
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_AUTH_TOKEN",
+    "CLAUDE_API_KEY",
+    "CLAUDE_CODE_OAUTH_TOKEN",
+    "OPENAI_API_KEY",
+    "CODEX_API_KEY",
+    "CODEX_ACCESS_TOKEN",
+];
+
+/// What `moonauth run` was asked to do.
+pub struct RunRequest {
+    pub runtime: Runtime,
+    /// Start with this account.
+    pub account: Option<String>,
+    /// The CLI's arguments.
+    pub args: Vec<String>,
+    pub continuation: String,
+    pub api_fallback: bool,
+    /// Attempts on the same account after a throttle or overload.
+    pub throttle_retries: u32,
+    /// First backoff after a throttle or overload; it doubles, capped at a minute.
+    pub backoff: Duration,
+    /// `CLAUDE_CODE_MAX_RETRIES` for the child unless the environment sets it.
+    pub cli_max_retries: u32,
+}
+
+/// A credential `run` can use.
+#[derive(Debug, Clone)]
+struct Candidate {
+    alias: String,
+    kind: AccountKind,
+    /// The login directory (OAuth), or for an API key the directory of the previous attempt.
+    dir: Option<PathBuf>,
+    key: Option<Secret>,
+    /// Whether it is a record in the store (or the implicit default login / environment key).
+    stored: bool,
+}
+
+/// One attempt, as reported.
+#[derive(Debug, Clone, Serialize)]
+pub struct Attempt {
+    pub account: String,
+    pub kind: AccountKind,
+    pub outcome: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resets_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// Whether this attempt resumed the previous attempt's session.
+    pub resumed: bool,
+    pub exit_code: Option<i32>,
+    pub started_at: String,
+    pub duration_ms: u64,
+    /// Time from the previous child's exit to this child's start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub switch_ms: Option<f64>,
+}
+
+/// An account that could not be used, for the exhaustion listing.
+#[derive(Debug, Clone, Serialize)]
+pub struct Unavailable {
+    pub account: String,
+    pub reason: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+/// The report of one `moonauth run` (schema in docs/failover.md).
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub schema: &'static str,
+    pub runtime: Runtime,
+    pub ok: bool,
+    pub exit_code: i32,
+    /// The account whose credential finished the work.
+    pub finished_by: Option<String>,
+    pub api_billing_used: bool,
+    pub attempts: Vec<Attempt>,
+    /// Accounts that were out, with why (filled when every credential is exhausted).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unavailable: Vec<Unavailable>,
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+fn api_key_vars(runtime: Runtime) -> &'static [&'static str] {
+    match runtime {
+        Runtime::Claude => &["ANTHROPIC_API_KEY"],
+        Runtime::Codex | Runtime::Gemini => &["CODEX_API_KEY", "OPENAI_API_KEY"],
+    }
+}
+
+fn resolve_key(account: &Account, env: &crate::config::Env) -> Option<Secret> {
+    if let Some(var) = &account.api_key_env {
+        return env.non_blank(var).map(Secret::new);
+    }
+    if let Some(path) = &account.api_key_file {
+        return child::first_line_of(path).ok().map(Secret::new);
+    }
+    None
+}
+
+/// Runs the request to completion and returns its report.
+pub fn run(config: &Config, env: &crate::config::Env, request: &RunRequest) -> Result<RunReport> {
+    let signals = SignalForwarder::install()?;
+    let runtime = request.runtime;
+    let program = which::which_in(
+        runtime.binary(),
+        env.get("PATH").map(std::ffi::OsString::from),
+        std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")),
+    )
+    .map_err(|_| Error::CommandNotFound {
+        command: runtime.binary().to_string(),
+    })?;
+
+    // The store, when there is one and it has accounts of this runtime.
+    let store = match config.state_dir.as_ref() {
+        Some(dir) if dir.value.join(crate::store::STATE_FILE).exists() => Some(Store::open(&dir.value)?),
+        _ => None,
+    };
+    let lock_wait = Duration::from_secs(10);
+    let now = SystemTime::now();
+    let state = match &store {
+        Some(s) => Some(s.read_unlocked()?),
+        None => None,
+    };
+    let stored: Vec<Account> = state
+        .as_ref()
+        .map(|s| s.accounts.iter().filter(|a| a.runtime == runtime).cloned().collect())
+        .unwrap_or_default();
+
+    let mut unavailable = Vec::new();
+    let mut quota_only = true;
+    let mut oauth: Vec<Candidate> = Vec::new();
+    let mut api: Vec<Candidate> = Vec::new();
+    if stored.is_empty() {
+        // No store: the configured login, and the environment's key as the fallback.
+        let dir = config.runtime(runtime).map(|s| s.login_dir.value.clone());
+        oauth.push(Candidate {
+            alias: "default".into(),
+            kind: AccountKind::Oauth,
+            dir,
+            key: None,
+            stored: false,
+        });
+        if let Some((var, key)) = api_key_vars(runtime)
+            .iter()
+            .find_map(|v| env.non_blank(v).map(|k| (*v, k)))
+        {
+            api.push(Candidate {
+                alias: format!("env:{var}"),
+                kind: AccountKind::ApiKey,
+                dir: None,
+                key: Some(Secret::new(key)),
+                stored: false,
+            });
+        }
+    } else {
+        let state = state.as_ref().expect("stored accounts come from a state");
+        let order = accounts::eligible(state, runtime, now);
+        for a in &stored {
+            if !a.enabled {
+                continue;
+            }
+            if order.iter().any(|e| e.alias == a.alias) {
+                continue;
+            }
+            let availability = accounts::availability(a, now);
+            if !matches!(availability, Availability::CoolingDown(_)) {
+                quota_only = false;
+            }
+            unavailable.push(Unavailable {
+                account: a.alias.clone(),
+                reason: a
+                    .last_failure
+                    .as_ref()
+                    .map(|f| f.reason.clone())
+                    .unwrap_or_else(|| availability.as_str().to_string()),
+                until: a.cooldown_until.filter(|t| *t > now).map(rfc3339),
+                fix: a.fix(now),
+            });
+        }
+        for a in order {
+            let c = Candidate {
+                alias: a.alias.clone(),
+                kind: a.kind,
+                dir: a.login_dir.clone(),
+                key: if a.kind == AccountKind::ApiKey {
+                    resolve_key(a, env)
+                } else {
+                    None
+                },
+                stored: true,
+            };
+            match a.kind {
+                AccountKind::Oauth => oauth.push(c),
+                AccountKind::ApiKey => api.push(c),
+            }
+        }
+    }
+    if let Some(first) = &request.account {
+        match oauth.iter().position(|c| &c.alias == first) {
+            Some(i) => {
+                let c = oauth.remove(i);
+                oauth.insert(0, c);
+            }
+            None => {
+                if !stored.iter().any(|a| &a.alias == first) && first != "default" {
+                    return Err(Error::InvalidFlag {
+                        flag: "--account",
+                        value: first.clone(),
+                        reason: format!("no {runtime} account has this alias (see `moonauth accounts ls`)"),
+                    });
+                }
+                tracing::warn!("account {first} is not eligible now; starting with the next one");
+            }
+        }
+    }
+
+    let record = |f: &dyn Fn(&mut accounts::State) -> Result<()>| -> Result<()> {
+        if let Some(s) = &store {
+            s.update(lock_wait, |state| f(state))??;
+        }
+        Ok(())
+    };
+
+    let mut report = RunReport {
+        schema: "moonauth.run.v1",
+        runtime,
+        ok: false,
+        exit_code: 1,
+        finished_by: None,
+        api_billing_used: false,
+        attempts: Vec::new(),
+        unavailable: Vec::new(),
+    };
+    let mut previous: Option<(PathBuf, Classification)> = None;
+    let mut last_exit: Option<Instant> = None;
+
+    let mut queue: Vec<Candidate> = oauth;
+    let mut api_used = false;
+    let mut index = 0;
+    loop {
+        let candidate = if index < queue.len() {
+            queue[index].clone()
+        } else if !api_used && request.api_fallback && quota_only && !api.is_empty() {
+            api_used = true;
+            let mut c = api.remove(0);
+            // The key runs in the previous attempt's directory, where the session is.
+            c.dir = previous
+                .as_ref()
+                .map(|(d, _)| d.clone())
+                .or_else(|| config.runtime(runtime).map(|s| s.login_dir.value.clone()));
+            queue.push(c.clone());
+            c
+        } else {
+            break;
+        };
+        index += 1;
+        let Some(dir) = candidate.dir.clone() else {
+            unavailable.push(Unavailable {
+                account: candidate.alias.clone(),
+                reason: "no login directory".into(),
+                until: None,
+                fix: None,
+            });
+            continue;
+        };
+        if candidate.kind == AccountKind::ApiKey && candidate.key.is_none() {
+            unavailable.push(Unavailable {
+                account: candidate.alias.clone(),
+                reason: "its API key is not set".into(),
+                until: None,
+                fix: None,
+            });
+            continue;
+        }
+
+        // Resume the interrupted session here when it got far enough to have one.
+        let (args, resumed) = match &previous {
+            Some((prev_dir, c)) if c.resumable() => {
+                let id = c.session_id.as_deref().expect("resumable has an id");
+                match resume::carry_session(runtime, prev_dir, &dir, id)? {
+                    Some(_) => (
+                        match runtime {
+                            Runtime::Claude => resume::claude_resume_args(&request.args, id, &request.continuation),
+                            _ => resume::codex_resume_args(&request.args, id, &request.continuation),
+                        },
+                        true,
+                    ),
+                    None => (request.args.clone(), false),
+                }
+            }
+            _ => (request.args.clone(), false),
+        };
+
+        let mut set = vec![(
+            crate::preflight::dir_variable(runtime).to_string(),
+            dir.display().to_string(),
+        )];
+        if runtime == Runtime::Claude && env.get("CLAUDE_CODE_MAX_RETRIES").is_none() {
+            set.push(("CLAUDE_CODE_MAX_RETRIES".into(), request.cli_max_retries.to_string()));
+        }
+        if let Some(key) = &candidate.key {
+            for var in api_key_vars(runtime) {
+                set.push((var.to_string(), key.expose().to_string()));
+            }
+        }
+        let remove: Vec<String> = CREDENTIAL_VARS.iter().map(|s| s.to_string()).collect();
+        let spec = ChildSpec {
+            program: program.clone(),
+            args,
+            set,
+            remove,
+        };
+
+        let mut tries = 0;
+        let finished = loop {
+            let wall = SystemTime::now();
+            let switch_ms = last_exit.map(|t| t.elapsed().as_secs_f64() * 1000.0);
+            let f = child::run(&spec, runtime, &signals)?;
+            last_exit = Some(f.ended);
+            let c = &f.classification;
+            report.attempts.push(Attempt {
+                account: candidate.alias.clone(),
+                kind: candidate.kind,
+                outcome: c.outcome.kind().to_string(),
+                reason: reason(&c.outcome),
+                resets_at: match &c.outcome {
+                    Outcome::UsageLimit { resets_at, .. } => resets_at.map(rfc3339),
+                    _ => None,
+                },
+                session_id: c.session_id.clone(),
+                resumed,
+                exit_code: f.exit_code,
+                started_at: rfc3339(wall),
+                duration_ms: f.ended.duration_since(f.started).as_millis() as u64,
+                switch_ms,
+            });
+            let retry = matches!(c.outcome, Outcome::Throttle { .. } | Outcome::Overload);
+            if retry && tries < request.throttle_retries && f.interrupted_by.is_none() {
+                let hinted = match &c.outcome {
+                    Outcome::Throttle { retry_after } => *retry_after,
+                    _ => None,
+                };
+                let wait = hinted
+                    .unwrap_or(request.backoff * 2u32.pow(tries))
+                    .min(Duration::from_secs(60));
+                tracing::warn!(
+                    "{}: {} on account {}; retrying in {} ({}/{})",
+                    runtime,
+                    c.outcome.kind(),
+                    candidate.alias,
+                    humantime::format_duration(wait),
+                    tries + 1,
+                    request.throttle_retries
+                );
+                std::thread::sleep(wait);
+                tries += 1;
+                continue;
+            }
+            break f;
+        };
+
+        let exit = finished.exit_code.unwrap_or_else(|| 128 + finished.signal.unwrap_or(0));
+        report.exit_code = exit;
+        if let Some(sig) = finished.interrupted_by {
+            tracing::warn!("interrupted by signal {sig}; not failing over");
+            report.exit_code = 128 + sig;
+            return Ok(report);
+        }
+        let usage = finished.classification.usage.clone();
+        let now = SystemTime::now();
+        let alias = candidate.alias.clone();
+        match &finished.classification.outcome {
+            Outcome::Success => {
+                if candidate.stored {
+                    record(&|s| {
+                        s.record_success(&alias, now)?;
+                        if let Some(u) = &usage {
+                            s.account_mut(&alias)?.usage = Some(u.clone());
+                        }
+                        Ok(())
+                    })?;
+                }
+                report.ok = exit == 0;
+                report.finished_by = Some(alias);
+                report.api_billing_used = candidate.kind == AccountKind::ApiKey;
+                return Ok(report);
+            }
+            Outcome::UsageLimit { resets_at, .. } => {
+                if candidate.stored {
+                    let resets = *resets_at;
+                    record(&|s| {
+                        s.record_quota(&alias, resets, now).map(|_| ())?;
+                        if let Some(u) = &usage {
+                            s.account_mut(&alias)?.usage = Some(u.clone());
+                        }
+                        Ok(())
+                    })?;
+                }
+                if candidate.kind == AccountKind::ApiKey {
+                    return Ok(report);
+                }
+                unavailable.push(Unavailable {
+                    account: alias,
+                    reason: "usage-limit".into(),
+                    until: resets_at.map(rfc3339),
+                    fix: None,
+                });
+            }
+            Outcome::AuthFailure { detail } => {
+                quota_only = false;
+                if candidate.stored {
+                    let detail = detail.clone();
+                    record(&|s| s.record_auth_failure(&alias, &detail, now))?;
+                }
+                if candidate.kind == AccountKind::ApiKey {
+                    return Ok(report);
+                }
+                unavailable.push(Unavailable {
+                    account: alias.clone(),
+                    reason: "auth-failure".into(),
+                    until: None,
+                    fix: Some(crate::status::login_command(runtime, &alias)),
+                });
+            }
+            Outcome::Throttle { .. } | Outcome::Overload | Outcome::Other { .. } => {
+                // Not the credential's fault: another account would not help.
+                return Ok(report);
+            }
+        }
+        previous = Some((dir, finished.classification));
+    }
+
+    report.unavailable = unavailable;
+    report.exit_code = i32::from(Exit::AccountsExhausted.code());
+    Ok(report)
+}
+
+fn reason(outcome: &Outcome) -> Option<String> {
+    match outcome {
+        Outcome::Success => None,
+        Outcome::UsageLimit { window, .. } => Some(match window {
+            Some(w) => format!("usage limit ({w})"),
+            None => "usage limit".into(),
+        }),
+        Outcome::Throttle { .. } => Some("throttled (429)".into()),
+        Outcome::Overload => Some("overloaded".into()),
+        Outcome::AuthFailure { detail } | Outcome::Other { detail } => Some(detail.clone()),
+    }
+}
+
+/// Writes the GitHub Actions job summary table and an annotation for a finished run.
+pub fn github_summary(report: &RunReport, summary_file: Option<&Path>) -> std::io::Result<()> {
+    use std::io::Write;
+    if let Some(path) = summary_file {
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        writeln!(f, "### moonauth run ({})\n", report.runtime)?;
+        writeln!(f, "| # | account | kind | outcome | reason | resets at | session |")?;
+        writeln!(f, "|---|---|---|---|---|---|---|")?;
+        for (i, a) in report.attempts.iter().enumerate() {
+            writeln!(
+                f,
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                i + 1,
+                a.account,
+                a.kind.as_str(),
+                a.outcome,
+                a.reason.as_deref().unwrap_or("").replace('|', "\\|"),
+                a.resets_at.as_deref().unwrap_or(""),
+                a.session_id.as_deref().unwrap_or("")
+            )?;
+        }
+        let paid = match (&report.finished_by, report.api_billing_used) {
+            (Some(a), true) => format!("finished on **{a}** (API key billing)"),
+            (Some(a), false) => format!("finished on **{a}** (subscription)"),
+            (None, _) => "did not finish".into(),
+        };
+        writeln!(f, "\n{paid}\n")?;
+    }
+    let line = match (&report.finished_by, report.api_billing_used, report.attempts.len()) {
+        (Some(a), true, _) => format!(
+            "::warning title=moonauth::{} run finished on API key {a} (API billing)",
+            report.runtime
+        ),
+        (Some(a), false, 1) => format!(
+            "::notice title=moonauth::{} run finished on account {a}",
+            report.runtime
+        ),
+        (Some(a), false, n) => format!(
+            "::notice title=moonauth::{} run failed over and finished on account {a} after {n} attempts",
+            report.runtime
+        ),
+        (None, _, _) => format!(
+            "::warning title=moonauth::{} run did not finish (exit {})",
+            report.runtime, report.exit_code
+        ),
+    };
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}")
+}
