@@ -106,31 +106,39 @@ async fn read_logins(
     out: &mut [VolumeStatus],
     now: SystemTime,
 ) -> Result<()> {
-    for (mount, &idx) in mounts.iter().zip(present) {
+    // Every volume's login file at once: each read is a round trip to the engine.
+    let reads = mounts.iter().zip(present).map(|(mount, &idx)| {
+        let runtime = out[idx].runtime;
+        async move {
+            let file = credentials::login_file(runtime, Path::new(""));
+            let path = format!("{}/{}", mount.path, file.display());
+            let inspection = match archive::read_file(engine, container, &path).await? {
+                Ok(Some(entry)) => credentials::classify(runtime, &entry.bytes, now, config.expiry_lead.value),
+                Ok(None) => {
+                    let config_toml = if runtime == Runtime::Codex {
+                        let p = format!("{}/{}", mount.path, codex::CONFIG_FILE);
+                        match archive::read_file(engine, container, &p).await? {
+                            Ok(Some(e)) => Some(String::from_utf8_lossy(&e.bytes).into_owned()),
+                            _ => None,
+                        }
+                    } else {
+                        None
+                    };
+                    credentials::missing_login(runtime, config_toml.as_deref())
+                }
+                Err(reason) => credentials::Inspection::new(credentials::LoginClass::Refused, reason),
+            };
+            Ok::<_, crate::error::Error>((idx, inspection))
+        }
+    });
+    for result in futures_util::future::join_all(reads).await {
+        let (idx, inspection) = result?;
         let status = &mut out[idx];
         let runtime = status.runtime;
         let login_dir: PathBuf = config
             .runtime(runtime)
             .map(|s| s.login_dir.value.clone())
-            .unwrap_or_else(|| PathBuf::from(&mount.path));
-        let file = credentials::login_file(runtime, Path::new(""));
-        let path = format!("{}/{}", mount.path, file.display());
-        let inspection = match archive::read_file(engine, container, &path).await? {
-            Ok(Some(entry)) => credentials::classify(runtime, &entry.bytes, now, config.expiry_lead.value),
-            Ok(None) => {
-                let config_toml = if runtime == Runtime::Codex {
-                    let p = format!("{}/{}", mount.path, codex::CONFIG_FILE);
-                    match archive::read_file(engine, container, &p).await? {
-                        Ok(Some(e)) => Some(String::from_utf8_lossy(&e.bytes).into_owned()),
-                        _ => None,
-                    }
-                } else {
-                    None
-                };
-                credentials::missing_login(runtime, config_toml.as_deref())
-            }
-            Err(reason) => credentials::Inspection::new(credentials::LoginClass::Refused, reason),
-        };
+            .unwrap_or_default();
         let usable = inspection.class.usable();
         if !usable {
             status.fix = Some(login_command(runtime, &status.account));

@@ -108,9 +108,16 @@ impl Scratch {
         Ok(Scratch { id: created.id })
     }
 
-    /// Removes the container (its volumes stay).
+    /// Removes the container (its volumes stay). It never ran, so no kill is needed.
     pub async fn remove(self, engine: &Engine) -> Result<()> {
-        remove_container(engine, &self.id).await
+        let options = RemoveContainerOptionsBuilder::default().force(false).build();
+        engine
+            .call_opt(
+                "remove a container",
+                engine.client().remove_container(&self.id, Some(options)),
+            )
+            .await
+            .map(|_| ())
     }
 }
 
