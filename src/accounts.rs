@@ -43,6 +43,10 @@ pub struct State {
     /// Fields this version does not know (written by a newer moonauth), kept as they were.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+    /// Account records this version cannot read (say, a runtime a newer moonauth added):
+    /// never picked, never listed, written back as they were.
+    #[serde(skip)]
+    pub unreadable_accounts: Vec<Value>,
 }
 
 /// What kind of credential an account is.
@@ -310,7 +314,11 @@ impl State {
 
     /// Adds an account; aliases are unique across runtimes.
     pub fn add(&mut self, account: Account) -> Result<()> {
-        if self.account(&account.alias).is_some() {
+        let unreadable_has_it = self
+            .unreadable_accounts
+            .iter()
+            .any(|v| v.get("alias").and_then(Value::as_str) == Some(&account.alias));
+        if self.account(&account.alias).is_some() || unreadable_has_it {
             return Err(Error::DuplicateAccount { alias: account.alias });
         }
         self.accounts.push(account);

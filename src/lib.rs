@@ -5,7 +5,8 @@
 //! arguments and an injected [`config::Env`]. Rust callers use the pieces directly:
 //! [`runtime::normalize_payload`] and [`runtime::default_task_runtime`] to resolve a
 //! task's runtime, [`credentials::inspect_dir`] to read a login, [`preflight::run_checks`]
-//! for the worker checks.
+//! for the worker checks, [`store::Store`] and [`accounts::pick`] for the shared account
+//! state and the failover policy.
 
 pub mod accounts;
 pub mod apply;

@@ -374,9 +374,9 @@ pub fn decode(bytes: &[u8]) -> std::result::Result<Decoded, Undecodable> {
     };
     let state = match version {
         1 => migrate_v1(value).map_err(broken)?,
-        VERSION => State::deserialize(value).map_err(|e| broken(e.to_string()))?,
+        VERSION => decode_v2(value).map_err(broken)?,
         newer => {
-            let state = State::deserialize(value).map_err(|_| Undecodable::TooNew(newer))?;
+            let state = decode_v2(value).map_err(|_| Undecodable::TooNew(newer))?;
             tracing::warn!(
                 "the account store was written by a newer moonauth (format {newer}); reading what this version knows, writing nothing"
             );
@@ -386,15 +386,46 @@ pub fn decode(bytes: &[u8]) -> std::result::Result<Decoded, Undecodable> {
     Ok(Decoded { state, version })
 }
 
+/// Reads the version-2 shape. An account record that does not fit (a runtime or kind
+/// a newer moonauth added) is set aside rather than making the whole file "broken":
+/// restoring the last-known-good copy would undo that writer's updates.
+fn decode_v2(mut value: Value) -> std::result::Result<State, String> {
+    let records = match value.as_object_mut().and_then(|o| o.remove("accounts")) {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(records)) => records,
+        Some(_) => return Err("\"accounts\" is not a list".into()),
+    };
+    let mut state = State::deserialize(value).map_err(|e| e.to_string())?;
+    for record in records {
+        match Account::deserialize(&record) {
+            Ok(account) => state.accounts.push(account),
+            Err(e) if record.get("alias").is_some_and(Value::is_string) => {
+                tracing::warn!(
+                    "account {} in the store is not readable by this moonauth ({e}); it is kept as it is and not used",
+                    record["alias"]
+                );
+                state.unreadable_accounts.push(record);
+            }
+            Err(e) => return Err(format!("an account record without an alias: {e}")),
+        }
+    }
+    Ok(state)
+}
+
 /// Serializes the state as a version-[`VERSION`] file: `version`, `revision`,
 /// `accounts`, then fields this version does not know.
 pub fn encode(state: &State) -> Vec<u8> {
     let mut obj = Map::new();
     obj.insert("version".into(), VERSION.into());
     obj.insert("revision".into(), state.revision.into());
-    // Account and State serialize infallibly: plain fields, string keys, times as strings.
-    let accounts = serde_json::to_value(&state.accounts).expect("accounts serialize to JSON");
-    obj.insert("accounts".into(), accounts);
+    // Accounts serialize infallibly: plain fields, string keys, times as strings.
+    let accounts: Vec<Value> = state
+        .accounts
+        .iter()
+        .map(|a| serde_json::to_value(a).expect("an account serializes to JSON"))
+        .chain(state.unreadable_accounts.iter().cloned())
+        .collect();
+    obj.insert("accounts".into(), Value::Array(accounts));
     for (k, v) in &state.extra {
         obj.entry(k.clone()).or_insert_with(|| v.clone());
     }
@@ -732,6 +763,27 @@ mod tests {
         let again: Value = serde_json::from_slice(&encode(&state)).unwrap();
         assert_eq!(again["leases"]["x"], 1);
         assert_eq!(again["accounts"][0]["weight"], 3);
+    }
+
+    #[test]
+    fn an_account_this_version_cannot_read_is_kept_aside_not_restored_over() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path()).unwrap();
+        add(&store, "a");
+        add(&store, "b");
+        let mut file: Value = serde_json::from_slice(&fs::read(tmp.path().join(STATE_FILE)).unwrap()).unwrap();
+        file["accounts"][1]["runtime"] = "gemini".into();
+        fs::write(tmp.path().join(STATE_FILE), serde_json::to_vec(&file).unwrap()).unwrap();
+        let state = store.read_unlocked().unwrap();
+        assert_eq!(aliases(&state), ["a"]);
+        assert_eq!(state.unreadable_accounts.len(), 1);
+        // The alias stays taken, and the record survives a write unchanged.
+        let err = store.update(T, |s| s.add(account("b"))).unwrap().unwrap_err();
+        assert!(matches!(err, Error::DuplicateAccount { .. }));
+        add(&store, "c");
+        let written: Value = serde_json::from_slice(&fs::read(tmp.path().join(STATE_FILE)).unwrap()).unwrap();
+        assert_eq!(written["accounts"][2], file["accounts"][1]);
+        assert!(!files(tmp.path()).iter().any(|f| f.starts_with(BROKEN_PREFIX)));
     }
 
     #[test]

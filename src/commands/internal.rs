@@ -1,4 +1,5 @@
-//! `moonauth internal …`: steps moonauth runs inside containers it starts.
+//! `moonauth internal …`: steps moonauth runs inside containers it starts, and a
+//! store benchmark for tests and scripts.
 
 use std::time::Instant;
 
