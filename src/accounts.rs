@@ -347,6 +347,15 @@ impl State {
         Ok(())
     }
 
+    /// Records a fresh login of the account (`moonauth login --account`): it is usable again.
+    pub fn record_login(&mut self, alias: &str) -> Result<()> {
+        let a = self.account_mut(alias)?;
+        a.needs_relogin = false;
+        a.refresh_failures = 0;
+        a.last_failure = None;
+        Ok(())
+    }
+
     /// Records that a task was given this account.
     pub fn mark_used(&mut self, alias: &str, now: SystemTime) -> Result<()> {
         self.account_mut(alias)?.last_used = Some(now);

@@ -624,3 +624,57 @@ fn docker_status_of_missing_volumes_says_how_to_fix() {
     assert!(text(&out).contains("volume does not exist"));
     assert!(text(&out).contains("moonauth login claude"));
 }
+
+#[test]
+fn docker_login_of_a_stored_account_clears_its_relogin_mark() {
+    if !docker_ready() {
+        return;
+    }
+    let state = tempfile::tempdir().unwrap();
+    let state_dir = state.path().to_str().unwrap();
+    let vols = Volumes::new("relogin", 1);
+    let account = format!("acct{}", std::process::id());
+    let volume = format!("claude_auth_{account}");
+    let _cleanup = Volumes(vec![volume.clone(), vols.0[0].clone()]);
+    let env = [("MOONAUTH_STATE_DIR", state_dir)];
+    let out = run(
+        &env,
+        &[
+            "accounts",
+            "add",
+            &account,
+            "--runtime",
+            "claude",
+            "--dir",
+            "/home/app/.claude",
+            "--volume",
+            &volume,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let store = moonauth::store::Store::open(state.path()).unwrap();
+    store
+        .update(Duration::from_secs(5), |s| {
+            s.record_auth_failure(&account, "revoked", std::time::SystemTime::now())
+        })
+        .unwrap()
+        .unwrap();
+    let flag = |store: &moonauth::store::Store| store.read_unlocked().unwrap().account(&account).unwrap().needs_relogin;
+    assert!(flag(&store));
+
+    let src = tempfile::tempdir().unwrap();
+    copy_dir(&fixture("claude/valid-max"), src.path());
+    let out = run(
+        &env,
+        &[
+            "login",
+            "claude",
+            "--account",
+            &account,
+            "--sync-from",
+            src.path().to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!flag(&store), "a fresh login must clear the re-login mark");
+}

@@ -202,7 +202,10 @@ fn real_cli_claude_usage_limit_on_a_continues_on_b_with_the_session_resumed() {
     // The resumed request carried the earlier conversation to b.
     let body = f.fake.last_body().unwrap().to_string();
     assert!(body.contains("write the failover haiku"), "{body}");
-    assert!(cli::claude_transcript_exists(&f.a, &session), "the session started on a");
+    assert!(
+        cli::claude_transcript_exists(&f.a, &session),
+        "the session started on a"
+    );
     assert!(cli::claude_transcript_exists(&f.b, &session), "and was carried to b");
     // The key was never used, nor the variable that would have won.
     assert_eq!(f.fake.count(API_KEY), 0);

@@ -41,6 +41,20 @@ pub fn run(args: LoginArgs, env: &Env) -> Result<Exit> {
         let volumes = status::collect(&engine, &config, std::slice::from_ref(&spec), now).await?;
         Ok::<_, Error>((outcome, StatusReport::new(&engine, volumes)))
     })?;
+    // A fresh login of a stored account clears its re-login mark.
+    if report.ok {
+        if let (Some(alias), Some(dir)) = (&args.account, config.state_dir.as_ref()) {
+            if dir.value.join(crate::store::STATE_FILE).exists() {
+                let store = crate::store::Store::open(&dir.value)?;
+                let cleared = store.update(crate::store::DEFAULT_LOCK_TIMEOUT, |state| {
+                    state.account(alias).is_some() && state.record_login(alias).is_ok()
+                })?;
+                if cleared {
+                    tracing::info!("account {alias} no longer needs a re-login");
+                }
+            }
+        }
+    }
     for warning in &outcome.warnings {
         tracing::warn!("{warning}");
     }
