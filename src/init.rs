@@ -25,7 +25,8 @@ pub struct Change {
 /// What `init` did to one login directory.
 #[derive(Debug, Clone, Serialize)]
 pub struct DirReport {
-    pub runtime: Runtime,
+    /// The runtime whose login directory it is; absent for the account store.
+    pub runtime: Option<Runtime>,
     pub dir: PathBuf,
     pub changes: Vec<Change>,
 }
@@ -42,13 +43,59 @@ pub fn init(config: &Config, runtimes: &[Runtime]) -> Result<Vec<DirReport>> {
         let dir = settings.login_dir.value.clone();
         let mut changes = Vec::new();
         prepare_dir(runtime, &dir, uid, gid, &mut changes)?;
-        reports.push(DirReport { runtime, dir, changes });
+        reports.push(DirReport {
+            runtime: Some(runtime),
+            dir,
+            changes,
+        });
+    }
+    // The account store, when one is configured for the fleet (a shared volume).
+    if let Some(state) = config
+        .state_dir
+        .as_ref()
+        .filter(|s| s.source != crate::config::Source::Default)
+    {
+        let mut changes = Vec::new();
+        prepare_state_dir(&state.value, uid, gid, &mut changes)?;
+        reports.push(DirReport {
+            runtime: None,
+            dir: state.value.clone(),
+            changes,
+        });
     }
     Ok(reports)
 }
 
+fn prepare_state_dir(dir: &Path, uid: u32, gid: u32, changes: &mut Vec<Change>) -> Result<()> {
+    create_missing(dir, uid, gid, changes)?;
+    set_mode(dir, 0o700, changes)?;
+    own_tree(dir, uid, gid, changes)
+}
+
 fn prepare_dir(runtime: Runtime, dir: &Path, uid: u32, gid: u32, changes: &mut Vec<Change>) -> Result<()> {
-    // Create missing components; the ones created here belong to the worker.
+    create_missing(dir, uid, gid, changes)?;
+    set_mode(dir, 0o700, changes)?;
+    own_tree(dir, uid, gid, changes)?;
+    let cred = credentials::login_file(runtime, dir);
+    if fs::symlink_metadata(&cred).map(|m| m.is_file()).unwrap_or(false) {
+        set_mode(&cred, 0o600, changes)?;
+    }
+    if runtime == Runtime::Codex {
+        let path = dir.join(codex::CONFIG_FILE);
+        let current = fs::read_to_string(&path).ok();
+        if codex::with_file_store(current.as_deref()).is_some() {
+            apply::ensure_codex_file_store(dir, uid, gid)?;
+            changes.push(Change {
+                path,
+                what: "set cli_auth_credentials_store = \"file\"".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Creates `dir` and its missing parents; the ones created here belong to the worker.
+fn create_missing(dir: &Path, uid: u32, gid: u32, changes: &mut Vec<Change>) -> Result<()> {
     let mut missing = Vec::new();
     let mut p = dir.to_path_buf();
     while !p.exists() {
@@ -70,23 +117,6 @@ fn prepare_dir(runtime: Runtime, dir: &Path, uid: u32, gid: u32, changes: &mut V
             format!("prepare {}", dir.display()),
             std::io::Error::new(std::io::ErrorKind::InvalidInput, "exists and is not a directory"),
         ));
-    }
-    set_mode(dir, 0o700, changes)?;
-    own_tree(dir, uid, gid, changes)?;
-    let cred = credentials::login_file(runtime, dir);
-    if fs::symlink_metadata(&cred).map(|m| m.is_file()).unwrap_or(false) {
-        set_mode(&cred, 0o600, changes)?;
-    }
-    if runtime == Runtime::Codex {
-        let path = dir.join(codex::CONFIG_FILE);
-        let current = fs::read_to_string(&path).ok();
-        if codex::with_file_store(current.as_deref()).is_some() {
-            apply::ensure_codex_file_store(dir, uid, gid)?;
-            changes.push(Change {
-                path,
-                what: "set cli_auth_credentials_store = \"file\"".into(),
-            });
-        }
     }
     Ok(())
 }
@@ -158,6 +188,23 @@ fn permission(path: &Path, e: nix::Error) -> Error {
 mod tests {
     use super::*;
     use crate::config::{Env, Overrides};
+
+    #[test]
+    fn init_prepares_a_configured_state_dir() {
+        let root = tempfile::tempdir().unwrap();
+        let state = root.path().join("var/lib/moonauth");
+        let env = Env::from_pairs([
+            ("CODEX_HOME", root.path().join("c").display().to_string()),
+            ("MOONAUTH_STATE_DIR", state.display().to_string()),
+            ("MOONAUTH_WORKER_UID", nix::unistd::geteuid().as_raw().to_string()),
+            ("MOONAUTH_WORKER_GID", nix::unistd::getegid().as_raw().to_string()),
+        ]);
+        let c = Config::resolve(&env, &Overrides::default()).unwrap();
+        let reports = init(&c, &[Runtime::Codex]).unwrap();
+        assert_eq!(reports.len(), 2);
+        assert_eq!(reports[1].runtime, None);
+        assert_eq!(fs::metadata(&state).unwrap().mode() & 0o777, 0o700);
+    }
 
     fn config(codex: &Path, claude: &Path) -> Config {
         let uid = nix::unistd::geteuid().as_raw().to_string();

@@ -43,6 +43,7 @@ const COMPOSE_VARIABLES: &[&str] = &[
     "CODEX_VOLUME_PATH",
     "CODEX_HOME",
     "CLAUDE_VOLUME_NAME",
+    "MOONAUTH_STATE_VOLUME",
     "CLAUDE_VOLUME_PATH",
     "CLAUDE_HOME",
     "CLAUDE_CONFIG_DIR",
@@ -267,8 +268,9 @@ impl Project {
             "MOONAUTH_IMAGE={WORKER_IMAGE}\n\
              CODEX_VOLUME_NAME={}\n\
              CLAUDE_VOLUME_NAME={}\n\
+             MOONAUTH_STATE_VOLUME={}-state\n\
              MOONMIND_WORKER_COMMAND=echo {WORKER_MARKER}\n",
-            project.codex_volume, project.claude_volume
+            project.codex_volume, project.claude_volume, project.name
         );
         for line in extra_env {
             env.push_str(line);
@@ -373,7 +375,14 @@ impl Drop for Project {
             let _ = run(docker(&["rm", "--force", "--volumes", id]), None);
         }
         let _ = run(
-            docker(&["volume", "rm", "--force", &self.codex_volume, &self.claude_volume]),
+            docker(&[
+                "volume",
+                "rm",
+                "--force",
+                &self.codex_volume,
+                &self.claude_volume,
+                &format!("{}-state", self.name),
+            ]),
             None,
         );
         let _ = run(docker(&["network", "rm", &format!("{}_default", self.name)]), None);

@@ -21,17 +21,18 @@ pub struct InitReport {
 impl Render for InitReport {
     fn human(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
         for d in &self.dirs {
+            let what = d.runtime.map(|r| r.as_str()).unwrap_or("store");
             if d.changes.is_empty() {
                 writeln!(
                     w,
                     "{:<7} {}: ready for {}:{} (no changes)",
-                    d.runtime,
+                    what,
                     d.dir.display(),
                     self.uid,
                     self.gid
                 )?;
             } else {
-                writeln!(w, "{:<7} {}: {} change(s)", d.runtime, d.dir.display(), d.changes.len())?;
+                writeln!(w, "{:<7} {}: {} change(s)", what, d.dir.display(), d.changes.len())?;
                 for c in &d.changes {
                     writeln!(w, "          {}: {}", c.path.display(), c.what)?;
                 }
