@@ -405,3 +405,39 @@ fn real_cli_codex_usage_limit_on_a_continues_on_b_with_the_thread_resumed() {
         "the earlier conversation was sent: {body}"
     );
 }
+
+#[test]
+fn real_cli_claude_throttle_backs_off_on_the_same_account_without_benching_it() {
+    let Some(f) = ClaudeFleet::new() else { return };
+    f.fake.reply(TOKEN_A, Reply::Throttle);
+    f.fake.reply(TOKEN_B, Reply::Ok);
+    let (out, report_path) = f.run(&[("MOONAUTH_THROTTLE_RETRIES", "1"), ("MOONAUTH_THROTTLE_BACKOFF", "0s")]);
+    assert_eq!(out.exit_code, Some(1), "the CLI's own status: {}", out.stderr);
+    let r = report(&report_path);
+    let attempts = r["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2, "one try and one bounded retry: {r}");
+    assert!(
+        attempts
+            .iter()
+            .all(|a| a["account"] == "a" && a["outcome"] == "throttle"),
+        "{r}"
+    );
+    assert_eq!(
+        f.fake.count(TOKEN_B),
+        0,
+        "a throttle is not a reason to switch accounts"
+    );
+    let ls = cli::run(
+        moonauth_cmd(&f.sandbox, &f.bin).args(["accounts", "ls", "--json"]),
+        Duration::from_secs(30),
+    );
+    let accounts: Value = serde_json::from_str(&ls.stdout).unwrap();
+    let a = accounts["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["alias"] == "a")
+        .unwrap()
+        .clone();
+    assert!(a["cooldown_until"].is_null(), "not benched: {a}");
+}

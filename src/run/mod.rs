@@ -139,35 +139,26 @@ fn resolve_key(account: &Account, env: &crate::config::Env) -> Option<Secret> {
     None
 }
 
-/// Runs the request to completion and returns its report.
-pub fn run(config: &Config, env: &crate::config::Env, request: &RunRequest) -> Result<RunReport> {
-    let signals = SignalForwarder::install()?;
-    let runtime = request.runtime;
-    let program = which::which_in(
-        runtime.binary(),
-        env.get("PATH").map(std::ffi::OsString::from),
-        std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")),
-    )
-    .map_err(|_| Error::CommandNotFound {
-        command: runtime.binary().to_string(),
-    })?;
+/// The credentials a run may use, in order, and the accounts that are out before it starts.
+struct Plan {
+    oauth: Vec<Candidate>,
+    api: Vec<Candidate>,
+    unavailable: Vec<Unavailable>,
+    /// Every OAuth account that is out is out for quota (so an API key may follow).
+    quota_only: bool,
+}
 
-    // The store, when there is one and it has accounts of this runtime.
-    let store = match config.state_dir.as_ref() {
-        Some(dir) if dir.value.join(crate::store::STATE_FILE).exists() => Some(Store::open(&dir.value)?),
-        _ => None,
-    };
-    let lock_wait = Duration::from_secs(10);
-    let now = SystemTime::now();
-    let state = match &store {
-        Some(s) => Some(s.read_unlocked()?),
-        None => None,
-    };
-    let stored: Vec<Account> = state
-        .as_ref()
-        .map(|s| s.accounts.iter().filter(|a| a.runtime == runtime).cloned().collect())
-        .unwrap_or_default();
-
+/// Orders the credentials of `runtime`: the stored accounts by the pick policy (OAuth
+/// before keys), or without any, the configured login and the environment's key.
+fn plan(
+    config: &Config,
+    env: &crate::config::Env,
+    runtime: Runtime,
+    state: Option<&accounts::State>,
+    stored: &[Account],
+    first: Option<&str>,
+    now: SystemTime,
+) -> Result<Plan> {
     let mut unavailable = Vec::new();
     let mut quota_only = true;
     let mut oauth: Vec<Candidate> = Vec::new();
@@ -195,9 +186,9 @@ pub fn run(config: &Config, env: &crate::config::Env, request: &RunRequest) -> R
             });
         }
     } else {
-        let state = state.as_ref().expect("stored accounts come from a state");
+        let state = state.expect("stored accounts come from a state");
         let order = accounts::eligible(state, runtime, now);
-        for a in &stored {
+        for a in stored {
             if !a.enabled {
                 continue;
             }
@@ -237,17 +228,17 @@ pub fn run(config: &Config, env: &crate::config::Env, request: &RunRequest) -> R
             }
         }
     }
-    if let Some(first) = &request.account {
-        match oauth.iter().position(|c| &c.alias == first) {
+    if let Some(first) = first {
+        match oauth.iter().position(|c| c.alias == first) {
             Some(i) => {
                 let c = oauth.remove(i);
                 oauth.insert(0, c);
             }
             None => {
-                if !stored.iter().any(|a| &a.alias == first) && first != "default" {
+                if !stored.iter().any(|a| a.alias == first) && first != "default" {
                     return Err(Error::InvalidFlag {
                         flag: "--account",
-                        value: first.clone(),
+                        value: first.to_string(),
                         reason: format!("no {runtime} account has this alias (see `moonauth accounts ls`)"),
                     });
                 }
@@ -255,6 +246,58 @@ pub fn run(config: &Config, env: &crate::config::Env, request: &RunRequest) -> R
             }
         }
     }
+
+    Ok(Plan {
+        oauth,
+        api,
+        unavailable,
+        quota_only,
+    })
+}
+
+/// Runs the request to completion and returns its report.
+pub fn run(config: &Config, env: &crate::config::Env, request: &RunRequest) -> Result<RunReport> {
+    let signals = SignalForwarder::install()?;
+    let runtime = request.runtime;
+    let program = which::which_in(
+        runtime.binary(),
+        env.get("PATH").map(std::ffi::OsString::from),
+        std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")),
+    )
+    .map_err(|_| Error::CommandNotFound {
+        command: runtime.binary().to_string(),
+    })?;
+
+    // The store, when there is one and it has accounts of this runtime.
+    let store = match config.state_dir.as_ref() {
+        Some(dir) if dir.value.join(crate::store::STATE_FILE).exists() => Some(Store::open(&dir.value)?),
+        _ => None,
+    };
+    let lock_wait = Duration::from_secs(10);
+    let now = SystemTime::now();
+    let state = match &store {
+        Some(s) => Some(s.read_unlocked()?),
+        None => None,
+    };
+    let stored: Vec<Account> = state
+        .as_ref()
+        .map(|s| s.accounts.iter().filter(|a| a.runtime == runtime).cloned().collect())
+        .unwrap_or_default();
+
+    let Plan {
+        oauth,
+        mut api,
+        mut unavailable,
+        mut quota_only,
+    } = plan(
+        config,
+        env,
+        runtime,
+        state.as_ref(),
+        &stored,
+        request.account.as_deref(),
+        now,
+    )?;
 
     let record = |f: &dyn Fn(&mut accounts::State) -> Result<()>| -> Result<()> {
         if let Some(s) = &store {
@@ -353,53 +396,15 @@ pub fn run(config: &Config, env: &crate::config::Env, request: &RunRequest) -> R
             remove,
         };
 
-        let mut tries = 0;
-        let finished = loop {
-            let wall = SystemTime::now();
-            let switch_ms = last_exit.map(|t| t.elapsed().as_secs_f64() * 1000.0);
-            let f = child::run(&spec, runtime, &signals)?;
-            last_exit = Some(f.ended);
-            let c = &f.classification;
-            report.attempts.push(Attempt {
-                account: candidate.alias.clone(),
-                kind: candidate.kind,
-                outcome: c.outcome.kind().to_string(),
-                reason: reason(&c.outcome),
-                resets_at: match &c.outcome {
-                    Outcome::UsageLimit { resets_at, .. } => resets_at.map(rfc3339),
-                    _ => None,
-                },
-                session_id: c.session_id.clone(),
-                resumed,
-                exit_code: f.exit_code,
-                started_at: rfc3339(wall),
-                duration_ms: f.ended.duration_since(f.started).as_millis() as u64,
-                switch_ms,
-            });
-            let retry = matches!(c.outcome, Outcome::Throttle { .. } | Outcome::Overload);
-            if retry && tries < request.throttle_retries && f.interrupted_by.is_none() {
-                let hinted = match &c.outcome {
-                    Outcome::Throttle { retry_after } => *retry_after,
-                    _ => None,
-                };
-                let wait = hinted
-                    .unwrap_or(request.backoff * 2u32.pow(tries))
-                    .min(Duration::from_secs(60));
-                tracing::warn!(
-                    "{}: {} on account {}; retrying in {} ({}/{})",
-                    runtime,
-                    c.outcome.kind(),
-                    candidate.alias,
-                    humantime::format_duration(wait),
-                    tries + 1,
-                    request.throttle_retries
-                );
-                std::thread::sleep(wait);
-                tries += 1;
-                continue;
-            }
-            break f;
-        };
+        let finished = attempt(
+            &spec,
+            &candidate,
+            resumed,
+            request,
+            &signals,
+            &mut last_exit,
+            &mut report.attempts,
+        )?;
 
         let exit = finished.exit_code.unwrap_or_else(|| 128 + finished.signal.unwrap_or(0));
         report.exit_code = exit;
@@ -475,6 +480,66 @@ pub fn run(config: &Config, env: &crate::config::Env, request: &RunRequest) -> R
     report.unavailable = unavailable;
     report.exit_code = i32::from(Exit::AccountsExhausted.code());
     Ok(report)
+}
+
+/// Runs one credential's attempt, retrying the same credential after a throttle or an
+/// overload (bounded, with backoff); every try is recorded in `attempts`.
+fn attempt(
+    spec: &ChildSpec,
+    candidate: &Candidate,
+    resumed: bool,
+    request: &RunRequest,
+    signals: &SignalForwarder,
+    last_exit: &mut Option<Instant>,
+    attempts: &mut Vec<Attempt>,
+) -> Result<child::Finished> {
+    let runtime = request.runtime;
+    let mut tries = 0;
+    loop {
+        let wall = SystemTime::now();
+        let switch_ms = last_exit.map(|t| t.elapsed().as_secs_f64() * 1000.0);
+        let f = child::run(spec, runtime, signals)?;
+        *last_exit = Some(f.ended);
+        let c = &f.classification;
+        attempts.push(Attempt {
+            account: candidate.alias.clone(),
+            kind: candidate.kind,
+            outcome: c.outcome.kind().to_string(),
+            reason: reason(&c.outcome),
+            resets_at: match &c.outcome {
+                Outcome::UsageLimit { resets_at, .. } => resets_at.map(rfc3339),
+                _ => None,
+            },
+            session_id: c.session_id.clone(),
+            resumed,
+            exit_code: f.exit_code,
+            started_at: rfc3339(wall),
+            duration_ms: f.ended.duration_since(f.started).as_millis() as u64,
+            switch_ms,
+        });
+        let retry = matches!(c.outcome, Outcome::Throttle { .. } | Outcome::Overload);
+        if !retry || tries >= request.throttle_retries || f.interrupted_by.is_some() {
+            return Ok(f);
+        }
+        let hinted = match &c.outcome {
+            Outcome::Throttle { retry_after } => *retry_after,
+            _ => None,
+        };
+        let wait = hinted
+            .unwrap_or(request.backoff * 2u32.pow(tries))
+            .min(Duration::from_secs(60));
+        tracing::warn!(
+            "{}: {} on account {}; retrying in {} ({}/{})",
+            runtime,
+            c.outcome.kind(),
+            candidate.alias,
+            humantime::format_duration(wait),
+            tries + 1,
+            request.throttle_retries
+        );
+        std::thread::sleep(wait);
+        tries += 1;
+    }
 }
 
 fn reason(outcome: &Outcome) -> Option<String> {
