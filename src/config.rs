@@ -279,6 +279,18 @@ pub const DEFAULT_STATUS_TIMEOUT: Duration = Duration::from_secs(20);
 /// Default timeout of one Docker Engine API call.
 pub const DEFAULT_DOCKER_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Every variable through which a CLI could pick a credential other than the login in
+/// its directory: blanked in login containers, removed from `moonauth run` children.
+pub const COMPETING_CREDENTIALS: [&str; 7] = [
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_AUTH_TOKEN",
+    "CLAUDE_API_KEY",
+    "CLAUDE_CODE_OAUTH_TOKEN",
+    "OPENAI_API_KEY",
+    "CODEX_API_KEY",
+    "CODEX_ACCESS_TOKEN",
+];
+
 /// Claude Code's credential variables, in the order it prefers them.
 pub const CLAUDE_CREDENTIAL_VARS: [&str; 3] = ["ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN"];
 /// Codex's credential variables.

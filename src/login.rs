@@ -22,17 +22,8 @@ use crate::docker::{session, Engine};
 use crate::error::{Error, Result};
 use crate::runtime::Runtime;
 
-/// Every variable through which a CLI could log in without the OAuth flow: blanked in
-/// login containers so the login cannot silently land on an API key.
-pub const COMPETING_CREDENTIALS: [&str; 7] = [
-    "ANTHROPIC_API_KEY",
-    "ANTHROPIC_AUTH_TOKEN",
-    "CLAUDE_API_KEY",
-    "CLAUDE_CODE_OAUTH_TOKEN",
-    "OPENAI_API_KEY",
-    "CODEX_API_KEY",
-    "CODEX_ACCESS_TOKEN",
-];
+/// Blanked in login containers so the login cannot silently land on an API key.
+pub use crate::config::COMPETING_CREDENTIALS;
 
 /// The default login command of a runtime. Codex uses the device code flow: its browser
 /// callback on localhost:1455 cannot reach a container.
@@ -157,8 +148,31 @@ fn base_env(runtime: Runtime, dir: &str) -> Vec<String> {
     env
 }
 
-fn labels() -> HashMap<String, String> {
-    HashMap::from([(LABEL_MANAGED_BY.to_string(), "moonauth".to_string())])
+/// Creates a container of the worker image with the target volume mounted and
+/// moonauth's label; returns its id.
+async fn create_with_volume(
+    engine: &Engine,
+    target: &Target<'_>,
+    what: &str,
+    body: ContainerCreateBody,
+) -> Result<String> {
+    let body = ContainerCreateBody {
+        image: Some(target.image.clone()),
+        entrypoint: Some(Vec::new()),
+        labels: Some(HashMap::from([(LABEL_MANAGED_BY.to_string(), "moonauth".to_string())])),
+        host_config: Some(HostConfig {
+            mounts: Some(archive::mounts(&[target.volume_mount()])),
+            ..Default::default()
+        }),
+        ..body
+    };
+    let created = engine
+        .call(
+            format!("create the {what} container"),
+            engine.client().create_container(None, body),
+        )
+        .await?;
+    Ok(created.id)
 }
 
 /// Runs `moonauth internal apply-login` in a container of the worker image (as root, to
@@ -186,26 +200,13 @@ async fn run_apply(engine: &Engine, target: &Target<'_>, staging: &str, prune: b
         cmd.push("--discard".into());
     }
     let body = ContainerCreateBody {
-        image: Some(target.image.clone()),
-        entrypoint: Some(Vec::new()),
         cmd: Some(cmd),
         user: Some("0:0".into()),
         env: Some(COMPETING_CREDENTIALS.iter().map(|v| format!("{v}=")).collect()),
         network_disabled: Some(true),
-        labels: Some(labels()),
-        host_config: Some(HostConfig {
-            mounts: Some(archive::mounts(&[target.volume_mount()])),
-            ..Default::default()
-        }),
         ..Default::default()
     };
-    let created = engine
-        .call(
-            "create the apply container",
-            engine.client().create_container(None, body),
-        )
-        .await?;
-    let id = created.id;
+    let id = create_with_volume(engine, target, "apply", body).await?;
     let run = async {
         engine
             .call("start the apply container", engine.client().start_container(&id, None))
@@ -289,8 +290,6 @@ pub async fn interactive(engine: &Engine, target: &Target<'_>, command: Vec<Stri
         std::env::var("TERM").unwrap_or_else(|_| "xterm-256color".into())
     ));
     let body = ContainerCreateBody {
-        image: Some(target.image.clone()),
-        entrypoint: Some(Vec::new()),
         cmd: Some(command.clone()),
         user: Some(format!("{}:{}", target.uid, target.gid)),
         env: Some(env),
@@ -300,20 +299,9 @@ pub async fn interactive(engine: &Engine, target: &Target<'_>, command: Vec<Stri
         attach_stdin: Some(true),
         attach_stdout: Some(true),
         attach_stderr: Some(true),
-        labels: Some(labels()),
-        host_config: Some(HostConfig {
-            mounts: Some(archive::mounts(&[target.volume_mount()])),
-            ..Default::default()
-        }),
         ..Default::default()
     };
-    let created = engine
-        .call(
-            "create the login container",
-            engine.client().create_container(None, body),
-        )
-        .await?;
-    let id = created.id;
+    let id = create_with_volume(engine, target, "login", body).await?;
     let volume = target.spec.name.clone();
 
     let result = async {

@@ -94,16 +94,9 @@ impl Engine {
         fut: impl Future<Output = std::result::Result<T, bollard::errors::Error>>,
     ) -> Result<T> {
         let action = action.into();
-        match tokio::time::timeout(self.timeout, fut).await {
-            Err(_) => Err(Error::DockerUnreachable {
-                host: self.host.clone(),
-                reason: format!(
-                    "{action}: no answer within {}",
-                    humantime::format_duration(self.timeout)
-                ),
-            }),
-            Ok(Err(e)) => Err(self.error(action, &e)),
-            Ok(Ok(v)) => Ok(v),
+        match self.timed(&action, fut).await? {
+            Err(e) => Err(self.error(action, &e)),
+            Ok(v) => Ok(v),
         }
     }
 
@@ -114,18 +107,29 @@ impl Engine {
         fut: impl Future<Output = std::result::Result<T, bollard::errors::Error>>,
     ) -> Result<Option<T>> {
         let action = action.into();
-        match tokio::time::timeout(self.timeout, fut).await {
-            Err(_) => Err(Error::DockerUnreachable {
+        match self.timed(&action, fut).await? {
+            Err(e) if status_of(&e) == Some(404) => Ok(None),
+            Err(e) => Err(self.error(action, &e)),
+            Ok(v) => Ok(Some(v)),
+        }
+    }
+
+    /// The call's own result, or [`Error::DockerUnreachable`] when the engine does not
+    /// answer within the timeout.
+    async fn timed<T>(
+        &self,
+        action: &str,
+        fut: impl Future<Output = std::result::Result<T, bollard::errors::Error>>,
+    ) -> Result<std::result::Result<T, bollard::errors::Error>> {
+        tokio::time::timeout(self.timeout, fut)
+            .await
+            .map_err(|_| Error::DockerUnreachable {
                 host: self.host.clone(),
                 reason: format!(
                     "{action}: no answer within {}",
                     humantime::format_duration(self.timeout)
                 ),
-            }),
-            Ok(Err(e)) if status_of(&e) == Some(404) => Ok(None),
-            Ok(Err(e)) => Err(self.error(action, &e)),
-            Ok(Ok(v)) => Ok(Some(v)),
-        }
+            })
     }
 
     pub(crate) fn error(&self, action: String, e: &bollard::errors::Error) -> Error {

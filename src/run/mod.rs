@@ -28,17 +28,7 @@ use crate::store::Store;
 
 use child::{ChildSpec, SignalForwarder};
 
-/// Every variable through which a CLI could pick a credential other than the login
-/// directory moonauth chose.
-const CREDENTIAL_VARS: [&str; 7] = [
-    "ANTHROPIC_API_KEY",
-    "ANTHROPIC_AUTH_TOKEN",
-    "CLAUDE_API_KEY",
-    "CLAUDE_CODE_OAUTH_TOKEN",
-    "OPENAI_API_KEY",
-    "CODEX_API_KEY",
-    "CODEX_ACCESS_TOKEN",
-];
+use crate::config::COMPETING_CREDENTIALS as CREDENTIAL_VARS;
 
 /// What `moonauth run` was asked to do.
 pub struct RunRequest {
