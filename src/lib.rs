@@ -21,5 +21,6 @@ pub mod login;
 pub mod output;
 pub mod preflight;
 pub mod redact;
+pub mod refresh;
 pub mod runtime;
 pub mod status;
