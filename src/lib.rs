@@ -17,6 +17,7 @@ pub mod docker;
 pub mod error;
 pub mod exit;
 pub mod init;
+pub mod lease;
 pub mod login;
 pub mod output;
 pub mod preflight;
