@@ -23,5 +23,6 @@ pub mod output;
 pub mod preflight;
 pub mod redact;
 pub mod refresh;
+pub mod renew;
 pub mod runtime;
 pub mod status;

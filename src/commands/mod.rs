@@ -6,6 +6,7 @@ mod inspect;
 mod internal;
 mod login;
 mod preflight;
+mod renew;
 mod runtime;
 mod status;
 mod volumes;
@@ -27,6 +28,7 @@ pub fn run(command: Command, env: &Env) -> Result<Exit> {
         Command::Volumes(cmd) => volumes::run(cmd, env),
         Command::Login(args) => login::run(args, env),
         Command::Init(args) => init::run(args, env),
+        Command::Renew(args) => renew::run(args, env),
         Command::Internal(InternalCommand::ApplyLogin(args)) => internal::apply_login(args),
     }
 }
