@@ -18,8 +18,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -82,15 +81,30 @@ impl std::fmt::Display for LeaseError {
 struct HolderRecord {
     pid: u32,
     host: String,
-    /// Device and inode of each Claude lock directory this holder made, while it holds them.
+    /// Each Claude lock directory this holder made, while it holds them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    claude_locks: Vec<(u64, u64)>,
+    claude_locks: Vec<LockIdentity>,
+}
+
+/// Which directory a lock is: device, inode and birth time (ns since the epoch; 0 when
+/// the file system does not tell). The birth time tells our lock from a later one that
+/// got the same inode number.
+type LockIdentity = (u64, u64, u128);
+
+fn identity(meta: &fs::Metadata) -> LockIdentity {
+    let born = meta
+        .created()
+        .ok()
+        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    (meta.dev(), meta.ino(), born)
 }
 
 /// The right to refresh one login. Released when dropped (Claude's locks first, the
 /// flock last).
 pub struct Lease {
     claude_locks: Vec<DirLock>,
+    storage_lock: Option<DirLock>,
     file: Flock<File>,
     record: HolderRecord,
 }
@@ -113,30 +127,40 @@ impl Lease {
             let sibling = sibling_lock(dir);
             // Holding the flock, no other moonauth holds a Claude lock: one that a previous
             // moonauth recorded as its own was left by a holder that died. Take it over
-            // instead of waiting out the 60 s stale time.
+            // instead of waiting out the stale time (60 s, 15 s for the storage lock).
             let previous = read_record(&mut flock);
-            for path in std::iter::once(&lock_path).chain(sibling.as_ref()) {
+            let storage = dir.join(CLAUDE_STORAGE_LOCK);
+            for path in [&lock_path, &storage].into_iter().chain(sibling.as_ref()) {
                 if let Ok(meta) = fs::symlink_metadata(path) {
-                    let ours = previous.claude_locks.contains(&(meta.dev(), meta.ino()));
-                    if meta.is_dir() && ours && untouched_for(&meta, TOUCH_EVERY * 2) {
+                    let id = identity(&meta);
+                    // Without a birth time only an untouched lock is surely not a live claude's.
+                    let ours =
+                        previous.claude_locks.contains(&id) && (id.2 != 0 || untouched_for(&meta, TOUCH_EVERY * 2));
+                    if meta.is_dir() && ours {
                         tracing::info!(lock = %path.display(), "taking over a Claude lock a killed moonauth left");
                         let _ = fs::remove_dir(path);
                     }
                 }
             }
-            let lock = DirLock::acquire(&lock_path, CLAUDE_REFRESH_STALE, deadline, timeout)?;
-            record.claude_locks.extend(lock.identity());
+            // Forget what the dead holder recorded, and the half-made locks it left.
             write_record(&mut flock, &record);
-            claude_locks.push(lock);
+            remove_stale_temp_dirs(dir);
+            let mut rec = Recorder {
+                file: &mut flock,
+                record: &mut record,
+            };
+            claude_locks.push(acquire_recorded(
+                &lock_path,
+                CLAUDE_REFRESH_STALE,
+                deadline,
+                timeout,
+                &mut rec,
+            )?);
             // Claude Code also locks `<realpath(dir)>.lock`, next to the directory (outside a
             // volume, so shared only within one container); take it when it can be made.
             if let Some(sibling) = sibling {
-                match DirLock::acquire(&sibling, CLAUDE_REFRESH_STALE, deadline, timeout) {
-                    Ok(lock) => {
-                        record.claude_locks.extend(lock.identity());
-                        write_record(&mut flock, &record);
-                        claude_locks.push(lock)
-                    }
+                match acquire_recorded(&sibling, CLAUDE_REFRESH_STALE, deadline, timeout, &mut rec) {
+                    Ok(lock) => claude_locks.push(lock),
                     Err(LeaseError::Io { reason, .. }) => {
                         tracing::debug!(lock = %sibling.display(), %reason, "Claude's sibling lock cannot be made here; skipped");
                     }
@@ -148,21 +172,203 @@ impl Lease {
         }
         Ok(Lease {
             claude_locks,
+            storage_lock: None,
             file: flock,
             record,
         })
+    }
+
+    /// Takes Claude Code's `.storage-write.lock` in `dir` (its lock around every write of
+    /// `.credentials.json`), waiting at most `wait`; held until [`Lease::release_storage_lock`]
+    /// or the end of the lease.
+    pub fn take_storage_lock(&mut self, dir: &Path, wait: Duration) -> Result<(), LeaseError> {
+        let mut rec = Recorder {
+            file: &mut self.file,
+            record: &mut self.record,
+        };
+        let path = dir.join(CLAUDE_STORAGE_LOCK);
+        let lock = acquire_recorded(&path, CLAUDE_STORAGE_STALE, Instant::now() + wait, wait, &mut rec)?;
+        self.storage_lock = Some(lock);
+        Ok(())
+    }
+
+    /// Releases Claude Code's storage-write lock, if held.
+    pub fn release_storage_lock(&mut self) {
+        if let Some(lock) = self.storage_lock.take() {
+            let id = lock.identity();
+            drop(lock);
+            self.record.claude_locks.retain(|x| Some(*x) != id);
+            write_record(&mut self.file, &self.record);
+        }
     }
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        // Claude's locks go first (in reverse), then the record is cleared, then the flock.
+        // Claude's locks go first (storage, then in reverse), the record after them: a kill
+        // in between leaves a record naming directories that are gone, which is harmless
+        // (a later directory with the same inode has another birth time, or is a live
+        // claude's and touched), never a lock nobody may take over.
+        self.storage_lock.take();
         while let Some(lock) = self.claude_locks.pop() {
             drop(lock);
         }
         if !self.record.claude_locks.is_empty() {
             self.record.claude_locks.clear();
             write_record(&mut self.file, &self.record);
+        }
+    }
+}
+
+/// Writes lock identities into the lease record as they are taken and given up.
+struct Recorder<'a> {
+    file: &'a mut File,
+    record: &'a mut HolderRecord,
+}
+
+impl Recorder<'_> {
+    fn add(&mut self, id: LockIdentity) {
+        self.record.claude_locks.push(id);
+        write_record(self.file, self.record);
+    }
+
+    fn remove(&mut self, id: LockIdentity) {
+        self.record.claude_locks.retain(|x| *x != id);
+        write_record(self.file, self.record);
+    }
+}
+
+/// Prefix of the directories a lock is made as before it is renamed into place.
+const TEMP_DIR_PREFIX: &str = ".moonauth-lockdir-";
+
+/// Takes a Claude lock so that the lease record names it before it exists: the lock is
+/// made as a temp directory beside it, recorded, then renamed into place without
+/// replacing anything (`renameat2(RENAME_NOREPLACE)`, atomic like `mkdir`). A holder
+/// killed at any point leaves either no lock, or a lock its successor knows it may take
+/// over. Where the file system cannot do that rename, a plain `mkdir` is used.
+fn acquire_recorded(
+    path: &Path,
+    stale: Duration,
+    deadline: Instant,
+    timeout: Duration,
+    rec: &mut Recorder<'_>,
+) -> Result<DirLock, LeaseError> {
+    let io = |e: std::io::Error| LeaseError::Io {
+        lock: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let parent = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temp = parent.join(format!(
+        "{TEMP_DIR_PREFIX}{name}-{}-{:016x}",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    fs::create_dir(&temp).map_err(io)?;
+    let id = match fs::symlink_metadata(&temp) {
+        Ok(m) => identity(&m),
+        Err(e) => {
+            let _ = fs::remove_dir(&temp);
+            return Err(io(e));
+        }
+    };
+    rec.add(id);
+    let give_up = |rec: &mut Recorder<'_>| {
+        // The record first: it must never name a directory that may be gone.
+        rec.remove(id);
+        let _ = fs::remove_dir(&temp);
+    };
+    let mut pause = Duration::from_millis(50);
+    let mut removed_stale = false;
+    loop {
+        match rename_noreplace(&temp, path) {
+            Ok(()) => return Ok(DirLock::held(path)),
+            Err(Errno::EEXIST) | Err(Errno::ENOTEMPTY) => {}
+            Err(Errno::EINVAL) | Err(Errno::ENOSYS) | Err(Errno::EOPNOTSUPP) => {
+                give_up(rec);
+                let lock = DirLock::acquire(path, stale, deadline, timeout)?;
+                if let Some(id) = lock.identity() {
+                    rec.add(id);
+                }
+                return Ok(lock);
+            }
+            Err(errno) => {
+                give_up(rec);
+                return Err(io(std::io::Error::from(errno)));
+            }
+        }
+        // Held: stale (untouched too long) locks are removed once, as proper-lockfile does.
+        match fs::symlink_metadata(path) {
+            Ok(meta) if !removed_stale && untouched_for(&meta, stale) => {
+                tracing::info!(lock = %path.display(), "removing a stale lock");
+                removed_stale = true;
+                let _ = fs::remove_dir(path);
+                continue;
+            }
+            Ok(_) => removed_stale = false,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                give_up(rec);
+                return Err(io(e));
+            }
+        }
+        if Instant::now() >= deadline {
+            give_up(rec);
+            return Err(LeaseError::Busy {
+                lock: path.to_path_buf(),
+                waited: timeout,
+                holder: None,
+            });
+        }
+        sleep_until_at_most(deadline, jitter(pause));
+        pause = (pause * 2).min(Duration::from_millis(500));
+    }
+}
+
+fn rename_noreplace(from: &Path, to: &Path) -> Result<(), Errno> {
+    use std::os::unix::ffi::OsStrExt;
+    let from = std::ffi::CString::new(from.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
+    let to = std::ffi::CString::new(to.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: both paths are valid NUL-terminated strings that outlive the call.
+    let rc = unsafe {
+        nix::libc::syscall(
+            nix::libc::SYS_renameat2,
+            nix::libc::AT_FDCWD,
+            from.as_ptr(),
+            nix::libc::AT_FDCWD,
+            to.as_ptr(),
+            nix::libc::RENAME_NOREPLACE,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(Errno::last())
+    }
+}
+
+/// Removes lock directories a killed holder made but never renamed into place. Only
+/// called while holding the flock, so none of them is in use.
+fn remove_stale_temp_dirs(dir: &Path) {
+    let mut places = vec![
+        (dir.to_path_buf(), CLAUDE_REFRESH_LOCK.to_string()),
+        (dir.to_path_buf(), CLAUDE_STORAGE_LOCK.to_string()),
+    ];
+    if let Some(sibling) = sibling_lock(dir) {
+        if let (Some(parent), Some(name)) = (sibling.parent(), sibling.file_name()) {
+            places.push((parent.to_path_buf(), name.to_string_lossy().into_owned()));
+        }
+    }
+    for (parent, lock) in places {
+        let prefix = format!("{TEMP_DIR_PREFIX}{lock}-");
+        let Ok(entries) = fs::read_dir(&parent) else { continue };
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = fs::remove_dir(entry.path());
+            }
         }
     }
 }
@@ -289,8 +495,10 @@ fn sleep_until_at_most(deadline: Instant, pause: Duration) {
 /// (removed) when dropped.
 pub struct DirLock {
     path: PathBuf,
-    identity: Option<(u64, u64)>,
-    stop: Arc<AtomicBool>,
+    identity: Option<LockIdentity>,
+    /// Set (under its mutex) on release; the toucher checks it under the same mutex, so
+    /// it never touches the path once the lock is given up.
+    released: Arc<Mutex<bool>>,
     toucher: Option<JoinHandle<()>>,
 }
 
@@ -324,19 +532,23 @@ impl DirLock {
 
     fn held(path: &Path) -> DirLock {
         touch(path);
-        let identity = fs::symlink_metadata(path).ok().map(|m| (m.dev(), m.ino()));
-        let stop = Arc::new(AtomicBool::new(false));
+        let identity = fs::symlink_metadata(path).ok().map(|m| identity(&m));
+        let released = Arc::new(Mutex::new(false));
         let toucher = {
-            let (path, stop) = (path.to_path_buf(), Arc::clone(&stop));
+            let (path, released) = (path.to_path_buf(), Arc::clone(&released));
             std::thread::Builder::new()
                 .name("moonauth-lock-touch".into())
                 .spawn(move || {
                     // Sleep in short steps so a release does not wait out a whole period.
                     let step = Duration::from_millis(100);
                     let mut since = Duration::ZERO;
-                    while !stop.load(Ordering::SeqCst) {
+                    loop {
                         std::thread::sleep(step);
                         since += step;
+                        let done = released.lock().unwrap_or_else(|p| p.into_inner());
+                        if *done {
+                            return;
+                        }
                         if since >= TOUCH_EVERY {
                             touch(&path);
                             since = Duration::ZERO;
@@ -348,13 +560,13 @@ impl DirLock {
         DirLock {
             path: path.to_path_buf(),
             identity,
-            stop,
+            released,
             toucher,
         }
     }
 
-    /// Device and inode of the lock directory.
-    pub fn identity(&self) -> Option<(u64, u64)> {
+    /// Device, inode and birth time of the lock directory.
+    pub fn identity(&self) -> Option<(u64, u64, u128)> {
         self.identity
     }
 
@@ -366,14 +578,16 @@ impl DirLock {
 
 impl Drop for DirLock {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.toucher.take() {
-            let _ = t.join();
-        }
+        // Release at once (a killed process should hold the lock as briefly as possible);
+        // the toucher is stopped first, so it cannot touch a lock someone takes next.
+        *self.released.lock().unwrap_or_else(|p| p.into_inner()) = true;
         if let Err(e) = fs::remove_dir(&self.path) {
             if e.kind() != std::io::ErrorKind::NotFound {
                 tracing::warn!(lock = %self.path.display(), error = %e, "could not release a lock");
             }
+        }
+        if let Some(t) = self.toucher.take() {
+            let _ = t.join();
         }
     }
 }
@@ -492,7 +706,7 @@ mod tests {
         let record = HolderRecord {
             pid: 1,
             host: "gone".into(),
-            claude_locks: vec![(meta.dev(), meta.ino())],
+            claude_locks: vec![identity(&meta)],
         };
         fs::write(dir.path().join(LEASE_FILE), serde_json::to_string(&record).unwrap()).unwrap();
         let old = nix::sys::time::TimeSpec::from(

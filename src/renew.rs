@@ -21,7 +21,7 @@ use crate::apply;
 use crate::config::Config;
 use crate::credentials::{self, human_duration};
 use crate::exit::Exit;
-use crate::lease::{self, DirLock, Lease, LeaseError};
+use crate::lease::{Lease, LeaseError};
 use crate::refresh::{self, RefreshError};
 use crate::runtime::Runtime;
 
@@ -236,7 +236,7 @@ pub fn renew_dir(runtime: Runtime, dir: &Path, opts: &RenewOptions, now: SystemT
         return fresh(runtime, dir, seen.expires_at, now, opts.lead);
     }
 
-    let lease = match Lease::acquire(runtime, dir, opts.lock_timeout) {
+    let mut lease = match Lease::acquire(runtime, dir, opts.lock_timeout) {
         Ok(l) => l,
         Err(e) => return busy(runtime, dir, e),
     };
@@ -290,7 +290,7 @@ pub fn renew_dir(runtime: Runtime, dir: &Path, opts: &RenewOptions, now: SystemT
         }
     };
     let outcome = match answer {
-        Ok(answer) => write_answer(runtime, dir, &file, &tokens, &answer, clock()),
+        Ok(answer) => write_answer(&mut lease, runtime, dir, &file, &tokens, &answer, clock()),
         Err(e) => Err(e),
     };
     let mut outcome = match outcome {
@@ -379,6 +379,7 @@ fn file_name(path: &Path) -> String {
 /// storage-write lock for Claude, re-reading the file there so that keys another writer
 /// changed meanwhile are kept. Refuses when the login itself was replaced meanwhile.
 fn write_answer(
+    lease: &mut Lease,
     runtime: Runtime,
     dir: &Path,
     file: &Path,
@@ -386,20 +387,24 @@ fn write_answer(
     answer: &[u8],
     now: SystemTime,
 ) -> Result<Option<SystemTime>, RefreshError> {
-    let _storage = if runtime == Runtime::Claude {
-        let wait = STORAGE_LOCK_WAIT;
-        Some(
-            DirLock::acquire(
-                &dir.join(lease::CLAUDE_STORAGE_LOCK),
-                lease::CLAUDE_STORAGE_STALE,
-                Instant::now() + wait,
-                wait,
-            )
-            .map_err(|e| RefreshError::Retryable(format!("refreshed, but could not write the login: {e}")))?,
-        )
-    } else {
-        None
-    };
+    if runtime == Runtime::Claude {
+        lease
+            .take_storage_lock(dir, STORAGE_LOCK_WAIT)
+            .map_err(|e| RefreshError::Retryable(format!("refreshed, but could not write the login: {e}")))?;
+    }
+    let written = write_new_login(runtime, dir, file, sent, answer, now);
+    lease.release_storage_lock();
+    written
+}
+
+fn write_new_login(
+    runtime: Runtime,
+    dir: &Path,
+    file: &Path,
+    sent: &refresh::LoginTokens,
+    answer: &[u8],
+    now: SystemTime,
+) -> Result<Option<SystemTime>, RefreshError> {
     let lost = |why: String| {
         RefreshError::Retryable(format!(
             "refreshed, but {why}; the new tokens were not written and the old refresh token is spent"
@@ -544,11 +549,18 @@ fn clear_state(dir: &Path) {
 /// How often `watch` looks at every login even when none is due (other holders may change them).
 pub const WATCH_POLL: Duration = Duration::from_secs(60);
 
+/// A watcher adds a random share of the lead (up to a twentieth, at most 3 minutes) to
+/// it, drawn again after each renewal, so a fleet of watchers does not act in step.
+fn extra_lead(lead: Duration) -> Duration {
+    let cap = (lead / 20).min(Duration::from_secs(180));
+    Duration::from_millis(fastrand::u64(0..=cap.as_millis() as u64))
+}
+
 /// Keeps every login in `logins` outside the lead until `stop` turns true: renews each
-/// when due, then sleeps until the next is due (at most [`WATCH_POLL`], jittered so a
-/// fleet of watchers does not act in step). A login whose renewal failed is retried after
-/// a growing pause. `report` sees every outcome that is not "fresh" (and all of the
-/// first round). The current renewal always finishes before `stop` is honoured.
+/// when due, then sleeps until the next is due (looking again at least every
+/// [`WATCH_POLL`], jittered). A login whose renewal failed is retried after a growing
+/// pause (1, 2, 4 … 15 minutes). `report` sees every outcome that is not "fresh" (and all
+/// of the first round). The current renewal always finishes before `stop` is honoured.
 pub fn watch(
     logins: &[(Runtime, PathBuf)],
     opts: &RenewOptions,
@@ -556,8 +568,10 @@ pub fn watch(
     clock: &dyn Fn() -> SystemTime,
     report: &mut dyn FnMut(&RenewOutcome),
 ) {
-    let mut next_try: Vec<Instant> = vec![Instant::now(); logins.len()];
-    let mut pauses: Vec<Duration> = vec![Duration::ZERO; logins.len()];
+    let n = logins.len();
+    let mut next_try: Vec<Instant> = vec![Instant::now(); n];
+    let mut pauses: Vec<Duration> = vec![Duration::ZERO; n];
+    let mut extra: Vec<Duration> = (0..n).map(|_| extra_lead(opts.lead)).collect();
     let mut first = true;
     while !stop.load(Ordering::SeqCst) {
         let mut wake = Instant::now() + jittered_around(WATCH_POLL);
@@ -571,28 +585,30 @@ pub fn watch(
             }
             let mut o = opts.clone();
             o.force = opts.force && first;
+            o.lead = opts.lead + extra[i];
             let outcome = renew_dir(*runtime, dir, &o, clock());
             if first || outcome.status != RenewStatus::Fresh {
                 report(&outcome);
             }
+            if matches!(outcome.status, RenewStatus::Refreshed | RenewStatus::RefreshedElsewhere) {
+                extra[i] = extra_lead(opts.lead);
+            }
             if outcome.status == RenewStatus::Failed {
-                // 1 min, 2 min, 4 min … at most 15 min between failed tries.
                 pauses[i] = (pauses[i] * 2).clamp(Duration::from_secs(60), Duration::from_secs(900));
                 next_try[i] = Instant::now() + jittered(pauses[i]);
             } else {
                 pauses[i] = Duration::ZERO;
-                // Wake just inside the lead, a little early by a random amount.
-                if let Some(due_in) = outcome
+                let due_in = outcome
                     .expires_at
-                    .and_then(|e| e.checked_sub(opts.lead))
-                    .and_then(|d| d.duration_since(clock()).ok())
-                {
-                    let early =
-                        Duration::from_millis(fastrand::u64(0..=(opts.lead.as_millis() as u64 / 10).min(60_000)));
-                    next_try[i] = Instant::now() + due_in.saturating_sub(early);
-                } else {
-                    next_try[i] = Instant::now();
-                }
+                    .and_then(|e| e.checked_sub(opts.lead + extra[i]))
+                    .map(|d| d.duration_since(clock()).unwrap_or_default());
+                // Without an expiry (or a login that is blocked or missing), look again at the next poll.
+                next_try[i] = match (outcome.status, due_in) {
+                    (RenewStatus::Refreshed | RenewStatus::RefreshedElsewhere | RenewStatus::Fresh, Some(d)) => {
+                        Instant::now() + d
+                    }
+                    _ => Instant::now() + jittered_around(WATCH_POLL),
+                };
             }
             wake = wake.min(next_try[i].max(Instant::now() + Duration::from_secs(1)));
         }
