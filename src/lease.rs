@@ -38,6 +38,10 @@ pub const CLAUDE_STORAGE_LOCK: &str = ".storage-write.lock";
 pub const CLAUDE_REFRESH_STALE: Duration = Duration::from_secs(60);
 /// Claude Code considers its storage-write lock stale when untouched for this long.
 pub const CLAUDE_STORAGE_STALE: Duration = Duration::from_secs(15);
+/// The flock files Codex 0.169.0 takes, in this order, around its write of `auth.json`
+/// after a refresh (seen with strace: `auth.lock` blocking, then `auth.json.lock`). It
+/// takes none around the refresh request itself.
+pub const CODEX_COMMIT_LOCKS: [&str; 2] = ["auth.lock", "auth.json.lock"];
 /// How often a held directory lock's mtime is touched (Claude Code touches its own every 5 s).
 pub const TOUCH_EVERY: Duration = Duration::from_secs(5);
 
@@ -218,6 +222,24 @@ impl Drop for Lease {
             write_record(&mut self.file, &self.record);
         }
     }
+}
+
+/// Codex's commit locks, held while moonauth writes `auth.json`, so the write never
+/// interleaves with a running codex's own. Released when dropped.
+pub struct CodexCommitLocks {
+    _held: Vec<Flock<File>>,
+}
+
+/// Takes Codex's commit locks in `dir`, waiting at most `wait` in all.
+pub fn codex_commit_locks(dir: &Path, wait: Duration) -> Result<CodexCommitLocks, LeaseError> {
+    let deadline = Instant::now() + wait;
+    let mut held = Vec::with_capacity(CODEX_COMMIT_LOCKS.len());
+    for name in CODEX_COMMIT_LOCKS {
+        let path = dir.join(name);
+        let file = open_lease_file(dir, &path)?;
+        held.push(lock_file(file, &path, deadline, wait)?);
+    }
+    Ok(CodexCommitLocks { _held: held })
 }
 
 /// Writes lock identities into the lease record as they are taken and given up.
@@ -655,6 +677,21 @@ mod tests {
         }
         drop(first);
         Lease::acquire(Runtime::Codex, dir.path(), Duration::from_millis(200)).unwrap();
+    }
+
+    #[test]
+    fn codex_commit_locks_exclude_a_codex_writing_auth_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = codex_commit_locks(dir.path(), Duration::from_secs(1)).unwrap();
+        // As codex does: auth.lock with a blocking flock (here: non-blocking, to observe it).
+        let f = File::open(dir.path().join("auth.lock")).unwrap();
+        let f = match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
+            Err((f, Errno::EWOULDBLOCK)) => f,
+            other => panic!("auth.lock was not held: {:?}", other.is_ok()),
+        };
+        drop(held);
+        assert!(Flock::lock(f, FlockArg::LockExclusiveNonblock).is_ok());
+        assert!(codex_commit_locks(dir.path(), Duration::from_millis(100)).is_ok());
     }
 
     #[test]

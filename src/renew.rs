@@ -21,7 +21,7 @@ use crate::apply;
 use crate::config::Config;
 use crate::credentials::{self, human_duration};
 use crate::exit::Exit;
-use crate::lease::{Lease, LeaseError};
+use crate::lease::{self, Lease, LeaseError};
 use crate::refresh::{self, RefreshError};
 use crate::runtime::Runtime;
 
@@ -33,7 +33,8 @@ pub const MAX_CONSECUTIVE_FAILURES: u32 = 3;
 pub const DEFAULT_ATTEMPTS: u32 = 3;
 /// Timeout of one request to a token service.
 pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long the credentials write waits for Claude Code's storage-write lock.
+/// How long the credentials write waits for the CLI's own write locks (Claude Code's
+/// storage-write lock, Codex's commit flocks).
 const STORAGE_LOCK_WAIT: Duration = Duration::from_secs(30);
 const STATE_SCHEMA: &str = "moonauth.renew-state.v1";
 
@@ -387,12 +388,15 @@ fn write_answer(
     answer: &[u8],
     now: SystemTime,
 ) -> Result<Option<SystemTime>, RefreshError> {
+    let cannot = |e: LeaseError| RefreshError::Retryable(format!("refreshed, but could not write the login: {e}"));
+    let mut codex_locks = None;
     if runtime == Runtime::Claude {
-        lease
-            .take_storage_lock(dir, STORAGE_LOCK_WAIT)
-            .map_err(|e| RefreshError::Retryable(format!("refreshed, but could not write the login: {e}")))?;
+        lease.take_storage_lock(dir, STORAGE_LOCK_WAIT).map_err(cannot)?;
+    } else {
+        codex_locks = Some(lease::codex_commit_locks(dir, STORAGE_LOCK_WAIT).map_err(cannot)?);
     }
     let written = write_new_login(runtime, dir, file, sent, answer, now);
+    drop(codex_locks);
     lease.release_storage_lock();
     written
 }
