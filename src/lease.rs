@@ -18,7 +18,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -520,7 +520,7 @@ pub struct DirLock {
     identity: Option<LockIdentity>,
     /// Set (under its mutex) on release; the toucher checks it under the same mutex, so
     /// it never touches the path once the lock is given up.
-    released: Arc<Mutex<bool>>,
+    released: Arc<(Mutex<bool>, Condvar)>,
     toucher: Option<JoinHandle<()>>,
 }
 
@@ -555,25 +555,25 @@ impl DirLock {
     fn held(path: &Path) -> DirLock {
         touch(path);
         let identity = fs::symlink_metadata(path).ok().map(|m| identity(&m));
-        let released = Arc::new(Mutex::new(false));
+        let released = Arc::new((Mutex::new(false), Condvar::new()));
         let toucher = {
             let (path, released) = (path.to_path_buf(), Arc::clone(&released));
             std::thread::Builder::new()
                 .name("moonauth-lock-touch".into())
                 .spawn(move || {
-                    // Sleep in short steps so a release does not wait out a whole period.
-                    let step = Duration::from_millis(100);
-                    let mut since = Duration::ZERO;
+                    let (flag, wake) = &*released;
+                    let mut done = flag.lock().unwrap_or_else(|p| p.into_inner());
                     loop {
-                        std::thread::sleep(step);
-                        since += step;
-                        let done = released.lock().unwrap_or_else(|p| p.into_inner());
+                        // Woken at once on release; otherwise every TOUCH_EVERY.
+                        let (guard, timeout) = wake
+                            .wait_timeout_while(done, TOUCH_EVERY, |d| !*d)
+                            .unwrap_or_else(|p| p.into_inner());
+                        done = guard;
                         if *done {
                             return;
                         }
-                        if since >= TOUCH_EVERY {
+                        if timeout.timed_out() {
                             touch(&path);
-                            since = Duration::ZERO;
                         }
                     }
                 })
@@ -602,7 +602,9 @@ impl Drop for DirLock {
     fn drop(&mut self) {
         // Release at once (a killed process should hold the lock as briefly as possible);
         // the toucher is stopped first, so it cannot touch a lock someone takes next.
-        *self.released.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        let (flag, wake) = &*self.released;
+        *flag.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        wake.notify_all();
         if let Err(e) = fs::remove_dir(&self.path) {
             if e.kind() != std::io::ErrorKind::NotFound {
                 tracing::warn!(lock = %self.path.display(), error = %e, "could not release a lock");
