@@ -563,8 +563,9 @@ fn extra_lead(lead: Duration) -> Duration {
 /// Keeps every login in `logins` outside the lead until `stop` turns true: renews each
 /// when due, then sleeps until the next is due (looking again at least every
 /// [`WATCH_POLL`], jittered). A login whose renewal failed is retried after a growing
-/// pause (1, 2, 4 … 15 minutes). `report` sees every outcome that is not "fresh" (and all
-/// of the first round). The current renewal always finishes before `stop` is honoured.
+/// pause (1, 2, 4 … 15 minutes). `report` sees the first outcome of each login, every
+/// refresh and failure, and every change of state. The current renewal always finishes
+/// before `stop` is honoured.
 pub fn watch(
     logins: &[(Runtime, PathBuf)],
     opts: &RenewOptions,
@@ -576,6 +577,7 @@ pub fn watch(
     let mut next_try: Vec<Instant> = vec![Instant::now(); n];
     let mut pauses: Vec<Duration> = vec![Duration::ZERO; n];
     let mut extra: Vec<Duration> = (0..n).map(|_| extra_lead(opts.lead)).collect();
+    let mut last: Vec<Option<RenewStatus>> = vec![None; n];
     let mut first = true;
     while !stop.load(Ordering::SeqCst) {
         let mut wake = Instant::now() + jittered_around(WATCH_POLL);
@@ -591,9 +593,15 @@ pub fn watch(
             o.force = opts.force && first;
             o.lead = opts.lead + extra[i];
             let outcome = renew_dir(*runtime, dir, &o, clock());
-            if first || outcome.status != RenewStatus::Fresh {
+            // Every event that did something, and every change; not the same state each poll.
+            let acted = matches!(
+                outcome.status,
+                RenewStatus::Refreshed | RenewStatus::RefreshedElsewhere | RenewStatus::Failed
+            );
+            if acted || last[i] != Some(outcome.status) {
                 report(&outcome);
             }
+            last[i] = Some(outcome.status);
             if matches!(outcome.status, RenewStatus::Refreshed | RenewStatus::RefreshedElsewhere) {
                 extra[i] = extra_lead(opts.lead);
             }
