@@ -450,10 +450,10 @@ impl Config {
 }
 
 fn renew_settings(env: &Env, raw: &RawVars, overrides: &Overrides) -> Result<RenewSettings> {
-    let url = |var: &str, value: &Option<String>, default: &str| -> Result<Sourced<String>> {
+    let url = |var: &str, value: &Option<String>, default: &str, strict: bool| -> Result<Sourced<String>> {
         match non_blank(value) {
             None => Ok(Sourced::new(default.to_string(), Source::Default)),
-            Some(v) => parse_token_url(v)
+            Some(v) => parse_token_url(v, strict)
                 .map(|u| Sourced::new(u, env.source_of(var)))
                 .map_err(|reason| Error::InvalidVariable {
                     var: var.to_string(),
@@ -467,11 +467,15 @@ fn renew_settings(env: &Env, raw: &RawVars, overrides: &Overrides) -> Result<Ren
             "MOONAUTH_CLAUDE_TOKEN_URL",
             &raw.moonauth_claude_token_url,
             DEFAULT_CLAUDE_TOKEN_URL,
+            true,
         )?,
         codex_token_url: url(
             "CODEX_REFRESH_TOKEN_URL_OVERRIDE",
             &raw.codex_refresh_token_url_override,
             DEFAULT_CODEX_TOKEN_URL,
+            // codex itself follows this variable wherever it points; refusing what codex
+            // accepts would protect nothing and break every command where it is set.
+            false,
         )?,
         lead: pick(
             env,
@@ -503,9 +507,10 @@ fn renew_settings(env: &Env, raw: &RawVars, overrides: &Overrides) -> Result<Ren
     })
 }
 
-/// Checks a token endpoint URL: `https://…`, or `http://` to the loopback only (a refresh
-/// token must never cross a network in clear text; tests use a loopback token service).
-pub fn parse_token_url(value: &str) -> std::result::Result<String, String> {
+/// Checks a token endpoint URL: `https://…`, or with `strict` `http://` to the loopback
+/// only (a refresh token must never cross a network in clear text; tests use a loopback
+/// token service).
+pub fn parse_token_url(value: &str, strict: bool) -> std::result::Result<String, String> {
     let v = value.trim();
     let (scheme, rest) = v
         .split_once("://")
@@ -520,7 +525,7 @@ pub fn parse_token_url(value: &str) -> std::result::Result<String, String> {
     }
     match scheme.to_ascii_lowercase().as_str() {
         "https" => Ok(v.to_string()),
-        "http" if matches!(host, "127.0.0.1" | "localhost" | "::1") => Ok(v.to_string()),
+        "http" if !strict || matches!(host, "127.0.0.1" | "localhost" | "::1") => Ok(v.to_string()),
         "http" => Err("plain http is allowed only to 127.0.0.1, localhost or [::1]; use https".into()),
         _ => Err("expected an https:// URL".into()),
     }
@@ -757,8 +762,9 @@ mod tests {
         );
         assert_eq!(c.renew.claude_token_url.value, "http://[::1]:5/t");
         assert_eq!(c.renew.lead.value, Duration::from_secs(7200));
-        assert!(parse_token_url("https://user@host/x").is_err());
-        assert!(parse_token_url("http://localhost.evil.example/x").is_err());
+        assert!(parse_token_url("https://user@host/x", true).is_err());
+        assert!(parse_token_url("http://localhost.evil.example/x", true).is_err());
+        assert!(parse_token_url("http://auth.corp.example/oauth/token", false).is_ok());
     }
 
     #[test]
