@@ -283,14 +283,25 @@ fn object_at<'a>(root: &'a mut Value, key: &str) -> Result<&'a mut Map<String, V
 /// Sorts a token service's refusal: a refused grant is dead, anything the service may
 /// answer differently next time is retryable. `body` is only quoted after scrubbing.
 pub fn classify_status(status: u16, body: &[u8]) -> RefreshError {
-    let text = String::from_utf8_lossy(body);
-    let code = serde_json::from_slice::<Value>(body).ok().and_then(|v| {
+    let json = serde_json::from_slice::<Value>(body).ok();
+    let code = json.as_ref().and_then(|v| {
         let e = v.get("error")?;
         e.as_str()
             .map(str::to_string)
             .or_else(|| e.get("code").and_then(Value::as_str).map(str::to_string))
             .or_else(|| e.get("type").and_then(Value::as_str).map(str::to_string))
     });
+    // The service's own sentence when it gives one (OAuth's error_description, OpenAI's
+    // error.message), else the body.
+    let text = json
+        .as_ref()
+        .and_then(|v| {
+            v.get("error_description")
+                .or_else(|| v.get("error").and_then(|e| e.get("message")))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned());
     let dead_code = code.as_deref().is_some_and(|c| {
         matches!(
             c,

@@ -680,3 +680,28 @@ fn watch_picks_up_a_login_that_enters_the_lead() {
     assert!(out.status.success());
     assert!(stdout.contains("fresh") && stdout.contains("refreshed"), "{stdout}");
 }
+
+#[test]
+fn human_report_snapshot() {
+    let svc = TokenService::start(Flavor::Codex);
+    let root = temp_root("renew-snap-");
+    let fresh = subdir(root.path(), "fresh");
+    let due = subdir(root.path(), "due");
+    let copy = subdir(root.path(), "copy");
+    write_codex_login(&fresh, &svc.login(in_secs(3 * 3600)), ago(60));
+    let issued = svc.login(ago(10));
+    write_codex_login(&due, &issued, ago(3600));
+    write_codex_login(&copy, &issued, ago(3600));
+    let args: Vec<String> = ["codex", "--dir", "fresh", "--dir", "due", "--dir", "copy"]
+        .iter()
+        .map(|a| match *a {
+            "fresh" | "due" | "copy" => root.path().join(a).display().to_string(),
+            other => other.to_string(),
+        })
+        .collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = renew(&svc, &args, &[]);
+    assert_eq!(out.code, Some(4), "the dead copy decides the exit: {}", out.text());
+    let text = out.stdout.replace(&root.path().display().to_string(), "<root>");
+    insta::assert_snapshot!(text);
+}
