@@ -47,6 +47,8 @@ pub enum Command {
     Accounts(AccountsCommand),
     /// Run the real CLI on an account's login, failing over to the next account when a subscription runs out.
     Run(RunArgs),
+    /// Refresh shared OAuth logins ahead of expiry, so no CLI refreshes them itself.
+    Renew(RenewArgs),
     /// Steps moonauth runs inside containers.
     #[command(subcommand, hide = true)]
     Internal(InternalCommand),
@@ -161,6 +163,37 @@ pub struct InitArgs {
 
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RenewArgs {
+    /// The runtime whose login to renew: claude or codex. Default: both configured logins.
+    pub runtime: Option<String>,
+
+    /// Every configured login (CLAUDE_CONFIG_DIR / CLAUDE_HOME and CODEX_HOME), plus any --dir.
+    #[arg(long)]
+    pub all: bool,
+
+    /// A login directory to renew instead of the configured one (repeatable). Without a
+    /// runtime, the login file in it says which.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Vec<PathBuf>,
+
+    /// Refresh when the access token expires within this (default: MOONAUTH_RENEW_LEAD, else 1h).
+    #[arg(long, value_name = "DURATION")]
+    pub lead: Option<String>,
+
+    /// Refresh even when fresh, and retry a login moonauth gave up on.
+    #[arg(long)]
+    pub force: bool,
+
+    /// Print the report as JSON (with --watch: one JSON object per line and event).
+    #[arg(long)]
+    pub json: bool,
+
+    /// Keep running: renew every login whenever it enters the lead, until SIGTERM or SIGINT.
+    #[arg(long)]
+    pub watch: bool,
 }
 
 #[derive(Debug, Subcommand)]

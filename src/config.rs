@@ -189,6 +189,8 @@ pub struct Overrides {
     pub worker_mode: Option<String>,
     pub expiry_lead: Option<String>,
     pub auth_mode: Option<String>,
+    /// `moonauth renew --lead`.
+    pub renew_lead: Option<String>,
 }
 
 /// moonauth's resolved configuration.
@@ -208,6 +210,8 @@ pub struct Config {
     /// and there is no `XDG_STATE_HOME` or `HOME` to derive it from.
     pub state_dir: Option<Sourced<PathBuf>>,
     pub run: RunSettings,
+    /// Where and when moonauth refreshes OAuth logins itself (`moonauth renew`).
+    pub renew: RenewSettings,
 }
 
 /// How `moonauth run` fails over.
@@ -223,6 +227,22 @@ pub struct RunSettings {
     pub throttle_backoff: Sourced<Duration>,
     /// `CLAUDE_CODE_MAX_RETRIES` for the CLI when the environment does not set it (`MOONAUTH_CLI_MAX_RETRIES`).
     pub cli_max_retries: Sourced<u32>,
+}
+
+/// Settings of moonauth's own token refresh (docs/shared-logins.md).
+#[derive(Debug, Clone)]
+pub struct RenewSettings {
+    /// Claude Code's token endpoint (`MOONAUTH_CLAUDE_TOKEN_URL`).
+    pub claude_token_url: Sourced<String>,
+    /// Codex's token endpoint (`CODEX_REFRESH_TOKEN_URL_OVERRIDE`, the variable codex itself reads).
+    pub codex_token_url: Sourced<String>,
+    /// Refresh when the access token expires within this (`MOONAUTH_RENEW_LEAD`, `--lead`).
+    pub lead: Sourced<Duration>,
+    /// How long to wait for another holder's refresh lock (`MOONAUTH_RENEW_LOCK_TIMEOUT`).
+    pub lock_timeout: Sourced<Duration>,
+    /// First delay between retries of a refresh that failed for a passing reason
+    /// (`MOONAUTH_RENEW_RETRY_DELAY`); it doubles each time.
+    pub retry_delay: Sourced<Duration>,
 }
 
 /// How moonauth reaches Docker and what it runs there.
@@ -262,6 +282,11 @@ struct RawVars {
     moonauth_throttle_retries: Option<String>,
     moonauth_throttle_backoff: Option<String>,
     moonauth_cli_max_retries: Option<String>,
+    moonauth_claude_token_url: Option<String>,
+    codex_refresh_token_url_override: Option<String>,
+    moonauth_renew_lead: Option<String>,
+    moonauth_renew_lock_timeout: Option<String>,
+    moonauth_renew_retry_delay: Option<String>,
 }
 
 /// Default login directory of Codex inside a worker (MoonMind's `CODEX_VOLUME_PATH`).
@@ -290,6 +315,18 @@ pub const COMPETING_CREDENTIALS: [&str; 7] = [
     "CODEX_API_KEY",
     "CODEX_ACCESS_TOKEN",
 ];
+/// Claude Code's token endpoint (shared/facts/credentials.md).
+pub const DEFAULT_CLAUDE_TOKEN_URL: &str = "https://platform.claude.com/v1/oauth/token";
+/// Codex's token endpoint.
+pub const DEFAULT_CODEX_TOKEN_URL: &str = "https://auth.openai.com/oauth/token";
+/// Default renewal lead: above the longest task, so a running CLI never reaches its own
+/// 5-minute refresh window (docs/shared-logins.md).
+pub const DEFAULT_RENEW_LEAD: Duration = Duration::from_secs(60 * 60);
+/// Default wait for the refresh lock: above Claude Code's 60 s stale time, so a lock left
+/// by a killed claude is taken over instead of timing out.
+pub const DEFAULT_RENEW_LOCK_TIMEOUT: Duration = Duration::from_secs(90);
+/// Default first retry delay of a refresh that failed for a passing reason.
+pub const DEFAULT_RENEW_RETRY_DELAY: Duration = Duration::from_secs(1);
 
 /// Claude Code's credential variables, in the order it prefers them.
 pub const CLAUDE_CREDENTIAL_VARS: [&str; 3] = ["ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN"];
@@ -458,9 +495,12 @@ impl Config {
             )?,
         };
 
+        let renew = renew_settings(env, &raw, overrides)?;
+
         Ok(Config {
             run,
             state_dir,
+            renew,
             docker,
             worker_mode,
             default_task_runtime,
@@ -512,6 +552,88 @@ fn state_dir(env: &Env, raw: &Option<String>) -> Result<Option<Sourced<PathBuf>>
         .map(|p| p.join("moonauth"))
         .or_else(|| absolute("HOME").map(|p| p.join(".local/state/moonauth")));
     Ok(derived.map(|p| Sourced::new(p, Source::Default)))
+}
+
+fn renew_settings(env: &Env, raw: &RawVars, overrides: &Overrides) -> Result<RenewSettings> {
+    let url = |var: &str, value: &Option<String>, default: &str, strict: bool| -> Result<Sourced<String>> {
+        match non_blank(value) {
+            None => Ok(Sourced::new(default.to_string(), Source::Default)),
+            Some(v) => parse_token_url(v, strict)
+                .map(|u| Sourced::new(u, env.source_of(var)))
+                .map_err(|reason| Error::InvalidVariable {
+                    var: var.to_string(),
+                    value: v.to_string(),
+                    reason,
+                }),
+        }
+    };
+    Ok(RenewSettings {
+        claude_token_url: url(
+            "MOONAUTH_CLAUDE_TOKEN_URL",
+            &raw.moonauth_claude_token_url,
+            DEFAULT_CLAUDE_TOKEN_URL,
+            true,
+        )?,
+        codex_token_url: url(
+            "CODEX_REFRESH_TOKEN_URL_OVERRIDE",
+            &raw.codex_refresh_token_url_override,
+            DEFAULT_CODEX_TOKEN_URL,
+            // codex itself follows this variable wherever it points; refusing what codex
+            // accepts would protect nothing and break every command where it is set.
+            false,
+        )?,
+        lead: pick(
+            env,
+            overrides.renew_lead.as_deref(),
+            "--lead",
+            "MOONAUTH_RENEW_LEAD",
+            &raw.moonauth_renew_lead,
+            DEFAULT_RENEW_LEAD,
+            parse_duration,
+        )?,
+        lock_timeout: pick(
+            env,
+            None,
+            "",
+            "MOONAUTH_RENEW_LOCK_TIMEOUT",
+            &raw.moonauth_renew_lock_timeout,
+            DEFAULT_RENEW_LOCK_TIMEOUT,
+            parse_duration,
+        )?,
+        retry_delay: pick(
+            env,
+            None,
+            "",
+            "MOONAUTH_RENEW_RETRY_DELAY",
+            &raw.moonauth_renew_retry_delay,
+            DEFAULT_RENEW_RETRY_DELAY,
+            parse_duration,
+        )?,
+    })
+}
+
+/// Checks a token endpoint URL: `https://…`, or with `strict` `http://` to the loopback
+/// only (a refresh token must never cross a network in clear text; tests use a loopback
+/// token service).
+pub fn parse_token_url(value: &str, strict: bool) -> std::result::Result<String, String> {
+    let v = value.trim();
+    let (scheme, rest) = v
+        .split_once("://")
+        .ok_or_else(|| "expected a URL such as https://host/path".to_string())?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = match authority.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or(""),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    if host.is_empty() || authority.contains('@') {
+        return Err("expected a URL with a host and no user name, such as https://host/path".into());
+    }
+    match scheme.to_ascii_lowercase().as_str() {
+        "https" => Ok(v.to_string()),
+        "http" if !strict || matches!(host, "127.0.0.1" | "localhost" | "::1") => Ok(v.to_string()),
+        "http" => Err("plain http is allowed only to 127.0.0.1, localhost or [::1]; use https".into()),
+        _ => Err("expected an https:// URL".into()),
+    }
 }
 
 fn non_blank(v: &Option<String>) -> Option<&str> {
@@ -739,6 +861,11 @@ mod tests {
             ("MOONAUTH_THROTTLE_RETRIES", "100"),
             ("MOONAUTH_THROTTLE_BACKOFF", "later"),
             ("MOONAUTH_CLI_MAX_RETRIES", "-1"),
+            ("MOONAUTH_CLAUDE_TOKEN_URL", "http://token.example/v1/oauth/token"),
+            ("CODEX_REFRESH_TOKEN_URL_OVERRIDE", "ftp://127.0.0.1/x"),
+            ("MOONAUTH_RENEW_LEAD", "later"),
+            ("MOONAUTH_RENEW_LOCK_TIMEOUT", "never"),
+            ("MOONAUTH_RENEW_RETRY_DELAY", "x"),
         ] {
             let err = resolve(&[(var, value)]).unwrap_err();
             assert_eq!(err.exit(), crate::exit::Exit::Usage, "{var}");
@@ -774,6 +901,30 @@ mod tests {
         assert!(err.to_string().contains("MOONAUTH_STATE_DIR"), "{err}");
         let err = resolve(&[("MOONAUTH_STATE_DIR", "state")]).unwrap_err();
         assert!(err.to_string().contains("MOONAUTH_STATE_DIR"), "{err}");
+    }
+
+    #[test]
+    fn renew_endpoints_default_to_the_real_ones_and_follow_codex_override() {
+        let c = resolve(&[]).unwrap();
+        assert_eq!(c.renew.claude_token_url.value, DEFAULT_CLAUDE_TOKEN_URL);
+        assert_eq!(c.renew.codex_token_url.value, DEFAULT_CODEX_TOKEN_URL);
+        assert_eq!(c.renew.lead.value, DEFAULT_RENEW_LEAD);
+        let c = resolve(&[
+            ("CODEX_REFRESH_TOKEN_URL_OVERRIDE", "http://127.0.0.1:4000/oauth/token"),
+            ("MOONAUTH_CLAUDE_TOKEN_URL", "http://[::1]:5/t"),
+            ("MOONAUTH_RENEW_LEAD", "2h"),
+        ])
+        .unwrap();
+        assert_eq!(c.renew.codex_token_url.value, "http://127.0.0.1:4000/oauth/token");
+        assert_eq!(
+            c.renew.codex_token_url.source,
+            Source::Env("CODEX_REFRESH_TOKEN_URL_OVERRIDE".into())
+        );
+        assert_eq!(c.renew.claude_token_url.value, "http://[::1]:5/t");
+        assert_eq!(c.renew.lead.value, Duration::from_secs(7200));
+        assert!(parse_token_url("https://user@host/x", true).is_err());
+        assert!(parse_token_url("http://localhost.evil.example/x", true).is_err());
+        assert!(parse_token_url("http://auth.corp.example/oauth/token", false).is_ok());
     }
 
     #[test]

@@ -79,7 +79,8 @@ fn variables_in_source() -> Vec<String> {
                 && piece
                     .chars()
                     .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
-            if is_var {
+            // CARGO_* are read at compile time (env!), not settings.
+            if is_var && !piece.starts_with("CARGO_") {
                 vars.push(piece.to_string());
             }
         }

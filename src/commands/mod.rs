@@ -7,6 +7,7 @@ mod inspect;
 mod internal;
 mod login;
 mod preflight;
+mod renew;
 mod run;
 mod runtime;
 mod status;
@@ -31,6 +32,7 @@ pub fn run(command: Command, env: &Env) -> Result<Exit> {
         Command::Init(args) => init::run(args, env),
         Command::Run(args) => run::run(args, env),
         Command::Accounts(cmd) => accounts::run(cmd, env),
+        Command::Renew(args) => renew::run(args, env),
         Command::Internal(InternalCommand::ApplyLogin(args)) => internal::apply_login(args),
         Command::Internal(InternalCommand::StoreBench(args)) => internal::store_bench(args, env),
     }

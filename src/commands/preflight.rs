@@ -17,6 +17,7 @@ pub fn run(args: PreflightArgs, env: &Env) -> Result<Exit> {
         worker_mode: args.mode.clone(),
         expiry_lead: args.lead.clone(),
         auth_mode: args.auth_mode.clone(),
+        ..Default::default()
     };
     let config = Config::resolve(env, &overrides)?;
     let wait = match &args.wait {

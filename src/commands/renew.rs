@@ -1,0 +1,231 @@
+//! `moonauth renew`: refresh shared OAuth logins ahead of expiry, once or (`--watch`)
+//! for as long as the service runs.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde::Serialize;
+
+use crate::cli::RenewArgs;
+use crate::config::{Config, Env, Overrides};
+use crate::credentials::{self, human_duration};
+use crate::error::{Error, Result};
+use crate::exit::Exit;
+use crate::output::{self, Render};
+use crate::renew::{self, RenewOptions, RenewOutcome, RenewStatus};
+use crate::runtime::{self, Runtime};
+
+/// Set by SIGTERM / SIGINT: the current refresh finishes, its locks are released, and
+/// the command ends with the status it has.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+/// The report of one `moonauth renew` (schema in docs/shared-logins.md).
+#[derive(Debug, Serialize)]
+pub struct RenewReport {
+    pub schema: &'static str,
+    /// The lead in seconds.
+    pub lead_secs: u64,
+    pub logins: Vec<RenewOutcome>,
+}
+
+impl Render for RenewReport {
+    fn human(&self, w: &mut dyn Write) -> io::Result<()> {
+        for o in &self.logins {
+            human_line(w, o)?;
+        }
+        Ok(())
+    }
+}
+
+fn human_line(w: &mut dyn Write, o: &RenewOutcome) -> io::Result<()> {
+    writeln!(
+        w,
+        "{:<7} {:<20} {}  {}",
+        o.runtime.as_str(),
+        o.status.as_str(),
+        o.dir.display(),
+        o.detail
+    )?;
+    if let Some(fix) = &o.fix {
+        writeln!(w, "{:<29}fix: {fix}", "")?;
+    }
+    Ok(())
+}
+
+/// One login to renew, and whether the user named it (a missing login they named is an
+/// error; a configured default that does not exist on this machine is not).
+struct Target {
+    runtime: Runtime,
+    dir: PathBuf,
+    named: bool,
+}
+
+pub fn run(args: RenewArgs, env: &Env) -> Result<Exit> {
+    let config = Config::resolve(
+        env,
+        &Overrides {
+            renew_lead: args.lead.clone(),
+            ..Default::default()
+        },
+    )?;
+    let targets = targets(&args, &config)?;
+    let mut opts = RenewOptions::from_config(&config);
+    opts.force = args.force;
+    opts.stop = Some(&STOP);
+    install_stop_handlers();
+
+    if args.watch {
+        let logins: Vec<(Runtime, PathBuf)> = targets.iter().map(|t| (t.runtime, t.dir.clone())).collect();
+        tracing::info!(logins = logins.len(), lead = %human_duration(opts.lead), "watching");
+        let clock = || super::clock(env).unwrap_or_else(|_| std::time::SystemTime::now());
+        let mut failed = None;
+        renew::watch(&logins, &opts, &STOP, &clock, &mut |o| {
+            if let Err(e) = print_event(o, args.json) {
+                // Nobody reads our output any more: stop as on SIGTERM.
+                failed.get_or_insert(e);
+                STOP.store(true, Ordering::SeqCst);
+            }
+        });
+        return match failed {
+            Some(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(Error::io("writing to stdout", e)),
+            _ => Ok(Exit::Ok),
+        };
+    }
+
+    let now = super::clock(env)?;
+    let mut logins = Vec::with_capacity(targets.len());
+    let mut exit = Exit::Ok;
+    for t in &targets {
+        if STOP.load(Ordering::SeqCst) {
+            break;
+        }
+        let outcome = renew::renew_dir(t.runtime, &t.dir, &opts, now);
+        let this = match outcome.status {
+            RenewStatus::Missing if !t.named => Exit::Ok,
+            _ => outcome.exit(),
+        };
+        exit = worst(exit, this);
+        logins.push(outcome);
+    }
+    let report = RenewReport {
+        schema: "moonauth.renew.v1",
+        lead_secs: opts.lead.as_secs(),
+        logins,
+    };
+    super::written(output::emit(&report, args.json))?;
+    Ok(exit)
+}
+
+/// A login that cannot be used outranks one that failed for now.
+fn worst(a: Exit, b: Exit) -> Exit {
+    let rank = |e: Exit| match e {
+        Exit::Ok => 0,
+        Exit::Failure => 1,
+        _ => 2,
+    };
+    if rank(b) > rank(a) {
+        b
+    } else {
+        a
+    }
+}
+
+fn print_event(o: &RenewOutcome, json: bool) -> io::Result<()> {
+    let stdout = io::stdout();
+    let mut w = stdout.lock();
+    if json {
+        serde_json::to_writer(&mut w, o).map_err(io::Error::from)?;
+        writeln!(w)?;
+    } else {
+        human_line(&mut w, o)?;
+    }
+    w.flush()
+}
+
+fn targets(args: &RenewArgs, config: &Config) -> Result<Vec<Target>> {
+    let runtime = match &args.runtime {
+        None => None,
+        Some(v) => Some(runtime::parse_login_runtime(v).map_err(|reason| Error::InvalidFlag {
+            flag: "RUNTIME",
+            value: v.clone(),
+            reason,
+        })?),
+    };
+    let configured = |rt: Runtime, named: bool| Target {
+        runtime: rt,
+        dir: config
+            .runtime(rt)
+            .map(|s| s.login_dir.value.clone())
+            .unwrap_or_default(),
+        named,
+    };
+    let mut out: Vec<Target> = Vec::new();
+    match runtime {
+        Some(rt) if args.dir.is_empty() => out.push(configured(rt, true)),
+        Some(rt) => out.extend(args.dir.iter().map(|d| Target {
+            runtime: rt,
+            dir: d.clone(),
+            named: true,
+        })),
+        None => {
+            if args.all || args.dir.is_empty() {
+                out.push(configured(Runtime::Codex, false));
+                out.push(configured(Runtime::Claude, false));
+            }
+            for d in &args.dir {
+                for rt in detect(d)? {
+                    out.push(Target {
+                        runtime: rt,
+                        dir: d.clone(),
+                        named: true,
+                    });
+                }
+            }
+        }
+    }
+    if let (Some(rt), true) = (runtime, args.all) {
+        out.push(configured(rt, false));
+    }
+    let mut seen = Vec::new();
+    out.retain(|t| {
+        let key = (t.runtime, t.dir.clone());
+        !seen.contains(&key) && {
+            seen.push(key);
+            true
+        }
+    });
+    Ok(out)
+}
+
+/// The runtimes whose login file a directory holds.
+fn detect(dir: &Path) -> Result<Vec<Runtime>> {
+    let found: Vec<Runtime> = [Runtime::Codex, Runtime::Claude]
+        .into_iter()
+        .filter(|rt| credentials::login_file(*rt, dir).exists())
+        .collect();
+    if found.is_empty() {
+        return Err(Error::InvalidFlag {
+            flag: "--dir",
+            value: dir.display().to_string(),
+            reason: "holds neither .credentials.json (claude) nor auth.json (codex); name the runtime: moonauth renew claude --dir DIR".into(),
+        });
+    }
+    Ok(found)
+}
+
+extern "C" fn on_stop(_: nix::libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+/// SIGTERM and SIGINT set [`STOP`] instead of killing the process mid-write.
+fn install_stop_handlers() {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+    let action = SigAction::new(SigHandler::Handler(on_stop), SaFlags::SA_RESTART, SigSet::empty());
+    for sig in [Signal::SIGTERM, Signal::SIGINT] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        if let Err(e) = unsafe { sigaction(sig, &action) } {
+            tracing::warn!(signal = %sig, error = %e, "cannot install a signal handler");
+        }
+    }
+}

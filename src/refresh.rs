@@ -1,0 +1,545 @@
+//! Performing the OAuth refresh each CLI would perform itself, and nothing more: the
+//! same endpoint, client id and body, and the answer written back in the CLI's own file
+//! format with every other key kept (shared/facts/credentials.md, "Refresh tokens rotate").
+//!
+//! The pure parts take bytes and a clock: [`read_tokens`] and [`refresh_due`] decide,
+//! [`request_body`] builds the request, [`apply_answer`] turns the old file and the token
+//! service's answer into the new file, [`classify_status`] sorts a refusal into dead or
+//! passing. [`post`] is the one network call. Locking, retrying and writing the file are
+//! `renew`'s; this module never touches the file system.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::credentials::jwt;
+use crate::redact::{self, Secret};
+use crate::runtime::Runtime;
+
+/// Claude Code's OAuth client id.
+pub const CLAUDE_CLIENT_ID: &str = "9d1c250a-e61b-44d9-88ed-5944d1962f5e";
+/// The scopes Claude Code 2.1.330 asks for when the file names none.
+pub const CLAUDE_DEFAULT_SCOPES: &str =
+    "user:profile user:inference user:sessions:claude_code user:mcp_servers user:file_upload user:plugins";
+/// Codex's OAuth client id.
+pub const CODEX_CLIENT_ID: &str = "app_EMoamEEZ73f0CkXaXp7hrann";
+/// The scope Codex asks for.
+pub const CODEX_SCOPE: &str = "openid profile email";
+/// Codex's own interval between refreshes, counted from `last_refresh` (public source:
+/// `TOKEN_REFRESH_INTERVAL`).
+pub const CODEX_REFRESH_INTERVAL: Duration = Duration::from_secs(8 * 86_400);
+/// Answers larger than this are refused: a real one is a few kilobytes.
+const MAX_ANSWER_BYTES: u64 = 64 * 1024;
+
+/// Why a refresh failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", content = "reason", rename_all = "kebab-case")]
+pub enum RefreshError {
+    /// The token service refused the refresh token (invalid_grant, reused, revoked,
+    /// 400/401): only a new login helps. Never retried.
+    Dead(String),
+    /// A passing failure (network, timeout, 429, 5xx): worth retrying later.
+    Retryable(String),
+}
+
+impl RefreshError {
+    /// The reason, for people (never contains a token).
+    pub fn reason(&self) -> &str {
+        match self {
+            RefreshError::Dead(r) | RefreshError::Retryable(r) => r,
+        }
+    }
+}
+
+/// What a login file holds that a refresh needs.
+#[derive(Debug, Clone)]
+pub struct LoginTokens {
+    pub access_token: Secret,
+    pub refresh_token: Secret,
+    /// When the access token expires (Claude's `expiresAt`, the access JWT's `exp`).
+    pub expires_at: Option<SystemTime>,
+    /// Codex's `last_refresh`.
+    pub last_refresh: Option<SystemTime>,
+    /// Claude's `scopes`, joined, as the CLI sends them back.
+    pub scopes: Option<String>,
+    /// Claude's `clientId`, when the file names one.
+    pub client_id: Option<String>,
+}
+
+/// Reads the tokens of an OAuth login; `Err` says why the file cannot be refreshed
+/// (not JSON, an API key login, no refresh token). Never echoes file content.
+pub fn read_tokens(runtime: Runtime, bytes: &[u8]) -> Result<LoginTokens, String> {
+    let root: Value = serde_json::from_slice(bytes).map_err(|e| {
+        format!(
+            "the login file is not valid JSON (line {}, column {})",
+            e.line(),
+            e.column()
+        )
+    })?;
+    match runtime {
+        Runtime::Claude => {
+            let oauth = root
+                .get("claudeAiOauth")
+                .and_then(Value::as_object)
+                .ok_or("the file holds no claudeAiOauth login")?;
+            let access = non_empty(oauth.get("accessToken")).ok_or("claudeAiOauth has no accessToken")?;
+            let refresh = non_empty(oauth.get("refreshToken")).ok_or("claudeAiOauth has no refreshToken")?;
+            let expires_at = oauth
+                .get("expiresAt")
+                .and_then(Value::as_u64)
+                .map(|ms| UNIX_EPOCH + Duration::from_millis(ms));
+            let scopes = oauth.get("scopes").and_then(Value::as_array).and_then(|a| {
+                let words: Vec<&str> = a.iter().filter_map(Value::as_str).collect();
+                (!words.is_empty()).then(|| words.join(" "))
+            });
+            let client_id = non_empty(oauth.get("clientId")).map(|s| s.expose().to_string());
+            Ok(LoginTokens {
+                access_token: access,
+                refresh_token: refresh,
+                expires_at,
+                last_refresh: None,
+                scopes,
+                client_id,
+            })
+        }
+        Runtime::Codex | Runtime::Gemini => {
+            if matches!(root.get("auth_mode").and_then(Value::as_str), Some("apikey"))
+                || (root.get("auth_mode").is_none() && root.get("OPENAI_API_KEY").is_some_and(|k| !k.is_null()))
+            {
+                return Err("the file holds an API key login, which has nothing to refresh".into());
+            }
+            let tokens = root
+                .get("tokens")
+                .and_then(Value::as_object)
+                .ok_or("the file holds no ChatGPT tokens")?;
+            let access = non_empty(tokens.get("access_token")).ok_or("tokens has no access_token")?;
+            let refresh = non_empty(tokens.get("refresh_token")).ok_or("tokens has no refresh_token")?;
+            let expires_at = jwt::claims(access.expose())
+                .ok()
+                .and_then(|c| c.get("exp").and_then(Value::as_u64))
+                .map(|s| UNIX_EPOCH + Duration::from_secs(s));
+            let last_refresh = root
+                .get("last_refresh")
+                .and_then(Value::as_str)
+                .and_then(|s| humantime::parse_rfc3339_weak(s.strip_suffix("+00:00").unwrap_or(s)).ok());
+            Ok(LoginTokens {
+                access_token: access,
+                refresh_token: refresh,
+                expires_at,
+                last_refresh,
+                scopes: None,
+                client_id: None,
+            })
+        }
+    }
+}
+
+fn non_empty(v: Option<&Value>) -> Option<Secret> {
+    v.and_then(Value::as_str)
+        .filter(|s| !s.trim().is_empty())
+        .map(Secret::new)
+}
+
+/// Why a login is inside the lead and due for a refresh, or `None` when it is fresh.
+/// Due when the access token expires within `lead`; for Codex also when `last_refresh`
+/// is older than Codex's own 8-day interval minus the lead.
+pub fn refresh_due(runtime: Runtime, tokens: &LoginTokens, now: SystemTime, lead: Duration) -> Option<String> {
+    match tokens.expires_at {
+        Some(exp) => match exp.duration_since(now) {
+            Err(_) => return Some("the access token has expired".into()),
+            Ok(left) if left <= lead => {
+                return Some(format!(
+                    "the access token expires in {}, within the lead of {}",
+                    crate::credentials::human_duration(left),
+                    crate::credentials::human_duration(lead)
+                ))
+            }
+            Ok(_) => {}
+        },
+        // No expiry to go by: Claude without expiresAt refreshes only on a 401; so do we.
+        None if runtime == Runtime::Claude => return None,
+        None => {}
+    }
+    if runtime != Runtime::Claude {
+        let limit = CODEX_REFRESH_INTERVAL.saturating_sub(lead);
+        match tokens.last_refresh {
+            Some(last) if now.duration_since(last).is_ok_and(|age| age >= limit) => {
+                return Some(format!(
+                    "last refreshed {} ago; codex refreshes after {}",
+                    crate::credentials::human_duration(now.duration_since(last).unwrap_or_default()),
+                    crate::credentials::human_duration(CODEX_REFRESH_INTERVAL)
+                ))
+            }
+            None if tokens.expires_at.is_none() => return Some("no expiry and no last_refresh to go by".into()),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The JSON body the CLI posts to its token endpoint. Holds the refresh token: hand it
+/// only to [`post`].
+pub fn request_body(runtime: Runtime, tokens: &LoginTokens) -> Secret {
+    let body = match runtime {
+        Runtime::Claude => serde_json::json!({
+            "grant_type": "refresh_token",
+            "refresh_token": tokens.refresh_token.expose(),
+            "client_id": tokens.client_id.as_deref().unwrap_or(CLAUDE_CLIENT_ID),
+            "scope": tokens.scopes.as_deref().unwrap_or(CLAUDE_DEFAULT_SCOPES),
+        }),
+        Runtime::Codex | Runtime::Gemini => serde_json::json!({
+            "client_id": CODEX_CLIENT_ID,
+            "grant_type": "refresh_token",
+            "refresh_token": tokens.refresh_token.expose(),
+            "scope": CODEX_SCOPE,
+        }),
+    };
+    Secret::new(body.to_string())
+}
+
+/// The new login file: the old one with the answer's tokens (and expiry) written in,
+/// every other key kept in its place. Returns the bytes and the new access token's expiry.
+/// `Err` when the answer is not one the CLI could use (the file must then stay as it was).
+pub fn apply_answer(
+    runtime: Runtime,
+    old: &[u8],
+    answer: &[u8],
+    now: SystemTime,
+) -> Result<(Vec<u8>, Option<SystemTime>), String> {
+    let mut root: Value = serde_json::from_slice(old).map_err(|_| "the login file is no longer valid JSON")?;
+    let answer: Value = serde_json::from_slice(answer).map_err(|_| "the token service's answer is not JSON")?;
+    let field = |name: &str| answer.get(name).and_then(Value::as_str).filter(|s| !s.is_empty());
+    let access = field("access_token").ok_or("the token service's answer has no access_token")?;
+    let expires_at;
+    match runtime {
+        Runtime::Claude => {
+            let expires_in = answer
+                .get("expires_in")
+                .and_then(Value::as_f64)
+                .filter(|s| s.is_finite() && *s > 0.0)
+                .ok_or("the token service's answer has no expires_in")?;
+            let now_ms = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
+            let exp_ms = now_ms + (expires_in * 1000.0) as u64;
+            expires_at = Some(UNIX_EPOCH + Duration::from_millis(exp_ms));
+            let oauth = object_at(&mut root, "claudeAiOauth")?;
+            oauth.insert("accessToken".into(), access.into());
+            // As Claude Code: an answer without a refresh token keeps the old one.
+            if let Some(refresh) = field("refresh_token") {
+                oauth.insert("refreshToken".into(), refresh.into());
+            }
+            oauth.insert("expiresAt".into(), exp_ms.into());
+            if let Some(scope) = field("scope") {
+                let scopes: Vec<Value> = scope.split(' ').filter(|s| !s.is_empty()).map(Value::from).collect();
+                oauth.insert("scopes".into(), scopes.into());
+            }
+            if let Some(secs) = answer.get("refresh_token_expires_in").and_then(Value::as_f64) {
+                oauth.insert(
+                    "refreshTokenExpiresAt".into(),
+                    (now_ms + (secs.max(0.0) * 1000.0) as u64).into(),
+                );
+            }
+        }
+        Runtime::Codex | Runtime::Gemini => {
+            // Codex parses the id token when it loads the file: never write one it cannot read.
+            let id = field("id_token");
+            if let Some(id) = id {
+                jwt::claims(id).map_err(|why| format!("the answer's id_token is unusable: {why}"))?;
+            }
+            expires_at = jwt::claims(access)
+                .ok()
+                .and_then(|c| c.get("exp").and_then(Value::as_u64))
+                .map(|s| UNIX_EPOCH + Duration::from_secs(s));
+            let obj = root.as_object_mut().ok_or("the login file is not a JSON object")?;
+            let tokens = match obj.get_mut("tokens") {
+                Some(Value::Object(t)) => t,
+                _ => return Err("the login file has no tokens object".into()),
+            };
+            if let Some(id) = id {
+                tokens.insert("id_token".into(), id.into());
+            }
+            tokens.insert("access_token".into(), access.into());
+            if let Some(refresh) = field("refresh_token") {
+                tokens.insert("refresh_token".into(), refresh.into());
+            }
+            obj.insert(
+                "last_refresh".into(),
+                humantime::format_rfc3339_micros(now).to_string().into(),
+            );
+        }
+    }
+    let mut bytes = serde_json::to_vec_pretty(&root).map_err(|e| e.to_string())?;
+    bytes.push(b'\n');
+    Ok((bytes, expires_at))
+}
+
+fn object_at<'a>(root: &'a mut Value, key: &str) -> Result<&'a mut Map<String, Value>, String> {
+    match root.get_mut(key) {
+        Some(Value::Object(o)) => Ok(o),
+        _ => Err(format!("the login file has no {key} object")),
+    }
+}
+
+/// Sorts a token service's refusal: a refused grant is dead, anything the service may
+/// answer differently next time is retryable. `body` is only quoted after scrubbing.
+pub fn classify_status(status: u16, body: &[u8]) -> RefreshError {
+    let json = serde_json::from_slice::<Value>(body).ok();
+    let code = json.as_ref().and_then(|v| {
+        let e = v.get("error")?;
+        e.as_str()
+            .map(str::to_string)
+            .or_else(|| e.get("code").and_then(Value::as_str).map(str::to_string))
+            .or_else(|| e.get("type").and_then(Value::as_str).map(str::to_string))
+    });
+    // The service's own sentence when it gives one (OAuth's error_description, OpenAI's
+    // error.message), else the body.
+    let text = json
+        .as_ref()
+        .and_then(|v| {
+            v.get("error_description")
+                .or_else(|| v.get("error").and_then(|e| e.get("message")))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned());
+    let dead_code = code.as_deref().is_some_and(|c| {
+        matches!(
+            c,
+            "invalid_grant"
+                | "refresh_token_reused"
+                | "refresh_token_expired"
+                | "refresh_token_invalidated"
+                | "invalid_refresh_token"
+                | "token_revoked"
+        )
+    });
+    let quoted = quote(&text);
+    let what = match &code {
+        Some(c) => format!("HTTP {status} {}", redact::scrub(c)),
+        None => format!("HTTP {status}"),
+    };
+    match status {
+        400 | 401 => RefreshError::Dead(format!(
+            "the token service refused the refresh token ({what}: {quoted})"
+        )),
+        _ if dead_code && (400..500).contains(&status) => RefreshError::Dead(format!(
+            "the token service refused the refresh token ({what}: {quoted})"
+        )),
+        _ => RefreshError::Retryable(format!("the token service answered {what}: {quoted}")),
+    }
+}
+
+/// A server's text for a message: token-shaped words masked first, then cut short.
+fn quote(text: &str) -> String {
+    let scrubbed = redact::scrub(text.trim());
+    let mut cut: String = scrubbed.chars().take(200).collect();
+    if cut.len() < scrubbed.len() {
+        cut.push('…');
+    }
+    cut
+}
+
+/// Posts `body` (JSON) to `url` and returns the answer of a 200; a refusal or a network
+/// failure is classified. One attempt; the caller retries what is retryable.
+pub fn post(url: &str, body: &Secret, timeout: Duration) -> Result<Vec<u8>, RefreshError> {
+    let config = ureq::Agent::config_builder()
+        .timeout_global(Some(timeout))
+        .timeout_connect(Some(timeout.min(Duration::from_secs(10))))
+        .http_status_as_error(false)
+        // A redirect would re-send the refresh token somewhere else; the CLIs do not follow one either.
+        .max_redirects(0)
+        .user_agent(concat!("moonauth/", env!("CARGO_PKG_VERSION")))
+        .build();
+    let agent = ureq::Agent::new_with_config(config);
+    let mut response = agent
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json")
+        .send(body.expose())
+        .map_err(|e| {
+            RefreshError::Retryable(format!(
+                "cannot reach the token service: {}",
+                redact::scrub(&e.to_string())
+            ))
+        })?;
+    let status = response.status().as_u16();
+    let bytes = response
+        .body_mut()
+        .with_config()
+        .limit(MAX_ANSWER_BYTES)
+        .read_to_vec()
+        .map_err(|e| {
+            RefreshError::Retryable(format!(
+                "the token service's answer could not be read: {}",
+                redact::scrub(&e.to_string())
+            ))
+        })?;
+    if status == 200 {
+        Ok(bytes)
+    } else {
+        Err(classify_status(status, &bytes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+
+    const NOW: u64 = 1_800_000_000;
+
+    fn now() -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(NOW)
+    }
+
+    fn jwt(claims: &str) -> String {
+        format!("eyJhbGciOiJub25lIn0.{}.sig", URL_SAFE_NO_PAD.encode(claims))
+    }
+
+    fn claude(exp_ms: u64) -> String {
+        format!(
+            r#"{{"claudeAiOauth":{{"accessToken":"sk-ant-oat01-OLD","refreshToken":"sk-ant-ort01-OLD","expiresAt":{exp_ms},"scopes":["user:inference","user:profile"],"subscriptionType":"max","futureKey":{{"a":1}}}},"otherTop":true}}"#
+        )
+    }
+
+    fn codex(exp: u64, last: &str) -> String {
+        format!(
+            r#"{{"OPENAI_API_KEY":null,"tokens":{{"id_token":"{}","access_token":"{}","refresh_token":"rt_OLD","account_id":"acct-1"}},"last_refresh":"{last}","agent_identity":null,"unknown":[1,2]}}"#,
+            jwt(r#"{"email":"a@b.c"}"#),
+            jwt(&format!(r#"{{"exp":{exp}}}"#))
+        )
+    }
+
+    #[test]
+    fn claude_is_due_inside_the_lead_only() {
+        let lead = Duration::from_secs(3600);
+        let t = read_tokens(Runtime::Claude, claude((NOW + 7200) * 1000).as_bytes()).unwrap();
+        assert_eq!(refresh_due(Runtime::Claude, &t, now(), lead), None);
+        let t = read_tokens(Runtime::Claude, claude((NOW + 1800) * 1000).as_bytes()).unwrap();
+        assert!(refresh_due(Runtime::Claude, &t, now(), lead).unwrap().contains("30m"));
+        let t = read_tokens(Runtime::Claude, claude((NOW - 1) * 1000).as_bytes()).unwrap();
+        assert!(refresh_due(Runtime::Claude, &t, now(), lead)
+            .unwrap()
+            .contains("expired"));
+    }
+
+    #[test]
+    fn codex_is_due_on_expiry_or_on_last_refresh_age() {
+        let lead = Duration::from_secs(3600);
+        let recent = humantime::format_rfc3339_micros(now() - Duration::from_secs(86_400)).to_string();
+        let old = humantime::format_rfc3339_micros(now() - Duration::from_secs(8 * 86_400 - 1800)).to_string();
+        let t = read_tokens(Runtime::Codex, codex(NOW + 86_400, &recent).as_bytes()).unwrap();
+        assert_eq!(refresh_due(Runtime::Codex, &t, now(), lead), None);
+        let t = read_tokens(Runtime::Codex, codex(NOW + 86_400, &old).as_bytes()).unwrap();
+        assert!(refresh_due(Runtime::Codex, &t, now(), lead)
+            .unwrap()
+            .contains("last refreshed"));
+        let t = read_tokens(Runtime::Codex, codex(NOW + 60, &recent).as_bytes()).unwrap();
+        assert!(refresh_due(Runtime::Codex, &t, now(), lead).is_some());
+    }
+
+    #[test]
+    fn api_keys_and_logins_without_refresh_tokens_are_not_refreshable() {
+        assert!(read_tokens(Runtime::Codex, br#"{"OPENAI_API_KEY":"sk-x"}"#).is_err());
+        assert!(read_tokens(Runtime::Claude, br#"{"claudeAiOauth":{"accessToken":"a"}}"#).is_err());
+        let err = read_tokens(Runtime::Claude, br#"{"claudeAiOauth":{"accessToken":"sk-ant-SECRET""#).unwrap_err();
+        assert!(!err.contains("SECRET"));
+    }
+
+    #[test]
+    fn request_bodies_are_the_clis_own() {
+        let t = read_tokens(Runtime::Claude, claude(0).as_bytes()).unwrap();
+        let body: Value = serde_json::from_str(request_body(Runtime::Claude, &t).expose()).unwrap();
+        assert_eq!(body["grant_type"], "refresh_token");
+        assert_eq!(body["refresh_token"], "sk-ant-ort01-OLD");
+        assert_eq!(body["client_id"], CLAUDE_CLIENT_ID);
+        assert_eq!(body["scope"], "user:inference user:profile");
+        let t = read_tokens(Runtime::Codex, codex(0, "2026-01-01T00:00:00Z").as_bytes()).unwrap();
+        let body: Value = serde_json::from_str(request_body(Runtime::Codex, &t).expose()).unwrap();
+        assert_eq!(body["client_id"], CODEX_CLIENT_ID);
+        assert_eq!(body["scope"], CODEX_SCOPE);
+        assert_eq!(body["refresh_token"], "rt_OLD");
+    }
+
+    #[test]
+    fn claude_answer_keeps_every_other_key() {
+        let answer = br#"{"access_token":"sk-ant-oat01-NEW","expires_in":28800,"scope":"user:inference user:profile","token_type":"Bearer"}"#;
+        let (bytes, exp) = apply_answer(Runtime::Claude, claude(1).as_bytes(), answer, now()).unwrap();
+        let v: Value = serde_json::from_slice(&bytes).unwrap();
+        let o = &v["claudeAiOauth"];
+        assert_eq!(o["accessToken"], "sk-ant-oat01-NEW");
+        assert_eq!(
+            o["refreshToken"], "sk-ant-ort01-OLD",
+            "no refresh_token in the answer keeps the old one"
+        );
+        assert_eq!(o["expiresAt"], (NOW + 28_800) * 1000);
+        assert_eq!(o["subscriptionType"], "max");
+        assert_eq!(o["futureKey"]["a"], 1);
+        assert_eq!(v["otherTop"], true);
+        assert_eq!(exp, Some(now() + Duration::from_secs(28_800)));
+        let keys: Vec<&String> = o.as_object().unwrap().keys().collect();
+        assert_eq!(keys[0], "accessToken", "key order is kept");
+    }
+
+    #[test]
+    fn codex_answer_rewrites_tokens_and_last_refresh_only() {
+        let new_access = jwt(&format!(r#"{{"exp":{}}}"#, NOW + 864_000));
+        let new_id = jwt(r#"{"email":"a@b.c","n":2}"#);
+        let answer = format!(r#"{{"id_token":"{new_id}","access_token":"{new_access}","refresh_token":"rt_NEW"}}"#);
+        let (bytes, exp) = apply_answer(
+            Runtime::Codex,
+            codex(1, "2026-01-01T00:00:00Z").as_bytes(),
+            answer.as_bytes(),
+            now(),
+        )
+        .unwrap();
+        let v: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(v["tokens"]["access_token"], new_access.as_str());
+        assert_eq!(v["tokens"]["id_token"], new_id.as_str());
+        assert_eq!(v["tokens"]["refresh_token"], "rt_NEW");
+        assert_eq!(v["tokens"]["account_id"], "acct-1");
+        assert_eq!(v["unknown"], serde_json::json!([1, 2]));
+        assert!(v["agent_identity"].is_null());
+        assert!(v["last_refresh"].as_str().unwrap().starts_with("2027-01-15T08:00:00"));
+        assert_eq!(exp, Some(now() + Duration::from_secs(864_000)));
+        // The result is a login the classifier reads as valid.
+        let i = crate::credentials::codex::classify(&bytes, now(), Duration::ZERO);
+        assert_eq!(i.class, crate::credentials::LoginClass::OauthValid);
+    }
+
+    #[test]
+    fn unusable_answers_are_refused() {
+        let old = codex(1, "2026-01-01T00:00:00Z");
+        for answer in [
+            &b"not json"[..],
+            br#"{"refresh_token":"rt"}"#,
+            br#"{"access_token":"a","id_token":"not-a-jwt"}"#,
+        ] {
+            assert!(apply_answer(Runtime::Codex, old.as_bytes(), answer, now()).is_err());
+        }
+        assert!(apply_answer(Runtime::Claude, claude(1).as_bytes(), br#"{"access_token":"a"}"#, now()).is_err());
+    }
+
+    #[test]
+    fn refusals_are_dead_and_outages_retryable() {
+        let reused = br#"{"error":{"message":"Your refresh token has already been used","type":"invalid_request_error","code":"refresh_token_reused"}}"#;
+        assert!(matches!(classify_status(401, reused), RefreshError::Dead(_)));
+        assert!(matches!(
+            classify_status(
+                400,
+                br#"{"error":"invalid_grant","error_description":"Refresh token not found or invalid"}"#
+            ),
+            RefreshError::Dead(_)
+        ));
+        assert!(matches!(
+            classify_status(403, br#"{"error":"invalid_grant"}"#),
+            RefreshError::Dead(_)
+        ));
+        for s in [429, 500, 502, 503, 529, 404, 403] {
+            assert!(matches!(classify_status(s, b"oops"), RefreshError::Retryable(_)), "{s}");
+        }
+        let e = classify_status(500, b"upstream said sk-ant-ort01-abcdefghijklmnop");
+        assert!(!e.reason().contains("sk-ant-ort01"), "{}", e.reason());
+    }
+}

@@ -1,0 +1,681 @@
+//! Keeping shared logins outside the lead, so no CLI ever refreshes one itself.
+//!
+//! [`renew_dir`] renews one login directory: it reads the login, and when the access token
+//! is inside the lead it takes the [`Lease`], reads the file again (another holder may have
+//! refreshed meanwhile), performs the CLI's own refresh ([`crate::refresh`]) with bounded
+//! retries, and writes the answer back atomically with the file's owner and mode. A failed
+//! refresh leaves the file as it was and is recorded in `<dir>/.moonauth-renew.json`, so a
+//! dead login (or one that failed [`MAX_CONSECUTIVE_FAILURES`] times in a row) is not
+//! retried until its file changes or `--force`; [`relogin_needed`] reads that record for
+//! `status` and preflight. [`watch`] repeats this for a set of logins until stopped.
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::{Deserialize, Serialize, Serializer};
+
+use crate::apply;
+use crate::config::Config;
+use crate::credentials::{self, human_duration};
+use crate::exit::Exit;
+use crate::lease::{self, Lease, LeaseError};
+use crate::refresh::{self, RefreshError};
+use crate::runtime::Runtime;
+
+/// The record of failed refreshes inside a login directory.
+pub const STATE_FILE: &str = ".moonauth-renew.json";
+/// After this many failed renewals in a row a login is left alone until it changes.
+pub const MAX_CONSECUTIVE_FAILURES: u32 = 3;
+/// HTTP attempts per renewal for a passing failure (network, 5xx).
+pub const DEFAULT_ATTEMPTS: u32 = 3;
+/// Timeout of one request to a token service.
+pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the credentials write waits for the CLI's own write locks (Claude Code's
+/// storage-write lock, Codex's commit flocks).
+const STORAGE_LOCK_WAIT: Duration = Duration::from_secs(30);
+const STATE_SCHEMA: &str = "moonauth.renew-state.v1";
+
+/// How to renew: the lead, the endpoints, the waits. Built from [`Config`] by
+/// [`RenewOptions::from_config`]; library callers (`moonauth run`) may adjust it.
+#[derive(Debug, Clone)]
+pub struct RenewOptions {
+    /// Refresh when the access token expires within this.
+    pub lead: Duration,
+    /// Refresh even when fresh, and even when the failure record says to leave it alone.
+    pub force: bool,
+    /// How long to wait for the lease (moonauth's flock and Claude Code's locks).
+    pub lock_timeout: Duration,
+    pub claude_token_url: String,
+    pub codex_token_url: String,
+    /// Timeout of one token request.
+    pub http_timeout: Duration,
+    /// Attempts of one renewal when the failure is passing.
+    pub attempts: u32,
+    /// Delay before the second attempt; doubles after each.
+    pub retry_delay: Duration,
+    /// Set by a signal handler: no further attempt starts once it is true.
+    pub stop: Option<&'static AtomicBool>,
+}
+
+impl RenewOptions {
+    /// The options the configuration asks for.
+    pub fn from_config(config: &Config) -> RenewOptions {
+        RenewOptions {
+            lead: config.renew.lead.value,
+            force: false,
+            lock_timeout: config.renew.lock_timeout.value,
+            claude_token_url: config.renew.claude_token_url.value.clone(),
+            codex_token_url: config.renew.codex_token_url.value.clone(),
+            http_timeout: DEFAULT_HTTP_TIMEOUT,
+            attempts: DEFAULT_ATTEMPTS,
+            retry_delay: config.renew.retry_delay.value,
+            stop: None,
+        }
+    }
+
+    fn token_url(&self, runtime: Runtime) -> &str {
+        match runtime {
+            Runtime::Claude => &self.claude_token_url,
+            Runtime::Codex | Runtime::Gemini => &self.codex_token_url,
+        }
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.is_some_and(|s| s.load(Ordering::SeqCst))
+    }
+}
+
+/// What happened to one login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RenewStatus {
+    /// moonauth refreshed it; `expires_at` is the new expiry.
+    Refreshed,
+    /// Another holder refreshed it while moonauth waited for the lease.
+    RefreshedElsewhere,
+    /// Outside the lead: nothing to do.
+    Fresh,
+    /// The token service refused the refresh token: log in again.
+    Dead,
+    /// The refresh failed for a passing reason (network, 5xx, lock busy); the file is unchanged.
+    Failed,
+    /// Failed too often in a row (or dead); left alone until the file changes or `--force`.
+    Blocked,
+    /// Nothing moonauth can refresh: an API key, or a login without a refresh token.
+    NotRefreshable,
+    /// No login file in the directory.
+    Missing,
+}
+
+impl RenewStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RenewStatus::Refreshed => "refreshed",
+            RenewStatus::RefreshedElsewhere => "refreshed-elsewhere",
+            RenewStatus::Fresh => "fresh",
+            RenewStatus::Dead => "dead",
+            RenewStatus::Failed => "failed",
+            RenewStatus::Blocked => "blocked",
+            RenewStatus::NotRefreshable => "not-refreshable",
+            RenewStatus::Missing => "missing",
+        }
+    }
+}
+
+/// The outcome of renewing one login. Never holds a token.
+#[derive(Debug, Clone, Serialize)]
+pub struct RenewOutcome {
+    pub runtime: Runtime,
+    pub dir: PathBuf,
+    pub status: RenewStatus,
+    /// One sentence on what happened.
+    pub detail: String,
+    /// The access token's expiry after this renewal.
+    #[serde(serialize_with = "opt_time", skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<SystemTime>,
+    /// Requests sent to the token service.
+    pub attempts: u32,
+    /// The command that fixes it, when a person must act.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+impl RenewOutcome {
+    fn new(runtime: Runtime, dir: &Path, status: RenewStatus, detail: impl Into<String>) -> Self {
+        RenewOutcome {
+            runtime,
+            dir: dir.to_path_buf(),
+            status,
+            detail: detail.into(),
+            expires_at: None,
+            attempts: 0,
+            fix: None,
+        }
+    }
+
+    fn expiring(mut self, at: Option<SystemTime>) -> Self {
+        self.expires_at = at;
+        self
+    }
+
+    fn with_fix(mut self, fix: String) -> Self {
+        self.fix = Some(fix);
+        self
+    }
+
+    /// Whether the CLI can run on this login without refreshing it itself.
+    pub fn usable(&self) -> bool {
+        matches!(
+            self.status,
+            RenewStatus::Refreshed | RenewStatus::RefreshedElsewhere | RenewStatus::Fresh | RenewStatus::NotRefreshable
+        )
+    }
+
+    /// The exit status this outcome alone would give (docs/exit-codes.md).
+    pub fn exit(&self) -> Exit {
+        match self.status {
+            RenewStatus::Refreshed
+            | RenewStatus::RefreshedElsewhere
+            | RenewStatus::Fresh
+            | RenewStatus::NotRefreshable => Exit::Ok,
+            RenewStatus::Dead | RenewStatus::Blocked | RenewStatus::Missing => Exit::LoginUnusable,
+            RenewStatus::Failed => Exit::Failure,
+        }
+    }
+}
+
+fn opt_time<S: Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.collect_str(&humantime::format_rfc3339_seconds(*t)),
+        None => s.serialize_none(),
+    }
+}
+
+/// The command that logs `runtime` in again.
+pub fn login_fix(runtime: Runtime) -> String {
+    format!("moonauth login {runtime}")
+}
+
+/// Renews the login of `runtime` in `dir` when it is inside the lead (or `force`).
+/// `now` is the time decisions are made at (injected for tests); the new expiry is
+/// counted from `now` plus the time spent here.
+pub fn renew_dir(runtime: Runtime, dir: &Path, opts: &RenewOptions, now: SystemTime) -> RenewOutcome {
+    let started = Instant::now();
+    let clock = || now + started.elapsed();
+    let file = credentials::login_file(runtime, dir);
+    let bytes = match credentials::read_login_file(dir, &file) {
+        Ok(Some(b)) => b,
+        Ok(None) => {
+            return RenewOutcome::new(
+                runtime,
+                dir,
+                RenewStatus::Missing,
+                format!("no {} in {}", file_name(&file), dir.display()),
+            )
+            .with_fix(login_fix(runtime))
+        }
+        Err(reason) => return RenewOutcome::new(runtime, dir, RenewStatus::NotRefreshable, reason),
+    };
+    let state = read_state(dir);
+    if !opts.force {
+        if let Some(why) = blocked_by(&state, &bytes) {
+            return RenewOutcome::new(runtime, dir, RenewStatus::Blocked, why).with_fix(format!(
+                "{} (or `moonauth renew {runtime} --force` to try once more)",
+                login_fix(runtime)
+            ));
+        }
+    }
+    let seen = match refresh::read_tokens(runtime, &bytes) {
+        Ok(t) => t,
+        Err(why) => return RenewOutcome::new(runtime, dir, RenewStatus::NotRefreshable, why),
+    };
+    // The fast path: a fresh login needs no lock.
+    if !opts.force && refresh::refresh_due(runtime, &seen, now, opts.lead).is_none() {
+        return fresh(runtime, dir, seen.expires_at, now, opts.lead);
+    }
+
+    let mut lease = match Lease::acquire(runtime, dir, opts.lock_timeout) {
+        Ok(l) => l,
+        Err(e) => return busy(runtime, dir, e),
+    };
+    // Double-check under the lease: another holder may have refreshed while we waited.
+    let bytes = match credentials::read_login_file(dir, &file) {
+        Ok(Some(b)) => b,
+        Ok(None) => {
+            return RenewOutcome::new(
+                runtime,
+                dir,
+                RenewStatus::Missing,
+                "the login file was removed while waiting for the lease",
+            )
+            .with_fix(login_fix(runtime))
+        }
+        Err(reason) => return RenewOutcome::new(runtime, dir, RenewStatus::NotRefreshable, reason),
+    };
+    let tokens = match refresh::read_tokens(runtime, &bytes) {
+        Ok(t) => t,
+        Err(why) => return RenewOutcome::new(runtime, dir, RenewStatus::NotRefreshable, why),
+    };
+    if tokens.access_token != seen.access_token {
+        return RenewOutcome::new(
+            runtime,
+            dir,
+            RenewStatus::RefreshedElsewhere,
+            "another holder refreshed the login while moonauth waited for the lease",
+        )
+        .expiring(tokens.expires_at);
+    }
+    if !opts.force && refresh::refresh_due(runtime, &tokens, clock(), opts.lead).is_none() {
+        return fresh(runtime, dir, tokens.expires_at, clock(), opts.lead);
+    }
+    clean_stale_temp_files(dir);
+
+    let body = refresh::request_body(runtime, &tokens);
+    let url = opts.token_url(runtime);
+    let mut attempts = 0;
+    let mut delay = opts.retry_delay;
+    let answer = loop {
+        attempts += 1;
+        tracing::debug!(%runtime, dir = %dir.display(), attempt = attempts, "refreshing");
+        match refresh::post(url, &body, opts.http_timeout) {
+            Ok(answer) => break Ok(answer),
+            Err(RefreshError::Retryable(why)) if attempts < opts.attempts && !opts.stopped() => {
+                tracing::info!(%runtime, dir = %dir.display(), attempt = attempts, reason = %why, "refresh failed; retrying");
+                std::thread::sleep(jittered(delay));
+                delay = delay.saturating_mul(2);
+            }
+            Err(e) => break Err(e),
+        }
+    };
+    let outcome = match answer {
+        Ok(answer) => write_answer(&mut lease, runtime, dir, &file, &tokens, &answer, clock()),
+        Err(e) => Err(e),
+    };
+    let mut outcome = match outcome {
+        Ok(expires_at) => {
+            clear_state(dir);
+            let left = expires_at
+                .and_then(|e| e.duration_since(clock()).ok())
+                .map(|d| format!("; the access token is valid for {}", human_duration(d)))
+                .unwrap_or_default();
+            tracing::info!(%runtime, dir = %dir.display(), "refreshed");
+            RenewOutcome::new(runtime, dir, RenewStatus::Refreshed, format!("refreshed{left}")).expiring(expires_at)
+        }
+        Err(e) => {
+            let dead = matches!(e, RefreshError::Dead(_));
+            let current = credentials::read_login_file(dir, &file).ok().flatten().unwrap_or(bytes);
+            let failures = record_failure(dir, runtime, &current, &e, clock());
+            tracing::warn!(%runtime, dir = %dir.display(), reason = %e.reason(), "refresh failed");
+            if dead {
+                RenewOutcome::new(
+                    runtime,
+                    dir,
+                    RenewStatus::Dead,
+                    format!("{}; the login file is unchanged", e.reason()),
+                )
+                .with_fix(login_fix(runtime))
+            } else {
+                let mut o = RenewOutcome::new(
+                    runtime,
+                    dir,
+                    RenewStatus::Failed,
+                    format!(
+                        "{} ({} failed renewal(s) in a row; the login file is unchanged)",
+                        e.reason(),
+                        failures
+                    ),
+                )
+                .expiring(tokens.expires_at);
+                if failures >= MAX_CONSECUTIVE_FAILURES {
+                    o.fix = Some(format!(
+                        "check the token service and the network, then `moonauth renew {runtime} --force`"
+                    ));
+                }
+                o
+            }
+        }
+    };
+    outcome.attempts = attempts;
+    drop(lease);
+    outcome
+}
+
+fn fresh(
+    runtime: Runtime,
+    dir: &Path,
+    expires_at: Option<SystemTime>,
+    now: SystemTime,
+    lead: Duration,
+) -> RenewOutcome {
+    let detail = match expires_at.and_then(|e| e.duration_since(now).ok()) {
+        Some(left) => format!(
+            "the access token is valid for {}, outside the lead of {}",
+            human_duration(left),
+            human_duration(lead)
+        ),
+        None => "the access token carries no expiry; nothing to renew ahead of time".into(),
+    };
+    RenewOutcome::new(runtime, dir, RenewStatus::Fresh, detail).expiring(expires_at)
+}
+
+fn busy(runtime: Runtime, dir: &Path, e: LeaseError) -> RenewOutcome {
+    RenewOutcome::new(
+        runtime,
+        dir,
+        RenewStatus::Failed,
+        format!("{e}; nothing was refreshed, try again (MOONAUTH_RENEW_LOCK_TIMEOUT sets the wait)"),
+    )
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Writes the token service's answer into the login file, under Claude Code's
+/// storage-write lock for Claude, re-reading the file there so that keys another writer
+/// changed meanwhile are kept. Refuses when the login itself was replaced meanwhile.
+fn write_answer(
+    lease: &mut Lease,
+    runtime: Runtime,
+    dir: &Path,
+    file: &Path,
+    sent: &refresh::LoginTokens,
+    answer: &[u8],
+    now: SystemTime,
+) -> Result<Option<SystemTime>, RefreshError> {
+    let cannot = |e: LeaseError| RefreshError::Retryable(format!("refreshed, but could not write the login: {e}"));
+    let mut codex_locks = None;
+    if runtime == Runtime::Claude {
+        lease.take_storage_lock(dir, STORAGE_LOCK_WAIT).map_err(cannot)?;
+    } else {
+        codex_locks = Some(lease::codex_commit_locks(dir, STORAGE_LOCK_WAIT).map_err(cannot)?);
+    }
+    let written = write_new_login(runtime, dir, file, sent, answer, now);
+    drop(codex_locks);
+    lease.release_storage_lock();
+    written
+}
+
+fn write_new_login(
+    runtime: Runtime,
+    dir: &Path,
+    file: &Path,
+    sent: &refresh::LoginTokens,
+    answer: &[u8],
+    now: SystemTime,
+) -> Result<Option<SystemTime>, RefreshError> {
+    let lost = |why: String| {
+        RefreshError::Retryable(format!(
+            "refreshed, but {why}; the new tokens were not written and the old refresh token is spent"
+        ))
+    };
+    let current = credentials::read_login_file(dir, file)
+        .map_err(&lost)?
+        .ok_or_else(|| lost("the login file disappeared".into()))?;
+    let now_tokens = refresh::read_tokens(runtime, &current).map_err(lost)?;
+    if now_tokens.refresh_token != sent.refresh_token {
+        return Err(lost("the login in the file was replaced meanwhile".into()));
+    }
+    let (bytes, expires_at) = refresh::apply_answer(runtime, &current, answer, now).map_err(lost)?;
+    // Keep the file's owner and mode (a link is written through to its target).
+    let target = fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
+    let meta = fs::metadata(&target).map_err(|e| lost(e.to_string()))?;
+    let mode = meta.permissions().mode() & 0o777;
+    apply::write_atomic(&target, &bytes, meta.uid(), meta.gid(), mode).map_err(|e| lost(e.to_string()))?;
+    Ok(expires_at)
+}
+
+fn jittered(d: Duration) -> Duration {
+    d + Duration::from_millis(fastrand::u64(0..=d.as_millis() as u64 / 4))
+}
+
+/// Removes temp files a killed writer left (older than ten minutes, so a write in
+/// progress is never touched).
+fn clean_stale_temp_files(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if !name.to_string_lossy().starts_with(".moonauth-tmp-") {
+            continue;
+        }
+        let old = entry
+            .metadata()
+            .ok()
+            .and_then(|m| m.modified().ok())
+            .and_then(|m| SystemTime::now().duration_since(m).ok())
+            .is_some_and(|age| age > Duration::from_secs(600));
+        if old {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// The failure record in a login directory (`.moonauth-renew.json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenewState {
+    pub schema: String,
+    pub runtime: String,
+    /// Failed renewals in a row, for the login file as it was at the last failure.
+    pub consecutive_failures: u32,
+    /// The token service refused the refresh token.
+    pub dead: bool,
+    pub last_error: String,
+    /// RFC 3339.
+    pub last_failure_at: String,
+    /// A fingerprint (FNV-1a 64 of the bytes) of the login file at the last failure:
+    /// a different file is a new login and starts with a clean record.
+    pub login_fingerprint: String,
+}
+
+/// Reads the failure record of a login directory, if there is one.
+pub fn read_state(dir: &Path) -> Option<RenewState> {
+    let bytes = fs::read(dir.join(STATE_FILE)).ok()?;
+    serde_json::from_slice::<RenewState>(&bytes)
+        .ok()
+        .filter(|s| s.schema == STATE_SCHEMA)
+}
+
+/// Why the login in `dir` needs a new login (or `--force`) before moonauth refreshes it
+/// again: dead, or failed too often in a row, and the file unchanged since. `None` when
+/// moonauth would still try. For `status` and preflight.
+pub fn relogin_needed(runtime: Runtime, dir: &Path) -> Option<String> {
+    let file = credentials::login_file(runtime, dir);
+    let bytes = credentials::read_login_file(dir, &file).ok().flatten()?;
+    blocked_by(&read_state(dir), &bytes)
+}
+
+fn blocked_by(state: &Option<RenewState>, bytes: &[u8]) -> Option<String> {
+    let s = state.as_ref()?;
+    if s.login_fingerprint != fingerprint(bytes) {
+        return None;
+    }
+    if s.dead {
+        Some(format!(
+            "the token service refused this login's refresh token at {} ({}); it needs a new login",
+            s.last_failure_at, s.last_error
+        ))
+    } else if s.consecutive_failures >= MAX_CONSECUTIVE_FAILURES {
+        Some(format!(
+            "refreshing failed {} times in a row, last at {} ({}); not retried until the login changes",
+            s.consecutive_failures, s.last_failure_at, s.last_error
+        ))
+    } else {
+        None
+    }
+}
+
+/// FNV-1a 64 of the bytes, as hex: enough to tell "the same file" from "a new login".
+fn fingerprint(bytes: &[u8]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("fnv1a64:{h:016x}")
+}
+
+/// Records a failed renewal; returns the failures in a row for this login file.
+fn record_failure(dir: &Path, runtime: Runtime, login: &[u8], error: &RefreshError, now: SystemTime) -> u32 {
+    let print = fingerprint(login);
+    let before = read_state(dir).filter(|s| s.login_fingerprint == print);
+    let state = RenewState {
+        schema: STATE_SCHEMA.into(),
+        runtime: runtime.as_str().into(),
+        consecutive_failures: before.map_or(0, |s| s.consecutive_failures) + 1,
+        dead: matches!(error, RefreshError::Dead(_)),
+        last_error: error.reason().to_string(),
+        last_failure_at: humantime::format_rfc3339_seconds(now).to_string(),
+        login_fingerprint: print,
+    };
+    if let Ok(mut bytes) = serde_json::to_vec_pretty(&state) {
+        bytes.push(b'\n');
+        let (uid, gid) = fs::metadata(dir).map(|m| (m.uid(), m.gid())).unwrap_or((0, 0));
+        if let Err(e) = apply::write_atomic(&dir.join(STATE_FILE), &bytes, uid, gid, 0o600) {
+            tracing::warn!(error = %e, "could not record the failed renewal");
+        }
+    }
+    state.consecutive_failures
+}
+
+fn clear_state(dir: &Path) {
+    match fs::remove_file(dir.join(STATE_FILE)) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!(error = %e, "could not clear the renewal failure record"),
+    }
+}
+
+/// How often `watch` looks at every login even when none is due (other holders may change them).
+pub const WATCH_POLL: Duration = Duration::from_secs(60);
+
+/// A watcher adds a random share of the lead (up to a twentieth, at most 3 minutes) to
+/// it, drawn again after each renewal, so a fleet of watchers does not act in step.
+fn extra_lead(lead: Duration) -> Duration {
+    let cap = (lead / 20).min(Duration::from_secs(180));
+    Duration::from_millis(fastrand::u64(0..=cap.as_millis() as u64))
+}
+
+/// Keeps every login in `logins` outside the lead until `stop` turns true: renews each
+/// when due, then sleeps until the next is due (looking again at least every
+/// [`WATCH_POLL`], jittered). A login whose renewal failed is retried after a growing
+/// pause (1, 2, 4 … 15 minutes). `report` sees the first outcome of each login, every
+/// refresh and failure, and every change of state. The current renewal always finishes
+/// before `stop` is honoured.
+pub fn watch(
+    logins: &[(Runtime, PathBuf)],
+    opts: &RenewOptions,
+    stop: &AtomicBool,
+    clock: &dyn Fn() -> SystemTime,
+    report: &mut dyn FnMut(&RenewOutcome),
+) {
+    let n = logins.len();
+    let mut next_try: Vec<Instant> = vec![Instant::now(); n];
+    let mut pauses: Vec<Duration> = vec![Duration::ZERO; n];
+    let mut extra: Vec<Duration> = (0..n).map(|_| extra_lead(opts.lead)).collect();
+    let mut last: Vec<Option<RenewStatus>> = vec![None; n];
+    let mut first = true;
+    while !stop.load(Ordering::SeqCst) {
+        let mut wake = Instant::now() + jittered_around(WATCH_POLL);
+        for (i, (runtime, dir)) in logins.iter().enumerate() {
+            if stop.load(Ordering::SeqCst) {
+                break;
+            }
+            if Instant::now() < next_try[i] {
+                wake = wake.min(next_try[i]);
+                continue;
+            }
+            let mut o = opts.clone();
+            o.force = opts.force && first;
+            o.lead = opts.lead + extra[i];
+            let outcome = renew_dir(*runtime, dir, &o, clock());
+            // Every event that did something, and every change; not the same state each poll.
+            let acted = matches!(
+                outcome.status,
+                RenewStatus::Refreshed | RenewStatus::RefreshedElsewhere | RenewStatus::Failed
+            );
+            if acted || last[i] != Some(outcome.status) {
+                report(&outcome);
+            }
+            last[i] = Some(outcome.status);
+            if matches!(outcome.status, RenewStatus::Refreshed | RenewStatus::RefreshedElsewhere) {
+                extra[i] = extra_lead(opts.lead);
+            }
+            if outcome.status == RenewStatus::Failed {
+                pauses[i] = (pauses[i] * 2).clamp(Duration::from_secs(60), Duration::from_secs(900));
+                next_try[i] = Instant::now() + jittered(pauses[i]);
+            } else {
+                pauses[i] = Duration::ZERO;
+                let due_in = outcome
+                    .expires_at
+                    .and_then(|e| e.checked_sub(opts.lead + extra[i]))
+                    .map(|d| d.duration_since(clock()).unwrap_or_default());
+                // Without an expiry (or a login that is blocked or missing), look again at the next poll.
+                next_try[i] = match (outcome.status, due_in) {
+                    (RenewStatus::Refreshed | RenewStatus::RefreshedElsewhere | RenewStatus::Fresh, Some(d)) => {
+                        Instant::now() + d
+                    }
+                    _ => Instant::now() + jittered_around(WATCH_POLL),
+                };
+            }
+            wake = wake.min(next_try[i].max(Instant::now() + Duration::from_secs(1)));
+        }
+        first = false;
+        while !stop.load(Ordering::SeqCst) && Instant::now() < wake {
+            std::thread::sleep(Duration::from_millis(100).min(wake.saturating_duration_since(Instant::now())));
+        }
+    }
+}
+
+fn jittered_around(d: Duration) -> Duration {
+    // ±20 %.
+    let fifth = d.as_millis() as u64 / 5;
+    d - Duration::from_millis(fifth) + Duration::from_millis(fastrand::u64(0..=2 * fifth))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_failure_record_blocks_only_the_same_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let login = br#"{"tokens":{}}"#;
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let e = RefreshError::Retryable("HTTP 503".into());
+        for n in 1..=3 {
+            assert_eq!(relogin_needed(Runtime::Codex, dir.path()), None);
+            assert_eq!(record_failure(dir.path(), Runtime::Codex, login, &e, now), n);
+        }
+        fs::write(dir.path().join("auth.json"), login).unwrap();
+        assert!(relogin_needed(Runtime::Codex, dir.path())
+            .unwrap()
+            .contains("3 times in a row"));
+        fs::write(dir.path().join("auth.json"), br#"{"tokens":{"new":1}}"#).unwrap();
+        assert_eq!(
+            relogin_needed(Runtime::Codex, dir.path()),
+            None,
+            "a new login is tried again"
+        );
+        let dead = RefreshError::Dead("HTTP 401 refresh_token_reused".into());
+        assert_eq!(
+            record_failure(dir.path(), Runtime::Codex, br#"{"tokens":{"new":1}}"#, &dead, now),
+            1
+        );
+        assert!(relogin_needed(Runtime::Codex, dir.path())
+            .unwrap()
+            .contains("needs a new login"));
+        let mode = fs::metadata(dir.path().join(STATE_FILE)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+
+    #[test]
+    fn fingerprints_differ_for_different_files() {
+        assert_ne!(fingerprint(b"a"), fingerprint(b"b"));
+        assert_eq!(fingerprint(b"a"), fingerprint(b"a"));
+    }
+}

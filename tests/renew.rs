@@ -1,0 +1,707 @@
+//! `moonauth renew` through the binary, against a loopback token service whose refresh
+//! tokens rotate and whose grants are revoked on reuse (tests/renew_support). Network
+//! only on 127.0.0.1; every run has a hard timeout.
+
+mod renew_support;
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant, SystemTime};
+
+use renew_support::*;
+use serde_json::Value;
+
+const T: Duration = Duration::from_secs(60);
+
+fn renew(service: &TokenService, args: &[&str], extra: &[(&str, &str)]) -> Output {
+    let url = service.token_url();
+    let mut vars = vec![
+        ("MOONAUTH_CLAUDE_TOKEN_URL", url.as_str()),
+        ("CODEX_REFRESH_TOKEN_URL_OVERRIDE", url.as_str()),
+    ];
+    vars.extend_from_slice(extra);
+    let out = run(moonauth_cmd(&vars).arg("renew").args(args), T);
+    assert!(!out.timed_out, "moonauth renew timed out: {}", out.text());
+    assert_no_tokens(&out.text(), service);
+    out
+}
+
+fn renew_json(service: &TokenService, args: &[&str]) -> (Output, Value) {
+    let mut all = args.to_vec();
+    all.push("--json");
+    let out = renew(service, &all, &[]);
+    let v: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.text()));
+    (out, v)
+}
+
+fn status_of(v: &Value) -> &str {
+    v["logins"][0]["status"].as_str().unwrap()
+}
+
+fn in_secs(s: u64) -> SystemTime {
+    SystemTime::now() + Duration::from_secs(s)
+}
+
+fn ago(s: u64) -> SystemTime {
+    SystemTime::now() - Duration::from_secs(s)
+}
+
+#[test]
+fn codex_login_inside_the_lead_is_refreshed_keeping_every_other_key() {
+    let svc = TokenService::start(Flavor::Codex);
+    let root = temp_root("renew-");
+    let dir = subdir(root.path(), "codex");
+    let issued = svc.login(in_secs(600));
+    write_codex_login(&dir, &issued, ago(3600));
+    fs::set_permissions(dir.join("auth.json"), fs::Permissions::from_mode(0o640)).unwrap();
+
+    let (out, v) = renew_json(&svc, &["codex", "--dir", dir.to_str().unwrap()]);
+    assert_eq!(out.code, Some(0), "{}", out.text());
+    assert_eq!(status_of(&v), "refreshed", "{v}");
+    assert_eq!(v["schema"], "moonauth.renew.v1");
+    assert_eq!(v["logins"][0]["attempts"], 1);
+    assert!(v["logins"][0]["expires_at"].is_string());
+    assert_eq!(svc.refreshes(), 1);
+
+    let auth = read_json(&dir.join("auth.json"));
+    let access = auth["tokens"]["access_token"].as_str().unwrap();
+    assert_ne!(access, issued.access_token);
+    assert!(svc.accepts(access), "the new access token works");
+    assert_eq!(
+        auth["tokens"]["refresh_token"].as_str().unwrap(),
+        svc.current_refresh(issued.grant)
+    );
+    assert_eq!(auth["tokens"]["account_id"], format!("acct-g{}", issued.grant));
+    assert_eq!(auth["x_moonauth_test_keep"]["kept"], true);
+    assert!(auth["OPENAI_API_KEY"].is_null());
+    let mode = fs::metadata(dir.join("auth.json")).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o640, "the mode is kept");
+    let body = &svc.bodies()[0];
+    assert_eq!(body["client_id"], "app_EMoamEEZ73f0CkXaXp7hrann");
+    assert_eq!(body["grant_type"], "refresh_token");
+    assert_eq!(body["scope"], "openid profile email");
+
+    // Now outside the lead: nothing to do, nothing sent.
+    let (out, v) = renew_json(&svc, &["codex", "--dir", dir.to_str().unwrap()]);
+    assert_eq!(out.code, Some(0));
+    assert_eq!(status_of(&v), "fresh");
+    assert_eq!(svc.token_requests(), 1);
+}
+
+#[test]
+fn claude_login_is_refreshed_in_claudes_format_and_its_locks_released() {
+    let svc = TokenService::start(Flavor::Claude);
+    let root = temp_root("renew-");
+    let dir = subdir(root.path(), "claude");
+    let issued = svc.login(ago(60));
+    write_claude_login(&dir, &issued);
+
+    let out = renew(&svc, &["claude", "--dir", dir.to_str().unwrap()], &[]);
+    assert_eq!(out.code, Some(0), "{}", out.text());
+    assert!(out.stdout.contains("refreshed"), "{}", out.stdout);
+    let creds = read_json(&dir.join(".credentials.json"));
+    let o = &creds["claudeAiOauth"];
+    assert!(svc.accepts(o["accessToken"].as_str().unwrap()));
+    assert_eq!(o["refreshToken"].as_str().unwrap(), svc.current_refresh(issued.grant));
+    let exp = o["expiresAt"].as_u64().unwrap();
+    let want = epoch_secs(in_secs(8 * 3600)) * 1000;
+    assert!(exp.abs_diff(want) < 60_000, "expiresAt {exp} vs {want}");
+    assert_eq!(o["subscriptionType"], "max");
+    assert_eq!(o["subscriptionTypeSource"], "profile");
+    assert_eq!(o["x_moonauth_test_keep"], 42);
+    assert_eq!(creds["x_top_level_keep"], "yes");
+    let body = &svc.bodies()[0];
+    assert_eq!(body["client_id"], "9d1c250a-e61b-44d9-88ed-5944d1962f5e");
+    assert_eq!(body["scope"], "user:inference user:profile user:sessions:claude_code");
+    for lock in [".oauth_refresh.lock", ".storage-write.lock"] {
+        assert!(!dir.join(lock).exists(), "{lock} released");
+    }
+    assert!(!root.path().join("claude.lock").exists(), "the sibling lock released");
+    let mode = fs::metadata(dir.join(".credentials.json"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+}
+
+#[test]
+fn a_fresh_login_is_left_alone_without_taking_a_lock() {
+    let svc = TokenService::start(Flavor::Codex);
+    let root = temp_root("renew-");
+    let dir = subdir(root.path(), "codex");
+    write_codex_login(&dir, &svc.login(in_secs(3 * 3600)), ago(60));
+    let before = fs::read(dir.join("auth.json")).unwrap();
+    let out = renew(&svc, &["--dir", dir.to_str().unwrap()], &[]);
+    assert_eq!(out.code, Some(0), "{}", out.text());
+    assert!(out.stdout.contains("fresh"), "{}", out.stdout);
+    assert_eq!(svc.token_requests(), 0);
+    assert_eq!(fs::read(dir.join("auth.json")).unwrap(), before);
+    assert!(
+        !dir.join(".moonauth-refresh.lock").exists(),
+        "the fast path takes no lock"
+    );
+    // A longer lead puts the same login inside it.
+    let out = renew(&svc, &["--dir", dir.to_str().unwrap(), "--lead", "4h"], &[]);
+    assert!(out.stdout.contains("refreshed"), "{}", out.stdout);
+    assert_eq!(svc.refreshes(), 1);
+}
+
+/// Eight renewals at the same moment on one login: exactly one refresh, no reuse.
+fn eight_at_once(flavor: Flavor) {
+    let svc = TokenService::start(flavor);
+    svc.set_delay(Duration::from_millis(300));
+    let root = temp_root("renew-");
+    let dir = subdir(root.path(), "login");
+    let issued = svc.login(ago(30));
+    let runtime = match flavor {
+        Flavor::Codex => {
+            write_codex_login(&dir, &issued, ago(30 * 86_400));
+            "codex"
+        }
+        Flavor::Claude => {
+            write_claude_login(&dir, &issued);
+            "claude"
+        }
+    };
+    let url = svc.token_url();
+    let children: Vec<_> = (0..8)
+        .map(|_| {
+            moonauth_cmd(&[
+                ("MOONAUTH_CLAUDE_TOKEN_URL", url.as_str()),
+                ("CODEX_REFRESH_TOKEN_URL_OVERRIDE", url.as_str()),
+            ])
+            .args(["renew", runtime, "--dir", dir.to_str().unwrap(), "--json"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_no_tokens(&text, &svc);
+        assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+        let v: Value = serde_json::from_str(&text).unwrap();
+        statuses.push(v["logins"][0]["status"].as_str().unwrap().to_string());
+    }
+    assert_eq!(svc.refreshes(), 1, "{statuses:?}");
+    assert_eq!(svc.reuses(), 0);
+    assert!(!svc.revoked(issued.grant));
+    assert_eq!(statuses.iter().filter(|s| *s == "refreshed").count(), 1, "{statuses:?}");
+    assert!(
+        statuses
+            .iter()
+            .all(|s| s == "refreshed" || s == "refreshed-elsewhere" || s == "fresh"),
+        "{statuses:?}"
+    );
+}
+
+#[test]
+fn eight_concurrent_codex_renewals_refresh_once() {
+    eight_at_once(Flavor::Codex);
+}
+
+#[test]
+fn eight_concurrent_claude_renewals_refresh_once() {
+    eight_at_once(Flavor::Claude);
+}
+
+#[test]
+fn a_reused_refresh_token_is_dead_after_one_attempt_and_the_file_is_unchanged() {
+    let svc = TokenService::start(Flavor::Codex);
+    let root = temp_root("renew-");
+    let a = subdir(root.path(), "a");
+    let b = subdir(root.path(), "b");
+    // Two copies of one login: the second to refresh reuses a spent refresh token.
+    let issued = svc.login(ago(10));
+    write_codex_login(&a, &issued, ago(3600));
+    write_codex_login(&b, &issued, ago(3600));
+    let out = renew(&svc, &["codex", "--dir", a.to_str().unwrap()], &[]);
+    assert_eq!(out.code, Some(0), "{}", out.text());
+    let before = fs::read(b.join("auth.json")).unwrap();
+
+    let (out, v) = renew_json(&svc, &["codex", "--dir", b.to_str().unwrap()]);
+    assert_eq!(out.code, Some(4), "dead logins exit 4 (login unusable): {}", out.text());
+    assert_eq!(status_of(&v), "dead");
+    assert_eq!(
+        v["logins"][0]["attempts"], 1,
+        "a refused refresh token is never retried"
+    );
+    assert_eq!(v["logins"][0]["fix"], "moonauth login codex");
+    assert!(
+        v["logins"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("refresh_token_reused"),
+        "{v}"
+    );
+    assert_eq!(svc.token_requests(), 2);
+    assert_eq!(svc.reuses(), 1);
+    assert_eq!(fs::read(b.join("auth.json")).unwrap(), before, "byte for byte");
+    let state = read_json(&b.join(".moonauth-renew.json"));
+    assert_eq!(state["dead"], true);
+
+    // Not tried again until the file changes …
+    let (out, v) = renew_json(&svc, &["codex", "--dir", b.to_str().unwrap()]);
+    assert_eq!(out.code, Some(4));
+    assert_eq!(status_of(&v), "blocked");
+    assert_eq!(svc.token_requests(), 2, "no request for a login known dead");
+    // … and a new login clears it.
+    write_codex_login(&b, &svc.login(ago(10)), ago(3600));
+    let (out, v) = renew_json(&svc, &["codex", "--dir", b.to_str().unwrap()]);
+    assert_eq!(out.code, Some(0), "{}", out.text());
+    assert_eq!(status_of(&v), "refreshed");
+    assert!(!b.join(".moonauth-renew.json").exists());
+}
+
+#[test]
+fn claude_invalid_grant_is_dead() {
+    let svc = TokenService::start(Flavor::Claude);
+    let root = temp_root("renew-");
+    let dir = subdir(root.path(), "claude");
+    let mut issued = svc.login(ago(10));
+    issued.refresh_token = "sk-ant-ort01-CANARY-never-issued".into();
+    write_claude_login(&dir, &issued);
+    let before = fs::read(dir.join(".credentials.json")).unwrap();
+    let (out, v) = renew_json(&svc, &["claude", "--dir", dir.to_str().unwrap()]);
+    assert_eq!(out.code, Some(4), "{}", out.text());
+    assert_eq!(status_of(&v), "dead");
+    assert!(v["logins"][0]["detail"].as_str().unwrap().contains("invalid_grant"));
+    assert_eq!(fs::read(dir.join(".credentials.json")).unwrap(), before);
+    assert!(!dir.join(".oauth_refresh.lock").exists());
+}
+
+#[test]
+fn server_errors_are_retried_three_times_then_left_alone_until_forced() {
+    let svc = TokenService::start(Flavor::Codex);
+    svc.fail_next(1000);
+    let root = temp_root("renew-");
+    let dir = subdir(root.path(), "codex");
+    write_codex_login(&dir, &svc.login(ago(10)), ago(3600));
+    let before = fs::read(dir.join("auth.json")).unwrap();
+    let d = dir.to_str().unwrap();
+
+    for round in 1..=3 {
+        let (out, v) = renew_json(&svc, &["codex", "--dir", d]);
+        assert_eq!(out.code, Some(1), "a passing failure exits 1: {}", out.text());
+        assert_eq!(status_of(&v), "failed");
+        assert_eq!(v["logins"][0]["attempts"], 3);
+        assert!(
+            v["logins"][0]["detail"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("{round} failed renewal(s) in a row")),
+            "{v}"
+        );
+        assert_eq!(svc.failures(), 3 * round);
+        assert_eq!(fs::read(dir.join("auth.json")).unwrap(), before, "byte for byte");
+    }
+    let (out, v) = renew_json(&svc, &["codex", "--dir", d]);
+    assert_eq!(out.code, Some(4), "{}", out.text());
+    assert_eq!(status_of(&v), "blocked");
+    assert!(v["logins"][0]["fix"].as_str().unwrap().contains("--force"));
+    assert_eq!(svc.token_requests(), 9, "a blocked login sends nothing");
+
+    // The service recovers; --force tries again.
+    svc.fail_next(0);
+    let (out, v) = renew_json(&svc, &["codex", "--dir", d, "--force"]);
+    assert_eq!(out.code, Some(0), "{}", out.text());
+    assert_eq!(status_of(&v), "refreshed");
+    assert_eq!(svc.refreshes(), 1);
+}
+
+#[test]
+fn a_transient_failure_is_retried_within_one_renewal() {
+    let svc = TokenService::start(Flavor::Claude);
+    svc.fail_next(2);
+    let root = temp_root("renew-");
+    let dir = subdir(root.path(), "claude");
+    write_claude_login(&dir, &svc.login(ago(10)));
+    let (out, v) = renew_json(&svc, &["claude", "--dir", dir.to_str().unwrap()]);
+    assert_eq!(out.code, Some(0), "{}", out.text());
+    assert_eq!(status_of(&v), "refreshed");
+    assert_eq!(v["logins"][0]["attempts"], 3);
+}
+
+#[test]
+fn an_unreachable_token_service_is_a_passing_failure() {
+    let root = temp_root("renew-");
+    let dir = subdir(root.path(), "codex");
+    let svc = TokenService::start(Flavor::Codex);
+    write_codex_login(&dir, &svc.login(ago(10)), ago(3600));
+    let before = fs::read(dir.join("auth.json")).unwrap();
+    // A port nothing listens on.
+    let out = run(
+        moonauth_cmd(&[("CODEX_REFRESH_TOKEN_URL_OVERRIDE", "http://127.0.0.1:9/oauth/token")]).args([
+            "renew",
+            "codex",
+            "--dir",
+            dir.to_str().unwrap(),
+        ]),
+        T,
+    );
+    assert_eq!(out.code, Some(1), "{}", out.text());
+    assert!(
+        out.stdout.contains("failed") && out.stdout.contains("cannot reach"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(fs::read(dir.join("auth.json")).unwrap(), before);
+}
+
+#[test]
+fn tokens_never_reach_output_or_logs_at_any_level() {
+    let svc = TokenService::start(Flavor::Codex);
+    let root = temp_root("renew-");
+    let ok = subdir(root.path(), "ok");
+    let dead = subdir(root.path(), "dead");
+    let issued = svc.login(ago(10));
+    write_codex_login(&ok, &issued, ago(3600));
+    write_codex_login(&dead, &issued, ago(3600));
+    let mut logs = String::new();
+    for (args, vars) in [
+        (vec!["-vvv", "renew", "codex", "--dir"], vec![("RUST_LOG", "trace")]),
+        (
+            vec!["-vvv", "renew", "codex", "--json", "--dir"],
+            vec![("RUST_LOG", "trace")],
+        ),
+    ] {
+        for dir in [&ok, &dead] {
+            let mut all = args.clone();
+            all.push(dir.to_str().unwrap());
+            let url = svc.token_url();
+            let mut v = vars.clone();
+            v.push(("CODEX_REFRESH_TOKEN_URL_OVERRIDE", url.as_str()));
+            let out = run(moonauth_cmd(&v).args(&all), T);
+            assert_no_tokens(&out.text(), &svc);
+            logs.push_str(&out.stderr);
+        }
+    }
+    assert!(
+        logs.contains("refreshing") && logs.contains("refresh failed"),
+        "trace logs were written: {logs}"
+    );
+    // 5xx bodies that carry a token are scrubbed too.
+    svc.fail_next(3);
+    let out = renew(
+        &svc,
+        &["codex", "--force", "--dir", ok.to_str().unwrap()],
+        &[("RUST_LOG", "trace")],
+    );
+    assert_no_tokens(&out.text(), &svc);
+    assert!(svc.refreshes() >= 1);
+}
+
+#[test]
+fn every_configured_login_is_renewed_with_all() {
+    let codex = TokenService::start(Flavor::Codex);
+    let claude = TokenService::start(Flavor::Claude);
+    let root = temp_root("renew-");
+    let cdir = subdir(root.path(), "codex");
+    let adir = subdir(root.path(), "claude");
+    write_codex_login(&cdir, &codex.login(ago(10)), ago(3600));
+    write_claude_login(&adir, &claude.login(in_secs(300)));
+    let out = run(
+        moonauth_cmd(&[
+            ("CODEX_HOME", cdir.to_str().unwrap()),
+            ("CLAUDE_CONFIG_DIR", adir.to_str().unwrap()),
+            ("CODEX_REFRESH_TOKEN_URL_OVERRIDE", &codex.token_url()),
+            ("MOONAUTH_CLAUDE_TOKEN_URL", &claude.token_url()),
+        ])
+        .args(["renew", "--all", "--json"]),
+        T,
+    );
+    assert_eq!(out.code, Some(0), "{}", out.text());
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    let statuses: Vec<(&str, &str)> = v["logins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (l["runtime"].as_str().unwrap(), l["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(statuses, [("codex", "refreshed"), ("claude", "refreshed")]);
+    assert_eq!((codex.refreshes(), claude.refreshes()), (1, 1));
+}
+
+#[test]
+fn a_missing_default_login_is_reported_but_a_named_one_fails() {
+    let root = temp_root("renew-");
+    let svc = TokenService::start(Flavor::Codex);
+    let empty = subdir(root.path(), "empty");
+    let out = run(
+        moonauth_cmd(&[
+            ("CODEX_HOME", empty.to_str().unwrap()),
+            ("CLAUDE_CONFIG_DIR", root.path().join("nope").to_str().unwrap()),
+        ])
+        .args(["renew"]),
+        T,
+    );
+    assert_eq!(out.code, Some(0), "{}", out.text());
+    assert!(out.stdout.contains("missing"), "{}", out.stdout);
+    let out = renew(&svc, &["codex", "--dir", empty.to_str().unwrap()], &[]);
+    assert_eq!(out.code, Some(4), "{}", out.text());
+    assert!(out.stdout.contains("moonauth login codex"), "{}", out.stdout);
+    let out = renew(&svc, &["--dir", empty.to_str().unwrap()], &[]);
+    assert_eq!(
+        out.code,
+        Some(2),
+        "a --dir without a login file needs a runtime: {}",
+        out.text()
+    );
+}
+
+#[test]
+fn the_owner_of_the_login_file_is_kept() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("SKIP: needs root to give the login file to another uid");
+        return;
+    }
+    let svc = TokenService::start(Flavor::Claude);
+    let root = temp_root("renew-");
+    let dir = subdir(root.path(), "claude");
+    write_claude_login(&dir, &svc.login(ago(10)));
+    let uid = nix::unistd::Uid::from_raw(1000);
+    let gid = nix::unistd::Gid::from_raw(1000);
+    nix::unistd::chown(&dir.join(".credentials.json"), Some(uid), Some(gid)).unwrap();
+    let out = renew(&svc, &["claude", "--dir", dir.to_str().unwrap()], &[]);
+    assert_eq!(out.code, Some(0), "{}", out.text());
+    let m = fs::metadata(dir.join(".credentials.json")).unwrap();
+    assert_eq!((m.uid(), m.gid(), m.mode() & 0o777), (1000, 1000, 0o600));
+}
+
+/// Kills `moonauth renew` with SIGKILL at random moments; after each kill the login file
+/// parses and holds either the old login or the new one, and the next renewal is not
+/// kept out by a lock the killed one held.
+fn kill_nine(flavor: Flavor, rounds: usize) {
+    let svc = TokenService::start(flavor);
+    let root = temp_root("renew-kill-");
+    let dir = subdir(root.path(), "login");
+    let (runtime, file) = match flavor {
+        Flavor::Codex => ("codex", dir.join("auth.json")),
+        Flavor::Claude => ("claude", dir.join(".credentials.json")),
+    };
+    let url = svc.token_url();
+    let vars = [
+        ("MOONAUTH_CLAUDE_TOKEN_URL", url.as_str()),
+        ("CODEX_REFRESH_TOKEN_URL_OVERRIDE", url.as_str()),
+        ("MOONAUTH_RENEW_LOCK_TIMEOUT", "20s"),
+    ];
+    let mut outcomes = [0usize; 2]; // [old, new]
+    for round in 0..rounds {
+        svc.set_delay(Duration::from_millis(fastrand::u64(0..15)));
+        let issued = svc.login(ago(10));
+        match flavor {
+            Flavor::Codex => write_codex_login(&dir, &issued, ago(3600)),
+            Flavor::Claude => write_claude_login(&dir, &issued),
+        }
+        let old = fs::read(&file).unwrap();
+        let mut child = moonauth_cmd(&vars)
+            .args(["renew", runtime, "--dir", dir.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_micros(fastrand::u64(0..40_000)));
+        let _ = child.kill();
+        let _ = child.wait();
+
+        let now = fs::read(&file).unwrap();
+        let v: Value = serde_json::from_slice(&now)
+            .unwrap_or_else(|e| panic!("round {round}: the login file does not parse: {e}"));
+        if now == old {
+            outcomes[0] += 1;
+        } else {
+            let access = match flavor {
+                Flavor::Codex => v["tokens"]["access_token"].as_str().unwrap().to_string(),
+                Flavor::Claude => v["claudeAiOauth"]["accessToken"].as_str().unwrap().to_string(),
+            };
+            assert!(svc.accepts(&access), "round {round}: neither the old nor the new login");
+            outcomes[1] += 1;
+        }
+        // The flock is free at once.
+        let lock = fs::File::open(dir.join(".moonauth-refresh.lock"));
+        if let Ok(lock) = lock {
+            let held = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusiveNonblock);
+            assert!(
+                held.is_ok(),
+                "round {round}: the lease is still held after the holder died"
+            );
+        }
+        // Claude's lock directory a killed moonauth left is taken over, not waited out.
+        if flavor == Flavor::Claude && round % 5 == 0 {
+            let started = Instant::now();
+            let out = run(
+                moonauth_cmd(&vars).args(["renew", runtime, "--force", "--dir", dir.to_str().unwrap()]),
+                T,
+            );
+            assert!(!out.stdout.contains("stayed locked"), "round {round}: {}", out.text());
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "round {round}: waited {:?}",
+                started.elapsed()
+            );
+        }
+        for lock in [".oauth_refresh.lock", ".storage-write.lock"] {
+            let p = dir.join(lock);
+            if p.exists() {
+                // Left by the kill: the next lease takes it over (checked above); clear it
+                // here so every round starts alike.
+                let _ = fs::remove_dir(&p);
+            }
+        }
+        let _ = fs::remove_dir(root.path().join("login.lock"));
+    }
+    eprintln!(
+        "{runtime}: {rounds} kills: {} left the old login, {} the new one",
+        outcomes[0], outcomes[1]
+    );
+    assert_eq!(outcomes[0] + outcomes[1], rounds);
+}
+
+#[test]
+fn kill_nine_during_codex_renewal_leaves_old_or_new_login() {
+    kill_nine(Flavor::Codex, 200);
+}
+
+#[test]
+fn kill_nine_during_claude_renewal_leaves_old_or_new_login() {
+    kill_nine(Flavor::Claude, 200);
+}
+
+fn wait_for(path: &Path, what: &dyn Fn(&[u8]) -> bool, timeout: Duration) -> bool {
+    let started = Instant::now();
+    while started.elapsed() < timeout {
+        if fs::read(path).is_ok_and(|b| what(&b)) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+#[test]
+fn watch_renews_then_stops_cleanly_on_sigterm_finishing_the_refresh() {
+    let svc = TokenService::start(Flavor::Codex);
+    let root = temp_root("renew-watch-");
+    let dir = subdir(root.path(), "codex");
+    let issued = svc.login(in_secs(600));
+    write_codex_login(&dir, &issued, ago(60));
+    // Each refresh takes 1.5 s, so SIGTERM lands in the middle of it.
+    svc.set_delay(Duration::from_millis(1500));
+    let url = svc.token_url();
+    let mut child = moonauth_cmd(&[("CODEX_REFRESH_TOKEN_URL_OVERRIDE", url.as_str())])
+        .args(["renew", "codex", "--dir", dir.to_str().unwrap(), "--watch", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while svc.token_requests() == 0 && started.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(svc.token_requests(), 1, "the watcher refreshed at once");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let out = {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if child.try_wait().unwrap().is_some() {
+                break child.wait_with_output().unwrap();
+            }
+            assert!(Instant::now() < deadline, "the watcher did not stop after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_no_tokens(&stdout, &svc);
+    assert!(
+        out.status.success(),
+        "exit 0 on SIGTERM: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let events: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(events.len(), 1, "{stdout}");
+    assert_eq!(events[0]["status"], "refreshed", "the refresh in flight finished");
+    assert!(wait_for(
+        &dir.join("auth.json"),
+        &|b| !String::from_utf8_lossy(b).contains(&issued.access_token),
+        Duration::from_secs(1)
+    ));
+    let lock = fs::File::open(dir.join(".moonauth-refresh.lock")).unwrap();
+    assert!(nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusiveNonblock).is_ok());
+    assert_eq!(svc.refreshes(), 1);
+}
+
+#[test]
+fn watch_picks_up_a_login_that_enters_the_lead() {
+    let svc = TokenService::start(Flavor::Claude);
+    let root = temp_root("renew-watch-");
+    let dir = subdir(root.path(), "claude");
+    // Outside a 60 s lead by 8 s: due 5 to 8 s after the watcher starts (the jitter adds
+    // up to a twentieth of the lead).
+    write_claude_login(&dir, &svc.login(in_secs(60 + 8)));
+    let url = svc.token_url();
+    let child = moonauth_cmd(&[("MOONAUTH_CLAUDE_TOKEN_URL", url.as_str())])
+        .args([
+            "renew",
+            "claude",
+            "--dir",
+            dir.to_str().unwrap(),
+            "--watch",
+            "--lead",
+            "60s",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while svc.refreshes() == 0 && started.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let waited = started.elapsed();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(svc.refreshes(), 1, "{stdout}");
+    assert!(waited >= Duration::from_secs(4), "not before it was due: {waited:?}");
+    assert!(out.status.success());
+    assert!(stdout.contains("fresh") && stdout.contains("refreshed"), "{stdout}");
+}
+
+#[test]
+fn human_report_snapshot() {
+    let svc = TokenService::start(Flavor::Codex);
+    let root = temp_root("renew-snap-");
+    let fresh = subdir(root.path(), "fresh");
+    let due = subdir(root.path(), "due");
+    let copy = subdir(root.path(), "copy");
+    write_codex_login(&fresh, &svc.login(in_secs(3 * 3600)), ago(60));
+    let issued = svc.login(ago(10));
+    write_codex_login(&due, &issued, ago(3600));
+    write_codex_login(&copy, &issued, ago(3600));
+    let args: Vec<String> = ["codex", "--dir", "fresh", "--dir", "due", "--dir", "copy"]
+        .iter()
+        .map(|a| match *a {
+            "fresh" | "due" | "copy" => root.path().join(a).display().to_string(),
+            other => other.to_string(),
+        })
+        .collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = renew(&svc, &args, &[]);
+    assert_eq!(out.code, Some(4), "the dead copy decides the exit: {}", out.text());
+    let text = out.stdout.replace(&root.path().display().to_string(), "<root>");
+    insta::assert_snapshot!(text);
+}
