@@ -239,6 +239,61 @@ fn real_cli_codex_eight_renew_then_exec_pipelines_at_once_all_finish() {
     assert!(!s.svc.revoked(s.grant));
 }
 
+#[test]
+fn real_cli_codex_eight_workers_through_moonauth_run_all_finish() {
+    let Some(codex) = real_cli("codex") else { return };
+    let s = shared_codex_login();
+    let home = subdir(s.root.path(), "home");
+    let path = format!(
+        "{}:{}",
+        codex.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let commands = (0..WORKERS)
+        .map(|_| {
+            let mut c = sandboxed(Path::new(moonauth()), &home);
+            c.env("PATH", &path)
+                .env("CODEX_HOME", &s.codex_home)
+                .env("CODEX_REFRESH_TOKEN_URL_OVERRIDE", s.svc.token_url())
+                .args(["run", "codex", "--"])
+                .args(codex_exec_args(&s.svc));
+            c
+        })
+        .collect();
+    let outs = all_at_once(commands);
+    let done = finished(&outs);
+    eprintln!(
+        "8 x moonauth run codex at once: {done} of {WORKERS} finished; {} refreshes, {} reuses",
+        s.svc.refreshes(),
+        s.svc.reuses()
+    );
+    for o in &outs {
+        assert_no_tokens(&o.stderr, &s.svc);
+        assert_no_tokens(&o.stdout, &s.svc);
+    }
+    assert_eq!(done, WORKERS, "{}", describe(&outs));
+    assert_eq!(s.svc.refreshes(), 1, "exactly one refresh");
+    assert_eq!(s.svc.reuses(), 0, "no reuse");
+    assert!(!s.svc.revoked(s.grant));
+    // The report of each run says moonauth's refresh ran first (once, or elsewhere).
+    let renewals: Vec<String> = outs
+        .iter()
+        .filter_map(|o| {
+            o.stderr
+                .lines()
+                .rev()
+                .find(|l| l.starts_with("{\"schema\":\"moonauth.run.v1\""))
+        })
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["attempts"][0]["renewal"].to_string())
+        .collect();
+    assert_eq!(renewals.len(), WORKERS, "every run reported");
+    assert_eq!(
+        renewals.iter().filter(|r| r.contains("\"refreshed\"")).count(),
+        1,
+        "{renewals:?}"
+    );
+}
+
 fn claude_command(claude: &Path, home: &Path, config: &Path, svc: &TokenService) -> Command {
     let mut c = sandboxed(claude, home);
     c.env("CLAUDE_CONFIG_DIR", config)

@@ -23,6 +23,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::exit::Exit;
 use crate::redact::Secret;
+use crate::renew::{self, RenewOptions, RenewStatus};
 use crate::runtime::Runtime;
 use crate::store::Store;
 
@@ -79,6 +80,9 @@ pub struct Attempt {
     /// Time from the previous child's exit to this child's start.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub switch_ms: Option<f64>,
+    /// What moonauth's own refresh did before the start (`fresh`, `refreshed`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub renewal: Option<String>,
 }
 
 /// An account that could not be used, for the exhaustion listing.
@@ -309,6 +313,7 @@ pub fn run(config: &Config, env: &crate::config::Env, request: &RunRequest) -> R
     let mut previous: Option<(PathBuf, Classification)> = None;
     let mut last_exit: Option<Instant> = None;
 
+    let renew_options = RenewOptions::from_config(config);
     let mut queue: Vec<Candidate> = oauth;
     let mut api_used = false;
     let mut index = 0;
@@ -329,6 +334,7 @@ pub fn run(config: &Config, env: &crate::config::Env, request: &RunRequest) -> R
             break;
         };
         index += 1;
+        let mut renewed: Option<RenewStatus> = None;
         let Some(dir) = candidate.dir.clone() else {
             unavailable.push(Unavailable {
                 account: candidate.alias.clone(),
@@ -346,6 +352,54 @@ pub fn run(config: &Config, env: &crate::config::Env, request: &RunRequest) -> R
                 fix: None,
             });
             continue;
+        }
+
+        // Refresh the login first when it is inside the lead, under the shared lease, so
+        // the CLI never refreshes a login other workers use (docs/shared-logins.md).
+        if candidate.kind == AccountKind::Oauth {
+            let renewal = renew::renew_dir(runtime, &dir, &renew_options, SystemTime::now());
+            match renewal.status {
+                RenewStatus::Dead | RenewStatus::Blocked | RenewStatus::Missing => {
+                    quota_only = false;
+                    let now = SystemTime::now();
+                    let alias = candidate.alias.clone();
+                    if candidate.stored {
+                        let detail = renewal.detail.clone();
+                        let dead = renewal.status != RenewStatus::Missing;
+                        record(&|s| s.record_refresh_failure(&alias, &detail, dead, now).map(|_| ()))?;
+                    }
+                    report.attempts.push(Attempt {
+                        account: alias.clone(),
+                        kind: candidate.kind,
+                        outcome: "auth-failure".into(),
+                        reason: Some(format!("login not usable before start: {}", renewal.detail)),
+                        resets_at: None,
+                        session_id: None,
+                        resumed: false,
+                        exit_code: None,
+                        started_at: rfc3339(now),
+                        duration_ms: 0,
+                        switch_ms: None,
+                        renewal: Some(renewal.status.as_str().to_string()),
+                    });
+                    unavailable.push(Unavailable {
+                        account: alias.clone(),
+                        reason: "auth-failure".into(),
+                        until: None,
+                        fix: Some(crate::status::login_command(runtime, &alias)),
+                    });
+                    continue;
+                }
+                RenewStatus::Failed => {
+                    tracing::warn!(
+                        "{}: {}; starting the CLI on the login as it is",
+                        candidate.alias,
+                        renewal.detail
+                    )
+                }
+                _ => {}
+            }
+            renewed = Some(renewal.status);
         }
 
         // Resume the interrupted session here when it got far enough to have one.
@@ -390,6 +444,7 @@ pub fn run(config: &Config, env: &crate::config::Env, request: &RunRequest) -> R
             &spec,
             &candidate,
             resumed,
+            renewed,
             request,
             &signals,
             &mut last_exit,
@@ -474,10 +529,12 @@ pub fn run(config: &Config, env: &crate::config::Env, request: &RunRequest) -> R
 
 /// Runs one credential's attempt, retrying the same credential after a throttle or an
 /// overload (bounded, with backoff); every try is recorded in `attempts`.
+#[allow(clippy::too_many_arguments)]
 fn attempt(
     spec: &ChildSpec,
     candidate: &Candidate,
     resumed: bool,
+    renewed: Option<RenewStatus>,
     request: &RunRequest,
     signals: &SignalForwarder,
     last_exit: &mut Option<Instant>,
@@ -506,6 +563,7 @@ fn attempt(
             started_at: rfc3339(wall),
             duration_ms: f.ended.duration_since(f.started).as_millis() as u64,
             switch_ms,
+            renewal: renewed.map(|r| r.as_str().to_string()),
         });
         let retry = matches!(c.outcome, Outcome::Throttle { .. } | Outcome::Overload);
         if !retry || tries >= request.throttle_retries || f.interrupted_by.is_some() {
