@@ -271,7 +271,14 @@ pub fn login_fix(runtime: Runtime) -> String {
 
 fn check_login(settings: &RuntimeSettings, config: &Config, now: SystemTime) -> Check {
     let runtime = settings.runtime;
-    let report = credentials::inspect_dir(runtime, &settings.login_dir.value, now, config.expiry_lead.value);
+    let mut report = credentials::inspect_dir(runtime, &settings.login_dir.value, now, config.expiry_lead.value);
+    // A login moonauth's refresh found dead (or failing) stays unusable until a new login.
+    if report.usable && report.inspection.class.is_oauth() {
+        if let Some(why) = crate::renew::relogin_needed(runtime, &settings.login_dir.value) {
+            report.usable = false;
+            report.inspection.detail = format!("{}; {why}", report.inspection.detail);
+        }
+    }
     let class = report.inspection.class;
     let summary = summarize(&report);
     let env_var = settings.env_credentials.first().map(|(name, _)| *name);

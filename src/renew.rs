@@ -484,9 +484,20 @@ pub fn read_state(dir: &Path) -> Option<RenewState> {
 /// again: dead, or failed too often in a row, and the file unchanged since. `None` when
 /// moonauth would still try. For `status` and preflight.
 pub fn relogin_needed(runtime: Runtime, dir: &Path) -> Option<String> {
+    // The record rarely exists: look for it before reading the login again.
+    let state = read_state(dir)?;
     let file = credentials::login_file(runtime, dir);
     let bytes = credentials::read_login_file(dir, &file).ok().flatten()?;
-    blocked_by(&read_state(dir), &bytes)
+    blocked_by(&Some(state), &bytes)
+}
+
+/// [`relogin_needed`] from the bytes of the failure record and of the login file (for
+/// `status`, which reads them out of a volume).
+pub fn relogin_needed_from(state: &[u8], login: &[u8]) -> Option<String> {
+    let state = serde_json::from_slice::<RenewState>(state)
+        .ok()
+        .filter(|s| s.schema == STATE_SCHEMA);
+    blocked_by(&state, login)
 }
 
 fn blocked_by(state: &Option<RenewState>, bytes: &[u8]) -> Option<String> {

@@ -112,8 +112,19 @@ async fn read_logins(
         async move {
             let file = credentials::login_file(runtime, Path::new(""));
             let path = format!("{}/{}", mount.path, file.display());
+            let mut blocked = None;
             let inspection = match archive::read_file(engine, container, &path).await? {
-                Ok(Some(entry)) => credentials::classify(runtime, &entry.bytes, now, config.expiry_lead.value),
+                Ok(Some(entry)) => {
+                    let inspection = credentials::classify(runtime, &entry.bytes, now, config.expiry_lead.value);
+                    if inspection.class.usable() && inspection.class.is_oauth() {
+                        // moonauth's refresh may have found this login dead.
+                        let record = format!("{}/{}", mount.path, crate::renew::STATE_FILE);
+                        if let Ok(Some(state)) = archive::read_file(engine, container, &record).await? {
+                            blocked = crate::renew::relogin_needed_from(&state.bytes, &entry.bytes);
+                        }
+                    }
+                    inspection
+                }
                 Ok(None) => {
                     let config_toml = if runtime == Runtime::Codex {
                         let p = format!("{}/{}", mount.path, codex::CONFIG_FILE);
@@ -128,18 +139,22 @@ async fn read_logins(
                 }
                 Err(reason) => credentials::Inspection::new(credentials::LoginClass::Refused, reason),
             };
-            Ok::<_, crate::error::Error>((idx, inspection))
+            Ok::<_, crate::error::Error>((idx, inspection, blocked))
         }
     });
     for result in futures_util::future::join_all(reads).await {
-        let (idx, inspection) = result?;
+        let (idx, mut inspection, blocked) = result?;
         let status = &mut out[idx];
         let runtime = status.runtime;
         let login_dir: PathBuf = config
             .runtime(runtime)
             .map(|s| s.login_dir.value.clone())
             .unwrap_or_default();
-        let usable = inspection.class.usable();
+        let mut usable = inspection.class.usable();
+        if let Some(why) = blocked {
+            usable = false;
+            inspection.detail = format!("{}; {why}", inspection.detail);
+        }
         if !usable {
             status.fix = Some(login_command(runtime, &status.account));
         }

@@ -678,3 +678,75 @@ fn docker_login_of_a_stored_account_clears_its_relogin_mark() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(!flag(&store), "a fresh login must clear the re-login mark");
 }
+
+/// FNV-1a 64, as moonauth's refresh fingerprints a login file.
+fn fnv1a64(bytes: &[u8]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("fnv1a64:{h:016x}")
+}
+
+#[test]
+fn docker_status_shows_a_login_whose_refresh_was_refused_as_needing_a_new_login() {
+    if !docker_ready() {
+        return;
+    }
+    let vols = Volumes::new("dead", 1);
+    let claude = &vols.0[0];
+    let env = [("CLAUDE_VOLUME_NAME", claude.as_str())];
+    let src = tempfile::tempdir().unwrap();
+    copy_dir(&fixture("claude/valid-max"), src.path());
+    let out = run(&env, &["login", "claude", "--sync-from", src.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = run(&env, &["status", "claude"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    // The record moonauth renew leaves when the token service refuses the refresh token.
+    let login = std::fs::read(src.path().join(".credentials.json")).unwrap();
+    let record = serde_json::json!({
+        "schema": "moonauth.renew-state.v1",
+        "runtime": "claude",
+        "consecutive_failures": 1,
+        "dead": true,
+        "last_error": "invalid_grant",
+        "last_failure_at": "2026-11-24T00:00:00Z",
+        "login_fingerprint": fnv1a64(&login),
+    });
+    let mut put = Command::new("docker")
+        .args([
+            "run",
+            "--rm",
+            "-i",
+            "--network",
+            "none",
+            "-v",
+            &format!("{claude}:/v"),
+            IMAGE,
+        ])
+        .args(["sh", "-c", "cat > /v/.moonauth-renew.json"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    put.stdin
+        .take()
+        .unwrap()
+        .write_all(record.to_string().as_bytes())
+        .unwrap();
+    assert!(put.wait().unwrap().success());
+
+    let out = run(&env, &["status", "claude", "--json"]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    let v = json(&out);
+    assert_eq!(v["volumes"][0]["login"]["usable"], false, "{v}");
+    assert!(
+        v["volumes"][0]["login"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("needs a new login"),
+        "{v}"
+    );
+    assert_eq!(v["volumes"][0]["fix"], "moonauth login claude");
+}

@@ -245,6 +245,24 @@ fn a_reused_refresh_token_is_dead_after_one_attempt_and_the_file_is_unchanged() 
     assert_eq!(fs::read(b.join("auth.json")).unwrap(), before, "byte for byte");
     let state = read_json(&b.join(".moonauth-renew.json"));
     assert_eq!(state["dead"], true);
+    // preflight says the login needs a new login, though its access token still works.
+    let bin = subdir(root.path(), "bin");
+    fs::write(bin.join("codex"), "#!/bin/sh\nexit 0\n").unwrap();
+    fs::set_permissions(bin.join("codex"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let out = run(
+        moonauth_cmd(&[("PATH", bin.to_str().unwrap()), ("CODEX_HOME", b.to_str().unwrap())]).args([
+            "preflight",
+            "--mode",
+            "codex",
+        ]),
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.code, Some(4), "{}", out.text());
+    assert!(
+        out.stdout.contains("needs a new login") && out.stdout.contains("moonauth login codex"),
+        "{}",
+        out.text()
+    );
 
     // Not tried again until the file changes …
     let (out, v) = renew_json(&svc, &["codex", "--dir", b.to_str().unwrap()]);
