@@ -170,9 +170,14 @@ pub struct RenewArgs {
     /// The runtime whose login to renew: claude or codex. Default: both configured logins.
     pub runtime: Option<String>,
 
-    /// Every configured login (CLAUDE_CONFIG_DIR / CLAUDE_HOME and CODEX_HOME), plus any --dir.
-    #[arg(long)]
+    /// Every configured login (CLAUDE_CONFIG_DIR / CLAUDE_HOME and CODEX_HOME) and every
+    /// enabled OAuth account in the store, plus any --dir.
+    #[arg(long, conflicts_with = "account")]
     pub all: bool,
+
+    /// The login of this account in the store (`moonauth accounts ls`).
+    #[arg(long, value_name = "ALIAS")]
+    pub account: Option<String>,
 
     /// A login directory to renew instead of the configured one (repeatable). Without a
     /// runtime, the login file in it says which.

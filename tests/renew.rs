@@ -723,3 +723,77 @@ fn human_report_snapshot() {
     let text = out.stdout.replace(&root.path().display().to_string(), "<root>");
     insta::assert_snapshot!(text);
 }
+
+#[test]
+fn a_dead_store_account_is_marked_for_relogin_and_all_includes_store_accounts() {
+    let svc = TokenService::start(Flavor::Codex);
+    let root = temp_root("renew-");
+    let state = subdir(root.path(), "state");
+    let spent = subdir(root.path(), "spent");
+    let live = subdir(root.path(), "live");
+    // `spent` holds a copy of a login whose refresh token another holder already used.
+    let issued = svc.login(ago(10));
+    write_codex_login(&live, &issued, ago(3600));
+    write_codex_login(&spent, &issued, ago(3600));
+    let vars = [("MOONAUTH_STATE_DIR", state.to_str().unwrap())];
+    for (alias, dir) in [("spent", &spent), ("live", &live)] {
+        let out = run(
+            moonauth_cmd(&vars).args([
+                "accounts",
+                "add",
+                alias,
+                "--runtime",
+                "codex",
+                "--dir",
+                dir.to_str().unwrap(),
+            ]),
+            T,
+        );
+        assert_eq!(out.code, Some(0), "{}", out.text());
+    }
+    let out = renew(&svc, &["--account", "live"], &vars);
+    assert_eq!(out.code, Some(0), "{}", out.text());
+    let out = renew(&svc, &["--account", "spent"], &vars);
+    assert_eq!(out.code, Some(4), "{}", out.text());
+    let ls = run(moonauth_cmd(&vars).args(["accounts", "ls", "--json"]), T);
+    let v: Value = serde_json::from_str(&ls.stdout).unwrap();
+    let spent_rec = v["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["alias"] == "spent")
+        .unwrap()
+        .clone();
+    assert_eq!(spent_rec["needs_relogin"], true, "{spent_rec}");
+    let live_rec = v["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["alias"] == "live")
+        .unwrap()
+        .clone();
+    assert_eq!(live_rec["needs_relogin"], false, "{live_rec}");
+
+    // --all reaches the store's accounts too (the configured default is absent here).
+    let codex_home = root.path().join("no-default");
+    let out = renew(
+        &svc,
+        &["--all", "--json", "--force"],
+        &[
+            vars[0],
+            ("CODEX_HOME", codex_home.to_str().unwrap()),
+            ("CLAUDE_HOME", codex_home.to_str().unwrap()),
+        ],
+    );
+    let v: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.text()));
+    let dirs: Vec<String> = v["logins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["dir"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        dirs.contains(&live.display().to_string()) && dirs.contains(&spent.display().to_string()),
+        "{dirs:?}"
+    );
+}

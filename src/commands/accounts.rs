@@ -316,7 +316,7 @@ fn ls(store: &Store, args: AccountLsArgs, now: SystemTime) -> Result<Exit> {
         accounts: state
             .accounts
             .iter()
-            .filter(|a| only.map_or(true, |r| a.runtime == r))
+            .filter(|a| only.is_none_or(|r| a.runtime == r))
             .map(|a| AccountRow::new(a, now))
             .collect(),
     };

@@ -59,6 +59,8 @@ struct Target {
     runtime: Runtime,
     dir: PathBuf,
     named: bool,
+    /// The store account whose login this is, to record a failed refresh on it.
+    account: Option<String>,
 }
 
 pub fn run(args: RenewArgs, env: &Env) -> Result<Exit> {
@@ -81,6 +83,11 @@ pub fn run(args: RenewArgs, env: &Env) -> Result<Exit> {
         let clock = || super::clock(env).unwrap_or_else(|_| std::time::SystemTime::now());
         let mut failed = None;
         renew::watch(&logins, &opts, &STOP, &clock, &mut |o| {
+            if let Some(alias) = targets.iter().find(|t| t.dir == o.dir).and_then(|t| t.account.as_ref()) {
+                if let Err(e) = record_in_store(&config, alias, o) {
+                    tracing::warn!("could not record the failure of {alias} in the store: {e}");
+                }
+            }
             if let Err(e) = print_event(o, args.json) {
                 // Nobody reads our output any more: stop as on SIGTERM.
                 failed.get_or_insert(e);
@@ -101,6 +108,9 @@ pub fn run(args: RenewArgs, env: &Env) -> Result<Exit> {
             break;
         }
         let outcome = renew::renew_dir(t.runtime, &t.dir, &opts, now);
+        if let Some(alias) = &t.account {
+            record_in_store(&config, alias, &outcome)?;
+        }
         let this = match outcome.status {
             RenewStatus::Missing if !t.named => Exit::Ok,
             _ => outcome.exit(),
@@ -159,7 +169,38 @@ fn targets(args: &RenewArgs, config: &Config) -> Result<Vec<Target>> {
             .map(|s| s.login_dir.value.clone())
             .unwrap_or_default(),
         named,
+        account: None,
     };
+    let stored = stored_accounts(config)?;
+    if let Some(alias) = &args.account {
+        let Some(a) = stored.iter().find(|a| &a.alias == alias) else {
+            return Err(Error::InvalidFlag {
+                flag: "--account",
+                value: alias.clone(),
+                reason: "no account has this alias (see `moonauth accounts ls`)".into(),
+            });
+        };
+        let Some(dir) = a.login_dir.clone() else {
+            return Err(Error::InvalidFlag {
+                flag: "--account",
+                value: alias.clone(),
+                reason: "it is an API key: there is no login to refresh".into(),
+            });
+        };
+        if runtime.is_some_and(|rt| rt != a.runtime) {
+            return Err(Error::InvalidFlag {
+                flag: "--account",
+                value: alias.clone(),
+                reason: format!("it is a {} account", a.runtime),
+            });
+        }
+        return Ok(vec![Target {
+            runtime: a.runtime,
+            dir,
+            named: true,
+            account: Some(alias.clone()),
+        }]);
+    }
     let mut out: Vec<Target> = Vec::new();
     match runtime {
         Some(rt) if args.dir.is_empty() => out.push(configured(rt, true)),
@@ -167,6 +208,7 @@ fn targets(args: &RenewArgs, config: &Config) -> Result<Vec<Target>> {
             runtime: rt,
             dir: d.clone(),
             named: true,
+            account: None,
         })),
         None => {
             if args.all || args.dir.is_empty() {
@@ -179,6 +221,7 @@ fn targets(args: &RenewArgs, config: &Config) -> Result<Vec<Target>> {
                         runtime: rt,
                         dir: d.clone(),
                         named: true,
+                        account: None,
                     });
                 }
             }
@@ -186,6 +229,21 @@ fn targets(args: &RenewArgs, config: &Config) -> Result<Vec<Target>> {
     }
     if let (Some(rt), true) = (runtime, args.all) {
         out.push(configured(rt, false));
+    }
+    if args.all {
+        for a in stored
+            .iter()
+            .filter(|a| a.enabled && runtime.is_none_or(|rt| rt == a.runtime))
+        {
+            if let Some(dir) = &a.login_dir {
+                out.push(Target {
+                    runtime: a.runtime,
+                    dir: dir.clone(),
+                    named: false,
+                    account: Some(a.alias.clone()),
+                });
+            }
+        }
     }
     let mut seen = Vec::new();
     out.retain(|t| {
@@ -196,6 +254,36 @@ fn targets(args: &RenewArgs, config: &Config) -> Result<Vec<Target>> {
         }
     });
     Ok(out)
+}
+
+/// The OAuth accounts in the store, when there is one.
+fn stored_accounts(config: &Config) -> Result<Vec<crate::accounts::Account>> {
+    match config.state_dir.as_ref() {
+        Some(dir) if dir.value.join(crate::store::STATE_FILE).exists() => {
+            let state = crate::store::Store::open(&dir.value)?.read_unlocked()?;
+            Ok(state.accounts.into_iter().filter(|a| a.login_dir.is_some()).collect())
+        }
+        _ => Ok(Vec::new()),
+    }
+}
+
+/// Marks a store account whose refresh failed (dead at once; three in a row otherwise),
+/// so `accounts ls`, `pick` and `run` know it needs a new login.
+fn record_in_store(config: &Config, alias: &str, outcome: &RenewOutcome) -> Result<()> {
+    let dead = match outcome.status {
+        RenewStatus::Dead | RenewStatus::Blocked => true,
+        RenewStatus::Failed => false,
+        _ => return Ok(()),
+    };
+    let Some(dir) = config.state_dir.as_ref() else {
+        return Ok(());
+    };
+    let store = crate::store::Store::open(&dir.value)?;
+    let now = std::time::SystemTime::now();
+    store.update(crate::store::DEFAULT_LOCK_TIMEOUT, |s| {
+        s.record_refresh_failure(alias, &outcome.detail, dead, now).map(|_| ())
+    })??;
+    Ok(())
 }
 
 /// The runtimes whose login file a directory holds.
