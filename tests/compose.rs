@@ -503,3 +503,43 @@ fn docker_compose_worker_does_not_start_when_init_fails() {
     assert_no_canary(&r, "compose run");
     assert_no_canary(&logs, "moonauth-init logs");
 }
+
+#[test]
+fn docker_compose_renew_service_watches_and_stops_cleanly_on_sigterm() {
+    if !docker_ready("docker_compose_renew_service_watches_and_stops_cleanly_on_sigterm") {
+        return;
+    }
+    images();
+    let project = Project::new("renew", &[]);
+    project.place_codex_login();
+    let up = run(project.compose(&["up", "-d", "moonauth-renew"]), None);
+    assert!(
+        up.status.success(),
+        "{}",
+        project.explain(&up, "compose up -d moonauth-renew")
+    );
+    // The watcher reports the first state of each login, then keeps running.
+    // `ps -q` works alike in compose 1.29 and v2 (their container names differ).
+    let ps = run(project.compose(&["ps", "-q", "moonauth-renew"]), None);
+    let container = ps.stdout.trim().to_string();
+    assert!(!container.is_empty(), "{}", ps.describe("compose ps -q"));
+    let mut logs = String::new();
+    for _ in 0..100 {
+        logs = run(docker(&["logs", &container]), None).output;
+        if logs.contains("fresh") {
+            break;
+        }
+        thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        logs.contains("codex") && logs.contains("fresh"),
+        "no first report from the watcher:\n{logs}"
+    );
+    let running = docker_ok(&["inspect", "--format", "{{.State.Running}}", &container], None);
+    assert_eq!(running.stdout.trim(), "true", "the watcher exited:\n{logs}");
+    let stop = run(project.compose(&["stop", "moonauth-renew"]), None);
+    assert!(stop.status.success(), "{}", stop.describe("compose stop"));
+    let code = docker_ok(&["inspect", "--format", "{{.State.ExitCode}}", &container], None);
+    assert_eq!(code.stdout.trim(), "0", "SIGTERM must end the watcher cleanly:\n{logs}");
+    assert!(!logs.contains("CANARY"), "a token reached the logs:\n{logs}");
+}
