@@ -103,7 +103,9 @@ impl Classification {
 #[derive(Debug, Clone)]
 pub struct OutputClassifier {
     runtime: Runtime,
-    zone: TimeZone,
+    /// `None`: this process's zone, looked up only when a clock time must be read (the
+    /// lookup reads the zoneinfo tree, which costs milliseconds on every run otherwise).
+    zone: Option<TimeZone>,
     session_id: Option<String>,
     session_started: bool,
     usage: Option<Value>,
@@ -169,14 +171,16 @@ impl OutputClassifier {
     /// zone (Codex's `try again at 4:48 PM`) are read in this process's time zone (`TZ`,
     /// else the system's, else UTC): moonauth runs beside the CLI.
     pub fn new(runtime: Runtime) -> Self {
-        Self::with_time_zone(runtime, TimeZone::try_system().unwrap_or(TimeZone::UTC))
+        let mut c = Self::with_time_zone(runtime, TimeZone::UTC);
+        c.zone = None;
+        c
     }
 
     /// A classifier that reads zone-less clock times in `zone` (the CLI's time zone).
     pub fn with_time_zone(runtime: Runtime, zone: TimeZone) -> Self {
         OutputClassifier {
             runtime,
-            zone,
+            zone: Some(zone),
             session_id: None,
             session_started: false,
             usage: None,
@@ -471,7 +475,13 @@ impl OutputClassifier {
         let resets_at = ["resets ", "try again at ", "reset at ", "resets at "]
             .iter()
             .filter_map(|marker| normalized.find(marker).map(|at| at + marker.len()))
-            .find_map(|at| parse_reset_clock(&text_from(text, &normalized, at), &self.zone, now));
+            .find_map(|at| {
+                let zone = self
+                    .zone
+                    .clone()
+                    .unwrap_or_else(|| TimeZone::try_system().unwrap_or(TimeZone::UTC));
+                parse_reset_clock(&text_from(text, &normalized, at), &zone, now)
+            });
         Outcome::UsageLimit {
             resets_at,
             window: window_in(&normalized),
