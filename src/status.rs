@@ -113,13 +113,20 @@ async fn read_logins(
             let file = credentials::login_file(runtime, Path::new(""));
             let path = format!("{}/{}", mount.path, file.display());
             let mut blocked = None;
-            let inspection = match archive::read_file(engine, container, &path).await? {
+            // The login and moonauth's refresh record, read at once (one round trip).
+            let record = format!("{}/{}", mount.path, crate::renew::STATE_FILE);
+            let (login, state) = futures_util::future::join(
+                archive::read_file(engine, container, &path),
+                archive::read_file(engine, container, &record),
+            )
+            .await;
+            let state = state?;
+            let inspection = match login? {
                 Ok(Some(entry)) => {
                     let inspection = credentials::classify(runtime, &entry.bytes, now, config.expiry_lead.value);
                     if inspection.class.usable() && inspection.class.is_oauth() {
                         // moonauth's refresh may have found this login dead.
-                        let record = format!("{}/{}", mount.path, crate::renew::STATE_FILE);
-                        if let Ok(Some(state)) = archive::read_file(engine, container, &record).await? {
+                        if let Ok(Some(state)) = &state {
                             blocked = crate::renew::relogin_needed_from(&state.bytes, &entry.bytes);
                         }
                     }
