@@ -3,6 +3,8 @@
 //! files in the CLIs' formats, and running programs with a hard timeout.
 #![allow(dead_code)]
 
+// The same small HTTP server the classifier and run tests use.
+#[path = "../support/http.rs"]
 pub mod http;
 pub mod token_service;
 
