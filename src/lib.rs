@@ -6,7 +6,8 @@
 //! [`runtime::normalize_payload`] and [`runtime::default_task_runtime`] to resolve a
 //! task's runtime, [`credentials::inspect_dir`] to read a login, [`preflight::run_checks`]
 //! for the worker checks, [`store::Store`] and [`accounts::pick`] for the shared account
-//! state and the failover policy.
+//! state, [`classify::OutputClassifier`] to tell how a CLI run ended, [`run::run`] for the
+//! failover loop, and [`renew::renew_dir`] to refresh a shared login under its lease.
 
 pub mod accounts;
 pub mod apply;

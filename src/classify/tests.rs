@@ -1,3 +1,5 @@
+//! Unit tests of the classifier: clock parsing, prose, redaction, serialization.
+
 use super::*;
 
 /// 2026-11-24T10:00:00Z.
