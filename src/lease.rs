@@ -464,7 +464,8 @@ fn read_record_of(file: &mut File) -> Option<HolderRecord> {
     let mut text = String::new();
     file.rewind().ok()?;
     file.take(4096).read_to_string(&mut text).ok()?;
-    serde_json::from_str(text.trim()).ok()
+    // The first line is the record; anything after it is the tail of an older one.
+    serde_json::from_str(text.lines().next()?.trim()).ok()
 }
 
 fn write_record(file: &mut File, record: &HolderRecord) {
@@ -473,11 +474,15 @@ fn write_record(file: &mut File, record: &HolderRecord) {
     let Ok(text) = serde_json::to_string(record) else {
         return;
     };
+    // One write of the whole line at offset 0, then the length: a holder killed between
+    // the two leaves the new record followed by the tail of an older, longer one, and
+    // readers take the first line. (Truncating first could leave an empty record, and
+    // then a killed holder's Claude locks would be waited out instead of taken over.)
+    let line = format!("{text}\n");
     let _ = file
-        .set_len(0)
-        .and_then(|_| file.rewind())
-        .and_then(|_| file.write_all(text.as_bytes()))
-        .and_then(|_| file.write_all(b"\n"));
+        .rewind()
+        .and_then(|_| file.write_all(line.as_bytes()))
+        .and_then(|_| file.set_len(line.len() as u64));
 }
 
 fn hostname() -> String {
@@ -658,6 +663,39 @@ fn touch(path: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_record_cut_short_by_a_kill_still_reads_as_the_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut file = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(dir.path().join("lease"))
+            .unwrap();
+        let long = HolderRecord {
+            pid: 1,
+            host: "h".into(),
+            claude_locks: vec![(1, 2, 3), (4, 5, 6), (7, 8, 9)],
+        };
+        write_record(&mut file, &long);
+        let short = HolderRecord {
+            pid: 2,
+            host: "h".into(),
+            claude_locks: vec![(10, 11, 12)],
+        };
+        // What a holder killed between the write and the set_len leaves.
+        let line = format!("{}\n", serde_json::to_string(&short).unwrap());
+        file.rewind().unwrap();
+        file.write_all(line.as_bytes()).unwrap();
+        let read = read_record_of(&mut file).expect("the new record reads despite the old tail");
+        assert_eq!(read.pid, 2);
+        assert_eq!(read.claude_locks, vec![(10, 11, 12)]);
+        // And a complete write leaves exactly the record.
+        write_record(&mut file, &short);
+        assert_eq!(file.metadata().unwrap().len(), line.len() as u64);
+    }
 
     fn wait() -> (Instant, Duration) {
         let t = Duration::from_millis(300);
