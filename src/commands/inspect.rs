@@ -3,17 +3,12 @@
 use crate::cli::InspectArgs;
 use crate::config::{Config, Env, Overrides};
 use crate::credentials;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::exit::Exit;
 use crate::output::{self, InspectReport};
-use crate::runtime;
 
 pub fn run(args: InspectArgs, env: &Env) -> Result<Exit> {
-    let runtime = runtime::parse_login_runtime(&args.runtime).map_err(|reason| Error::InvalidFlag {
-        flag: "RUNTIME",
-        value: args.runtime.clone(),
-        reason,
-    })?;
+    let runtime = super::login_runtime(&args.runtime, "RUNTIME")?;
     let config = Config::resolve(
         env,
         &Overrides {

@@ -7,17 +7,12 @@ use crate::accounts;
 use crate::apply;
 use crate::cli::{ApplyLoginArgs, StoreBenchArgs};
 use crate::config::{Config, Env, Overrides};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::exit::Exit;
-use crate::runtime;
 use crate::store::{self, Store};
 
 pub fn apply_login(args: ApplyLoginArgs) -> Result<Exit> {
-    let runtime = runtime::parse_login_runtime(&args.runtime).map_err(|reason| Error::InvalidFlag {
-        flag: "--runtime",
-        value: args.runtime.clone(),
-        reason,
-    })?;
+    let runtime = super::login_runtime(&args.runtime, "--runtime")?;
     if args.discard {
         apply::discard(&args.staging)?;
         return Ok(Exit::Ok);
@@ -32,11 +27,7 @@ pub fn apply_login(args: ApplyLoginArgs) -> Result<Exit> {
 /// used), then one JSON line with the rate. Run many at once to measure contention;
 /// the store's `revision` counts the writes, so lost updates show.
 pub fn store_bench(args: StoreBenchArgs, env: &Env) -> Result<Exit> {
-    let runtime = runtime::parse_login_runtime(&args.runtime).map_err(|reason| Error::InvalidFlag {
-        flag: "--runtime",
-        value: args.runtime.clone(),
-        reason,
-    })?;
+    let runtime = super::login_runtime(&args.runtime, "--runtime")?;
     let config = Config::resolve(env, &Overrides::default())?;
     let store = Store::open(&config.state_dir()?.value)?;
     let start = Instant::now();

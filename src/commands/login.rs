@@ -7,15 +7,10 @@ use crate::error::{Error, Result};
 use crate::exit::Exit;
 use crate::login::{self, Target};
 use crate::output;
-use crate::runtime;
 use crate::status::{self, StatusReport};
 
 pub fn run(args: LoginArgs, env: &Env) -> Result<Exit> {
-    let runtime = runtime::parse_login_runtime(&args.runtime).map_err(|reason| Error::InvalidFlag {
-        flag: "RUNTIME",
-        value: args.runtime.clone(),
-        reason,
-    })?;
+    let runtime = super::login_runtime(&args.runtime, "RUNTIME")?;
     let config = Config::resolve(env, &Overrides::default())?;
     let spec = volumes::spec(&config, runtime, args.account.as_deref())?;
     let target = Target::new(&config, &spec, args.image.clone())?;

@@ -38,6 +38,15 @@ pub fn run(command: Command, env: &Env) -> Result<Exit> {
     }
 }
 
+/// Parses a runtime argument that must have a login (claude or codex), naming `flag` in the error.
+pub(crate) fn login_runtime(value: &str, flag: &'static str) -> Result<crate::runtime::Runtime> {
+    crate::runtime::parse_login_runtime(value).map_err(|reason| Error::InvalidFlag {
+        flag,
+        value: value.to_string(),
+        reason,
+    })
+}
+
 /// Parses runtime arguments (claude, codex); none means both.
 pub(crate) fn login_runtimes(values: &[String]) -> Result<Vec<crate::runtime::Runtime>> {
     use crate::runtime::Runtime;
@@ -46,11 +55,7 @@ pub(crate) fn login_runtimes(values: &[String]) -> Result<Vec<crate::runtime::Ru
     }
     let mut out = Vec::new();
     for v in values {
-        let r = crate::runtime::parse_login_runtime(v).map_err(|reason| Error::InvalidFlag {
-            flag: "RUNTIME",
-            value: v.clone(),
-            reason,
-        })?;
+        let r = login_runtime(v, "RUNTIME")?;
         if !out.contains(&r) {
             out.push(r);
         }

@@ -7,14 +7,9 @@ use crate::config::{Config, Env, Overrides};
 use crate::error::{Error, Result};
 use crate::exit::Exit;
 use crate::run::{self, RunRequest};
-use crate::runtime;
 
 pub fn run(args: RunArgs, env: &Env) -> Result<Exit> {
-    let runtime = runtime::parse_login_runtime(&args.runtime).map_err(|reason| Error::InvalidFlag {
-        flag: "RUNTIME",
-        value: args.runtime.clone(),
-        reason,
-    })?;
+    let runtime = super::login_runtime(&args.runtime, "RUNTIME")?;
     let config = Config::resolve(env, &Overrides::default())?;
     let request = RunRequest {
         runtime,
