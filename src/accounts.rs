@@ -200,9 +200,12 @@ impl Account {
             Availability::Ready | Availability::CoolingDown(_) => None,
             Availability::Disabled => Some(format!("moonauth accounts enable {}", self.alias)),
             Availability::NeedsRelogin => Some(match self.kind {
+                // The login clears the mark itself when it can reach this store; from a host
+                // whose store is elsewhere (a compose volume), `enable` does.
                 AccountKind::Oauth => format!(
-                    "moonauth login {} --account {}, then moonauth accounts enable {}",
-                    self.runtime, self.alias, self.alias
+                    "{}, then moonauth accounts enable {}",
+                    crate::runtime::login_command(self.runtime, Some(&self.alias)),
+                    self.alias
                 ),
                 AccountKind::ApiKey => format!(
                     "put a valid key in {}, then moonauth accounts enable {}",

@@ -5,7 +5,7 @@
 //! aborted or produces nothing usable leaves the previous login byte for byte.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bollard::models::{ContainerCreateBody, HostConfig};
@@ -498,15 +498,6 @@ pub async fn sync(engine: &Engine, target: &Target<'_>, from: &Path) -> Result<L
             from.display(),
             from.display()
         )],
-    })
-}
-
-/// The host directory a runtime's login usually lives in (for `--sync-from` defaults).
-pub fn default_host_dir(runtime: Runtime, home: Option<&str>) -> Option<PathBuf> {
-    let home = PathBuf::from(home?);
-    Some(match runtime {
-        Runtime::Claude => home.join(".claude"),
-        Runtime::Codex | Runtime::Gemini => home.join(".codex"),
     })
 }
 

@@ -264,11 +264,6 @@ fn check_login_dir(settings: &RuntimeSettings) -> Check {
     check(CheckStatus::Ok, format!("{shown} is readable and writable"))
 }
 
-/// The command that logs a runtime in.
-pub fn login_fix(runtime: Runtime) -> String {
-    format!("moonauth login {runtime}")
-}
-
 fn check_login(settings: &RuntimeSettings, config: &Config, now: SystemTime) -> Check {
     let runtime = settings.runtime;
     let mut report = credentials::inspect_dir(runtime, &settings.login_dir.value, now, config.expiry_lead.value);
@@ -286,7 +281,7 @@ fn check_login(settings: &RuntimeSettings, config: &Config, now: SystemTime) -> 
     check = match (config.auth_mode.value, report.usable, env_var) {
         (AuthMode::Oauth, true, _) if !class.is_oauth() => check.fail(
             Exit::LoginUnusable,
-            format!("MOONAUTH_AUTH_MODE=oauth needs an OAuth login: run `{}`", login_fix(runtime)),
+            format!("MOONAUTH_AUTH_MODE=oauth needs an OAuth login: run `{}`", crate::runtime::login_command(runtime, None)),
         ),
         (AuthMode::ApiKey, _, Some(var)) => {
             check.detail = format!("using {var} from the environment (API billing); login file: {summary}");
@@ -305,7 +300,7 @@ fn check_login(settings: &RuntimeSettings, config: &Config, now: SystemTime) -> 
             check.detail = format!("using {var} from the environment; the login file is not usable: {summary}");
             check.warn(format!(
                 "{var} bills that credential; run `{}` to use the subscription login instead",
-                login_fix(runtime)
+                crate::runtime::login_command(runtime, None)
             ))
         }
         (_, false, _) => {
@@ -313,9 +308,9 @@ fn check_login(settings: &RuntimeSettings, config: &Config, now: SystemTime) -> 
                 LoginClass::Refused => format!(
                     "replace {} with a regular file inside the directory, or run `{}`",
                     report.file.display(),
-                    login_fix(runtime)
+                    crate::runtime::login_command(runtime, None)
                 ),
-                _ => format!("run `{}` (or sync a host login with --sync-from)", login_fix(runtime)),
+                _ => format!("run `{}` (or sync a host login with --sync-from)", crate::runtime::login_command(runtime, None)),
             };
             check.fail(Exit::LoginUnusable, fix)
         }
@@ -551,7 +546,10 @@ fn check_cli_status(
                 status.summary
             ),
         )
-        .warn(format!("run `{}` to replace the login", login_fix(runtime))),
+        .warn(format!(
+            "run `{}` to replace the login",
+            crate::runtime::login_command(runtime, None)
+        )),
         (false, true) => check(
             CheckStatus::Fail,
             format!(
@@ -560,7 +558,10 @@ fn check_cli_status(
                 status.summary
             ),
         )
-        .fail(Exit::LoginUnusable, format!("run `{}`", login_fix(runtime))),
+        .fail(
+            Exit::LoginUnusable,
+            format!("run `{}`", crate::runtime::login_command(runtime, None)),
+        ),
     }
 }
 

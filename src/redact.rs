@@ -24,11 +24,6 @@ impl Secret {
     pub fn expose(&self) -> &str {
         &self.0
     }
-
-    /// True when the value is empty or blank (an unset credential).
-    pub fn is_blank(&self) -> bool {
-        self.0.trim().is_empty()
-    }
 }
 
 impl fmt::Debug for Secret {

@@ -194,11 +194,6 @@ fn opt_time<S: Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Err
     }
 }
 
-/// The command that logs `runtime` in again.
-pub fn login_fix(runtime: Runtime) -> String {
-    format!("moonauth login {runtime}")
-}
-
 /// Renews the login of `runtime` in `dir` when it is inside the lead (or `force`).
 /// `now` is the time decisions are made at (injected for tests); the new expiry is
 /// counted from `now` plus the time spent here.
@@ -215,7 +210,7 @@ pub fn renew_dir(runtime: Runtime, dir: &Path, opts: &RenewOptions, now: SystemT
                 RenewStatus::Missing,
                 format!("no {} in {}", file_name(&file), dir.display()),
             )
-            .with_fix(login_fix(runtime))
+            .with_fix(crate::runtime::login_command(runtime, None))
         }
         Err(reason) => return RenewOutcome::new(runtime, dir, RenewStatus::NotRefreshable, reason),
     };
@@ -224,7 +219,7 @@ pub fn renew_dir(runtime: Runtime, dir: &Path, opts: &RenewOptions, now: SystemT
         if let Some(why) = blocked_by(&state, &bytes) {
             return RenewOutcome::new(runtime, dir, RenewStatus::Blocked, why).with_fix(format!(
                 "{} (or `moonauth renew {runtime} --force` to try once more)",
-                login_fix(runtime)
+                crate::runtime::login_command(runtime, None)
             ));
         }
     }
@@ -251,7 +246,7 @@ pub fn renew_dir(runtime: Runtime, dir: &Path, opts: &RenewOptions, now: SystemT
                 RenewStatus::Missing,
                 "the login file was removed while waiting for the lease",
             )
-            .with_fix(login_fix(runtime))
+            .with_fix(crate::runtime::login_command(runtime, None))
         }
         Err(reason) => return RenewOutcome::new(runtime, dir, RenewStatus::NotRefreshable, reason),
     };
@@ -316,7 +311,7 @@ pub fn renew_dir(runtime: Runtime, dir: &Path, opts: &RenewOptions, now: SystemT
                     RenewStatus::Dead,
                     format!("{}; the login file is unchanged", e.reason()),
                 )
-                .with_fix(login_fix(runtime))
+                .with_fix(crate::runtime::login_command(runtime, None))
             } else {
                 let mut o = RenewOutcome::new(
                     runtime,

@@ -92,6 +92,14 @@ pub fn parse_worker_mode(value: &str) -> std::result::Result<WorkerMode, String>
     }
 }
 
+/// The command that logs `runtime` in: the configured login, or a named account's.
+pub fn login_command(runtime: Runtime, account: Option<&str>) -> String {
+    match account {
+        None => format!("moonauth login {runtime}"),
+        Some(a) => format!("moonauth login {runtime} --account {a}"),
+    }
+}
+
 /// Parses a runtime with a login (`claude` or `codex`), for commands about logins.
 pub fn parse_login_runtime(value: &str) -> std::result::Result<Runtime, String> {
     match value.trim().to_ascii_lowercase().as_str() {

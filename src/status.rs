@@ -39,13 +39,9 @@ impl VolumeStatus {
     }
 }
 
-/// The command that logs an account in.
+/// The command that logs an account's volume in (`default`: the configured volume).
 pub fn login_command(runtime: Runtime, account: &str) -> String {
-    if account == DEFAULT_ACCOUNT {
-        format!("moonauth login {runtime}")
-    } else {
-        format!("moonauth login {runtime} --account {account}")
-    }
+    crate::runtime::login_command(runtime, (account != DEFAULT_ACCOUNT).then_some(account))
 }
 
 /// Reads the state of every volume in `specs`, with one never-started container.
