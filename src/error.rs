@@ -10,11 +10,13 @@ use crate::exit::Exit;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// An environment variable (process or `.env`) holds a value moonauth cannot use.
-    #[error("{var}={value:?} is not valid: {reason}")]
+    // The value is echoed through the redactor: a key pasted into the wrong variable must
+    // not reach the terminal or a log.
+    #[error("{var}={:?} is not valid: {reason}", crate::redact::scrub(value))]
     InvalidVariable { var: String, value: String, reason: String },
 
     /// A command-line flag holds a value moonauth cannot use.
-    #[error("{flag} {value:?} is not valid: {reason}")]
+    #[error("{flag} {:?} is not valid: {reason}", crate::redact::scrub(value))]
     InvalidFlag {
         flag: &'static str,
         value: String,
@@ -22,7 +24,10 @@ pub enum Error {
     },
 
     /// A field of a task payload holds a value moonauth cannot use.
-    #[error("task payload field {field} = {value:?} is not valid: {reason}")]
+    #[error(
+        "task payload field {field} = {:?} is not valid: {reason}",
+        crate::redact::scrub(value)
+    )]
     InvalidPayloadField {
         field: &'static str,
         value: String,

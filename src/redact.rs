@@ -113,6 +113,20 @@ mod tests {
     }
 
     #[test]
+    fn a_key_in_the_wrong_variable_is_not_echoed_by_the_error() {
+        let e = crate::error::Error::InvalidVariable {
+            var: "MOONAUTH_AUTH_MODE".into(),
+            value: "sk-ant-api03-secretvalue".into(),
+            reason: "allowed values: auto, oauth, api-key".into(),
+        };
+        let msg = e.to_string();
+        assert!(
+            msg.contains("MOONAUTH_AUTH_MODE") && !msg.contains("secretvalue"),
+            "{msg}"
+        );
+    }
+
+    #[test]
     fn scrub_masks_long_mixed_runs() {
         let out = scrub("token=0123456789abcdef0123456789abcdef0123 done");
         assert!(out.contains(REDACTED) && !out.contains("0123456789abcdef"), "{out}");
