@@ -441,3 +441,27 @@ fn real_cli_claude_throttle_backs_off_on_the_same_account_without_benching_it() 
         .clone();
     assert!(a["cooldown_until"].is_null(), "not benched: {a}");
 }
+
+#[test]
+fn real_cli_claude_with_every_account_disabled_lists_them_and_exits_10() {
+    let Some(f) = ClaudeFleet::new() else { return };
+    for alias in ["a", "b"] {
+        let out = cli::run(
+            moonauth_cmd(&f.sandbox, &f.bin).args(["accounts", "disable", alias]),
+            Duration::from_secs(30),
+        );
+        ok(&out);
+    }
+    let (out, report_path) = f.run(&[]);
+    assert_eq!(out.exit_code, Some(10), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("a: disabled") && out.stderr.contains("b: disabled"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("moonauth accounts enable a"), "{}", out.stderr);
+    let r = report(&report_path);
+    assert_eq!(r["exhausted"], true);
+    assert_eq!(r["attempts"].as_array().unwrap().len(), 0, "nothing ran: {r}");
+    assert_eq!(f.fake.calls().len(), 0);
+}

@@ -31,7 +31,7 @@ pub fn run(args: RunArgs, env: &Env) -> Result<Exit> {
             let _ = writeln!(std::io::stderr().lock(), "{json}");
         }
     }
-    if !report.unavailable.is_empty() && report.finished_by.is_none() {
+    if report.exhausted {
         let mut err = std::io::stderr().lock();
         let _ = writeln!(err, "moonauth: every {runtime} credential is out:");
         for u in &report.unavailable {
@@ -47,11 +47,9 @@ pub fn run(args: RunArgs, env: &Env) -> Result<Exit> {
         }
     }
     // The child's own status passes through; moonauth's codes only when it ran out.
-    Ok(
-        if report.finished_by.is_none() && !report.unavailable.is_empty() && report.exit_code == 10 {
-            Exit::AccountsExhausted
-        } else {
-            Exit::Child(u8::try_from(report.exit_code).unwrap_or(1))
-        },
-    )
+    Ok(if report.exhausted {
+        Exit::AccountsExhausted
+    } else {
+        Exit::Child(u8::try_from(report.exit_code).unwrap_or(1))
+    })
 }

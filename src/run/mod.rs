@@ -106,6 +106,8 @@ pub struct RunReport {
     /// The account whose credential finished the work.
     pub finished_by: Option<String>,
     pub api_billing_used: bool,
+    /// Every credential was out: the run ends with exit 10.
+    pub exhausted: bool,
     pub attempts: Vec<Attempt>,
     /// Accounts that were out, with why (filled when every credential is exhausted).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -183,23 +185,24 @@ fn plan(
         let state = state.expect("stored accounts come from a state");
         let order = accounts::eligible(state, runtime, now);
         for a in stored {
-            if !a.enabled {
-                continue;
-            }
             if order.iter().any(|e| e.alias == a.alias) {
                 continue;
             }
             let availability = accounts::availability(a, now);
-            if !matches!(availability, Availability::CoolingDown(_)) {
+            // A disabled account is the operator's choice, not a reason against the key.
+            if !matches!(availability, Availability::CoolingDown(_) | Availability::Disabled) {
                 quota_only = false;
             }
             unavailable.push(Unavailable {
                 account: a.alias.clone(),
-                reason: a
-                    .last_failure
-                    .as_ref()
-                    .map(|f| f.reason.clone())
-                    .unwrap_or_else(|| availability.as_str().to_string()),
+                reason: match availability {
+                    Availability::Disabled => availability.as_str().to_string(),
+                    _ => a
+                        .last_failure
+                        .as_ref()
+                        .map(|f| f.reason.clone())
+                        .unwrap_or_else(|| availability.as_str().to_string()),
+                },
                 until: a.cooldown_until.filter(|t| *t > now).map(rfc3339),
                 fix: a.fix(now),
             });
@@ -307,6 +310,7 @@ pub fn run(config: &Config, env: &crate::config::Env, request: &RunRequest) -> R
         exit_code: 1,
         finished_by: None,
         api_billing_used: false,
+        exhausted: false,
         attempts: Vec::new(),
         unavailable: Vec::new(),
     };
@@ -523,6 +527,7 @@ pub fn run(config: &Config, env: &crate::config::Env, request: &RunRequest) -> R
     }
 
     report.unavailable = unavailable;
+    report.exhausted = true;
     report.exit_code = i32::from(Exit::AccountsExhausted.code());
     Ok(report)
 }
