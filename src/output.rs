@@ -107,10 +107,10 @@ impl Render for InspectReport {
             writeln!(w, "  account id: {id}")?;
         }
         if let Some(t) = i.expires_at {
-            writeln!(w, "  expires:    {}", humantime::format_rfc3339_seconds(t))?;
+            writeln!(w, "  expires:    {}", crate::credentials::rfc3339(t))?;
         }
         if let Some(t) = i.last_refresh {
-            writeln!(w, "  refreshed:  {}", humantime::format_rfc3339_seconds(t))?;
+            writeln!(w, "  refreshed:  {}", crate::credentials::rfc3339(t))?;
         }
         if i.class.is_oauth() {
             writeln!(
@@ -167,10 +167,10 @@ impl Render for crate::status::StatusReport {
                         writeln!(w, "  - Account: {email}")?;
                     }
                     if let Some(t) = i.expires_at {
-                        writeln!(w, "  - Token expires: {}", humantime::format_rfc3339_seconds(t))?;
+                        writeln!(w, "  - Token expires: {}", crate::credentials::rfc3339(t))?;
                     }
                     if let Some(t) = i.last_refresh {
-                        writeln!(w, "  - Last refresh: {}", humantime::format_rfc3339_seconds(t))?;
+                        writeln!(w, "  - Last refresh: {}", crate::credentials::rfc3339(t))?;
                     }
                     writeln!(w, "  - Mounted at: {} in workers", l.dir.display())?;
                     if !v.managed {

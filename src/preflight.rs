@@ -340,10 +340,10 @@ pub fn summarize(report: &LoginReport) -> String {
         parts.push(format!("account {account}"));
     }
     if let Some(exp) = i.expires_at {
-        parts.push(format!("expires {}", humantime::format_rfc3339_seconds(exp)));
+        parts.push(format!("expires {}", crate::credentials::rfc3339(exp)));
     }
     if let Some(last) = i.last_refresh {
-        parts.push(format!("refreshed {}", humantime::format_rfc3339_seconds(last)));
+        parts.push(format!("refreshed {}", crate::credentials::rfc3339(last)));
     }
     parts.join(" · ")
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::credentials::jwt;
+use crate::credentials::{self, jwt};
 use crate::redact::{self, Secret};
 use crate::runtime::Runtime;
 
@@ -88,7 +88,9 @@ pub fn read_tokens(runtime: Runtime, bytes: &[u8]) -> Result<LoginTokens, String
             let expires_at = oauth
                 .get("expiresAt")
                 .and_then(Value::as_u64)
-                .map(|ms| UNIX_EPOCH + Duration::from_millis(ms));
+                // Clamped: no file content may overflow a time. Unlike `credentials::claude`,
+                // `expiresAt: 0` reads as expired here (due at once); a reshape unifies the two.
+                .map(credentials::time_from_millis);
             let scopes = oauth.get("scopes").and_then(Value::as_array).and_then(|a| {
                 let words: Vec<&str> = a.iter().filter_map(Value::as_str).collect();
                 (!words.is_empty()).then(|| words.join(" "))
@@ -118,7 +120,7 @@ pub fn read_tokens(runtime: Runtime, bytes: &[u8]) -> Result<LoginTokens, String
             let expires_at = jwt::claims(access.expose())
                 .ok()
                 .and_then(|c| c.get("exp").and_then(Value::as_u64))
-                .map(|s| UNIX_EPOCH + Duration::from_secs(s));
+                .map(credentials::time_from_secs);
             let last_refresh = root
                 .get("last_refresh")
                 .and_then(Value::as_str)

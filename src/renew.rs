@@ -189,7 +189,7 @@ impl RenewOutcome {
 
 fn opt_time<S: Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
     match t {
-        Some(t) => s.collect_str(&humantime::format_rfc3339_seconds(*t)),
+        Some(t) => s.serialize_str(&credentials::rfc3339(*t)),
         None => s.serialize_none(),
     }
 }
@@ -535,7 +535,7 @@ fn record_failure(dir: &Path, runtime: Runtime, login: &[u8], error: &RefreshErr
         consecutive_failures: before.map_or(0, |s| s.consecutive_failures) + 1,
         dead: matches!(error, RefreshError::Dead(_)),
         last_error: error.reason().to_string(),
-        last_failure_at: humantime::format_rfc3339_seconds(now).to_string(),
+        last_failure_at: credentials::rfc3339(now),
         login_fingerprint: print,
     };
     if let Ok(mut bytes) = serde_json::to_vec_pretty(&state) {

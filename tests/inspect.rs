@@ -300,3 +300,49 @@ fn inspect_accepts_runtime_names_in_any_case() {
     assert_eq!(code(&out), 0);
     assert_eq!(json(&out)["runtime"], "claude");
 }
+
+// ---- far-future expiries (hardening: these used to panic with exit 101) ----
+
+/// A Claude login whose `expiresAt` is 10000-01-01 (in ms), past what RFC 3339 can write.
+pub const CLAUDE_FAR_FUTURE: &str = r#"{"claudeAiOauth":{"accessToken":"sk-ant-oat01-CANARY-far","refreshToken":"sk-ant-ort01-CANARY-far","expiresAt":253402300800000,"scopes":["user:inference"],"subscriptionType":"max"}}"#;
+
+/// A Codex login whose access JWT has `exp` 2^64-1.
+fn codex_far_future() -> String {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    let jwt = |claims: &str| format!("eyJhbGciOiJub25lIn0.{}.sig", URL_SAFE_NO_PAD.encode(claims));
+    format!(
+        r#"{{"OPENAI_API_KEY":null,"tokens":{{"id_token":"{}","access_token":"{}","refresh_token":"rt_CANARY-far","account_id":"acct-1"}},"last_refresh":"2026-11-20T10:00:00Z"}}"#,
+        jwt(r#"{"email":"dev@example.com","exp":18446744073709551615}"#),
+        jwt(r#"{"exp":18446744073709551615}"#)
+    )
+}
+
+fn far_future_dir(sb: &Sandbox, runtime: &str) -> std::path::PathBuf {
+    let dir = sb.empty_dir(&format!("{runtime}-far-future"));
+    match runtime {
+        "claude" => fs::write(dir.join(".credentials.json"), CLAUDE_FAR_FUTURE).unwrap(),
+        _ => fs::write(dir.join("auth.json"), codex_far_future()).unwrap(),
+    }
+    dir
+}
+
+#[test]
+fn inspect_of_a_far_future_expiry_says_so_instead_of_panicking() {
+    let sb = Sandbox::new();
+    for runtime in ["claude", "codex"] {
+        let dir = far_future_dir(&sb, runtime);
+        let (status, j) = inspect_json(&sb, runtime, &dir);
+        assert_eq!(status, 0, "{runtime}: {j:#}");
+        assert_eq!(j["class"], "oauth-valid", "{runtime}: {j:#}");
+        assert_eq!(j["expires_at"], "9999-12-31T23:59:59Z", "{runtime}");
+        let detail = j["detail"].as_str().unwrap();
+        assert!(detail.contains("far future"), "{runtime}: {detail}");
+
+        let out = sb.moonauth().args(["inspect", runtime, "--dir"]).arg(&dir).output().unwrap();
+        let text = format!("{}{}", stdout(&out), stderr(&out));
+        assert_eq!(code(&out), 0, "{runtime}: {text}");
+        assert!(text.contains("expires:    9999-12-31T23:59:59Z"), "{runtime}: {text}");
+        assert!(!text.contains("panicked") && !text.contains("CANARY"), "{runtime}: {text}");
+    }
+}

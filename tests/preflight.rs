@@ -655,3 +655,46 @@ fn preflight_logs_go_to_stderr_and_only_the_report_to_stdout() {
         .unwrap();
     assert!(stderr(&out).is_empty(), "-q prints only errors: {}", stderr(&out));
 }
+
+// ---- far-future expiries (hardening: these used to panic with exit 101) ----
+
+#[test]
+fn preflight_passes_a_far_future_expiry_and_execs_the_worker() {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    let w = Worker::new();
+    std::fs::write(
+        w.claude.join(".credentials.json"),
+        r#"{"claudeAiOauth":{"accessToken":"sk-ant-oat01-CANARY","refreshToken":"sk-ant-ort01-CANARY","expiresAt":253402300800000,"scopes":["user:inference"]}}"#,
+    )
+    .unwrap();
+    let jwt = |claims: &str| format!("eyJhbGciOiJub25lIn0.{}.sig", URL_SAFE_NO_PAD.encode(claims));
+    let exp = r#"{"exp":18446744073709551615}"#;
+    std::fs::write(
+        w.codex.join("auth.json"),
+        format!(
+            r#"{{"OPENAI_API_KEY":null,"tokens":{{"id_token":"{}","access_token":"{}","refresh_token":"rt_CANARY"}}}}"#,
+            jwt(exp),
+            jwt(exp)
+        ),
+    )
+    .unwrap();
+
+    let (status, j) = w.json(&["--mode", "universal"], &[]);
+    assert_eq!(status, 0, "{j:#}");
+    for runtime in ["claude", "codex"] {
+        let detail = check(&j, runtime, "login")["detail"].as_str().unwrap().to_string();
+        assert!(detail.contains("far future") && detail.contains("9999-12-31T23:59:59Z"), "{detail}");
+    }
+
+    // The container entrypoint: every check passes, so the worker must run.
+    let out = w
+        .preflight()
+        .args(["--mode", "universal", "--", "/bin/sh", "-c", "echo worker-ran"])
+        .output()
+        .unwrap();
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert_eq!(code(&out), 0, "{text}");
+    assert!(stdout(&out).contains("worker-ran"), "{text}");
+    assert!(!text.contains("CANARY"), "{text}");
+}

@@ -803,3 +803,37 @@ fn a_dead_store_account_is_marked_for_relogin_and_all_includes_store_accounts() 
         "{dirs:?}"
     );
 }
+
+// ---- hardening: out-of-range times never panic ----
+
+fn jwt_of(claims: &Value) -> String {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    format!("eyJhbGciOiJub25lIn0.{}.sig", URL_SAFE_NO_PAD.encode(claims.to_string()))
+}
+
+#[test]
+fn renew_json_of_far_future_expiries_is_fresh_not_a_panic() {
+    let svc = TokenService::start(Flavor::Codex);
+    let root = temp_root("renew-far-");
+    let claude = subdir(root.path(), "claude");
+    fs::write(
+        claude.join(".credentials.json"),
+        r#"{"claudeAiOauth":{"accessToken":"sk-ant-oat01-CANARY","refreshToken":"sk-ant-ort01-CANARY","expiresAt":253402300800000,"scopes":["user:inference"]}}"#,
+    )
+    .unwrap();
+    let codex = subdir(root.path(), "codex");
+    let far = serde_json::json!({"exp": u64::MAX});
+    let auth = serde_json::json!({"OPENAI_API_KEY": null, "tokens": {"id_token": jwt_of(&far),
+        "access_token": jwt_of(&far), "refresh_token": "rt_CANARY"},
+        "last_refresh": humantime::format_rfc3339_seconds(SystemTime::now()).to_string()});
+    fs::write(codex.join("auth.json"), auth.to_string()).unwrap();
+
+    for (runtime, dir) in [("claude", &claude), ("codex", &codex)] {
+        let (out, v) = renew_json(&svc, &[runtime, "--dir", dir.to_str().unwrap()]);
+        assert_eq!(out.code, Some(0), "{runtime}: {}", out.text());
+        assert_eq!(status_of(&v), "fresh", "{runtime}: {v}");
+        assert_eq!(v["logins"][0]["expires_at"], "9999-12-31T23:59:59Z", "{runtime}: {v}");
+    }
+    assert_eq!(svc.token_requests(), 0);
+}

@@ -2,7 +2,7 @@
 //! (`accessToken`, `refreshToken`, `expiresAt` in epoch milliseconds, `subscriptionType`,
 //! `rateLimitTier`, `scopes`). Unknown keys are allowed: newer CLIs add fields.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
@@ -69,7 +69,8 @@ pub fn classify(bytes: &[u8], now: SystemTime, lead: Duration) -> Inspection {
         None | Some(Value::Null) => None,
         Some(Value::Number(n)) => match n.as_u64() {
             Some(0) => None,
-            Some(ms) => Some(UNIX_EPOCH + Duration::from_millis(ms)),
+            // Clamped: a far-future value must not overflow (see `LATEST_EPOCH_SECS`).
+            Some(ms) => Some(super::time_from_millis(ms)),
             None => {
                 return Inspection::new(
                     LoginClass::Malformed,
@@ -115,6 +116,7 @@ pub fn classify(bytes: &[u8], now: SystemTime, lead: Duration) -> Inspection {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::UNIX_EPOCH;
 
     const NOW_MS: u64 = 1_800_000_000_000;
 

@@ -3,7 +3,7 @@
 //! `last_refresh` (RFC 3339) and, in newer files, `auth_mode`. Also knows the
 //! `config.toml` key that moves the login into the OS keyring.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
@@ -132,7 +132,8 @@ pub fn classify(bytes: &[u8], now: SystemTime, lead: Duration) -> Inspection {
     let expires_at = jwt::claims(access_token)
         .ok()
         .and_then(|c| c.get("exp").and_then(Value::as_u64))
-        .map(|s| UNIX_EPOCH + Duration::from_secs(s));
+        // Clamped: `exp` may be anything up to 2^64-1 (see `LATEST_EPOCH_SECS`).
+        .map(super::time_from_secs);
     let refreshable = refresh_token.is_some_and(|r| !r.trim().is_empty());
 
     let (class, detail) = if access_token.trim().is_empty() {
@@ -203,6 +204,7 @@ pub fn with_file_store(config_toml: Option<&str>) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::UNIX_EPOCH;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use base64::Engine;
 

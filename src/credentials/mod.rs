@@ -11,7 +11,7 @@ pub mod jwt;
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Serialize, Serializer};
 
@@ -79,6 +79,43 @@ impl LoginClass {
     }
 }
 
+/// The last second moonauth builds from a login file or a token service's answer:
+/// 9999-12-31T23:59:59Z, the last one RFC 3339 (four-digit years) can write. A later
+/// expiry is clamped to it and read as "far future", so no input can overflow
+/// `SystemTime` or make the formatting of a report fail.
+pub const LATEST_EPOCH_SECS: u64 = 253_402_300_799;
+
+/// [`LATEST_EPOCH_SECS`] as a time.
+pub fn latest_time() -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(LATEST_EPOCH_SECS)
+}
+
+/// The time `secs` seconds after the epoch (a JWT's `exp`), clamped to [`latest_time`].
+pub fn time_from_secs(secs: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(secs.min(LATEST_EPOCH_SECS))
+}
+
+/// The time `ms` milliseconds after the epoch (Claude's `expiresAt`), clamped to [`latest_time`].
+pub fn time_from_millis(ms: u64) -> SystemTime {
+    if ms / 1000 >= LATEST_EPOCH_SECS {
+        latest_time()
+    } else {
+        UNIX_EPOCH + Duration::from_millis(ms)
+    }
+}
+
+/// Whether `t` is at (or past) [`latest_time`]: an expiry that was clamped.
+pub fn is_far_future(t: SystemTime) -> bool {
+    t >= latest_time()
+}
+
+/// RFC 3339 to the second for any time: humantime panics before the epoch and fails
+/// past the year 9999, so the time is first brought into that range.
+pub fn rfc3339(t: SystemTime) -> String {
+    let t = t.clamp(UNIX_EPOCH, latest_time());
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
 /// The verdict on one login file's bytes, with the metadata a person needs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Inspection {
@@ -136,6 +173,15 @@ pub(crate) fn oauth_class(
             "OAuth login; the access token carries no expiry".into(),
         );
     };
+    if is_far_future(exp) {
+        return (
+            LoginClass::OauthValid,
+            format!(
+                "OAuth login; the access token's expiry lies beyond the year 9999 and is read as far future ({})",
+                rfc3339(exp)
+            ),
+        );
+    }
     match exp.duration_since(now) {
         Err(past) => {
             let ago = human_duration(past.duration());
@@ -190,7 +236,7 @@ pub fn human_duration(d: Duration) -> String {
 
 fn opt_time<S: Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
     match t {
-        Some(t) => s.collect_str(&humantime::format_rfc3339_seconds(*t)),
+        Some(t) => s.serialize_str(&rfc3339(*t)),
         None => s.serialize_none(),
     }
 }
