@@ -200,30 +200,76 @@ pub fn request_body(runtime: Runtime, tokens: &LoginTokens) -> Secret {
     Secret::new(body.to_string())
 }
 
+/// The longest access-token lifetime moonauth writes or reports: real ones last hours
+/// (Claude 8 h, Codex about 10 days). A longer one in an answer (`expires_in: 1e13`, a
+/// JWT `exp` of 2^64-1) is a broken or hostile service; it is bounded to this and the
+/// outcome says so, rather than written as it came.
+pub const MAX_ACCESS_TOKEN_LIFETIME: Duration = Duration::from_secs(366 * 86_400);
+
+/// The longest refresh-token lifetime moonauth writes (`refreshTokenExpiresAt`).
+pub const MAX_REFRESH_TOKEN_LIFETIME: Duration = Duration::from_secs(10 * 366 * 86_400);
+
+/// The new login file [`apply_answer`] made from the old one and an answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewLogin {
+    /// The file to write (holds tokens: hand it only to the writer).
+    pub bytes: Vec<u8>,
+    /// The new access token's expiry, bounded to [`MAX_ACCESS_TOKEN_LIFETIME`] from now.
+    pub expires_at: Option<SystemTime>,
+    /// What in the answer was out of range and how it was bounded; never a token.
+    pub warnings: Vec<String>,
+}
+
+/// A lifetime in seconds from an answer, bounded to `max`: `(lifetime, warning)`.
+/// Non-finite values cannot come out of JSON; negative ones read as zero.
+fn bounded_lifetime(name: &str, secs: f64, max: Duration) -> (Duration, Option<String>) {
+    if secs > max.as_secs_f64() {
+        let warning = format!(
+            "the token service's {name} ({secs:.3e} s) is beyond the bound of {}; moonauth wrote {} instead",
+            crate::credentials::human_duration(max),
+            crate::credentials::human_duration(max)
+        );
+        (max, Some(warning))
+    } else if secs > 0.0 {
+        // In range: the cast cannot saturate.
+        (Duration::from_secs_f64(secs), None)
+    } else {
+        let warning = format!("the token service's {name} ({secs} s) is not positive; it was written as expired");
+        (Duration::ZERO, Some(warning))
+    }
+}
+
+/// Milliseconds since the epoch of `now + lifetime`, never past [`credentials::LATEST_EPOCH_SECS`].
+fn epoch_ms_after(now: SystemTime, lifetime: Duration) -> u64 {
+    let at = now
+        .checked_add(lifetime)
+        .unwrap_or_else(credentials::latest_time)
+        .min(credentials::latest_time());
+    let ms = at.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis();
+    u64::try_from(ms).unwrap_or(u64::MAX)
+}
+
 /// The new login file: the old one with the answer's tokens (and expiry) written in,
-/// every other key kept in its place. Returns the bytes and the new access token's expiry.
+/// every other key kept in its place. An out-of-range lifetime is bounded (see
+/// [`MAX_ACCESS_TOKEN_LIFETIME`]) and named in [`NewLogin::warnings`].
 /// `Err` when the answer is not one the CLI could use (the file must then stay as it was).
-pub fn apply_answer(
-    runtime: Runtime,
-    old: &[u8],
-    answer: &[u8],
-    now: SystemTime,
-) -> Result<(Vec<u8>, Option<SystemTime>), String> {
+pub fn apply_answer(runtime: Runtime, old: &[u8], answer: &[u8], now: SystemTime) -> Result<NewLogin, String> {
     let mut root: Value = serde_json::from_slice(old).map_err(|_| "the login file is no longer valid JSON")?;
     let answer: Value = serde_json::from_slice(answer).map_err(|_| "the token service's answer is not JSON")?;
     let field = |name: &str| answer.get(name).and_then(Value::as_str).filter(|s| !s.is_empty());
     let access = field("access_token").ok_or("the token service's answer has no access_token")?;
+    let mut warnings = Vec::new();
     let expires_at;
     match runtime {
         Runtime::Claude => {
             let expires_in = answer
                 .get("expires_in")
                 .and_then(Value::as_f64)
-                .filter(|s| s.is_finite() && *s > 0.0)
                 .ok_or("the token service's answer has no expires_in")?;
-            let now_ms = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
-            let exp_ms = now_ms + (expires_in * 1000.0) as u64;
-            expires_at = Some(UNIX_EPOCH + Duration::from_millis(exp_ms));
+            let (lifetime, warning) = bounded_lifetime("expires_in", expires_in, MAX_ACCESS_TOKEN_LIFETIME);
+            warnings.extend(warning);
+            let exp_ms = epoch_ms_after(now, lifetime);
+            expires_at = Some(credentials::time_from_millis(exp_ms));
             let oauth = object_at(&mut root, "claudeAiOauth")?;
             oauth.insert("accessToken".into(), access.into());
             // As Claude Code: an answer without a refresh token keeps the old one.
@@ -236,10 +282,10 @@ pub fn apply_answer(
                 oauth.insert("scopes".into(), scopes.into());
             }
             if let Some(secs) = answer.get("refresh_token_expires_in").and_then(Value::as_f64) {
-                oauth.insert(
-                    "refreshTokenExpiresAt".into(),
-                    (now_ms + (secs.max(0.0) * 1000.0) as u64).into(),
-                );
+                let (lifetime, warning) =
+                    bounded_lifetime("refresh_token_expires_in", secs, MAX_REFRESH_TOKEN_LIFETIME);
+                warnings.extend(warning);
+                oauth.insert("refreshTokenExpiresAt".into(), epoch_ms_after(now, lifetime).into());
             }
         }
         Runtime::Codex | Runtime::Gemini => {
@@ -248,10 +294,33 @@ pub fn apply_answer(
             if let Some(id) = id {
                 jwt::claims(id).map_err(|why| format!("the answer's id_token is unusable: {why}"))?;
             }
-            expires_at = jwt::claims(access)
+            // The JWT is written as issued (it is signed); only what moonauth reports is bounded.
+            let exp = jwt::claims(access)
                 .ok()
                 .and_then(|c| c.get("exp").and_then(Value::as_u64))
-                .map(|s| UNIX_EPOCH + Duration::from_secs(s));
+                .map(credentials::time_from_secs);
+            let bound = now
+                .checked_add(MAX_ACCESS_TOKEN_LIFETIME)
+                .unwrap_or_else(credentials::latest_time);
+            expires_at = match exp {
+                Some(exp) if exp > bound => {
+                    warnings.push(format!(
+                        "the new access token claims to be valid until {}, beyond the bound of {}; moonauth counts {} from now",
+                        credentials::rfc3339(exp),
+                        crate::credentials::human_duration(MAX_ACCESS_TOKEN_LIFETIME),
+                        crate::credentials::human_duration(MAX_ACCESS_TOKEN_LIFETIME)
+                    ));
+                    Some(bound.min(credentials::latest_time()))
+                }
+                Some(exp) if exp <= now => {
+                    warnings.push(format!(
+                        "the token service issued an access token that expired at {}",
+                        credentials::rfc3339(exp)
+                    ));
+                    Some(exp)
+                }
+                other => other,
+            };
             let obj = root.as_object_mut().ok_or("the login file is not a JSON object")?;
             let tokens = match obj.get_mut("tokens") {
                 Some(Value::Object(t)) => t,
@@ -264,15 +333,21 @@ pub fn apply_answer(
             if let Some(refresh) = field("refresh_token") {
                 tokens.insert("refresh_token".into(), refresh.into());
             }
-            obj.insert(
-                "last_refresh".into(),
-                humantime::format_rfc3339_micros(now).to_string().into(),
-            );
+            obj.insert("last_refresh".into(), rfc3339_micros(now).into());
         }
     }
     let mut bytes = serde_json::to_vec_pretty(&root).map_err(|e| e.to_string())?;
     bytes.push(b'\n');
-    Ok((bytes, expires_at))
+    Ok(NewLogin {
+        bytes,
+        expires_at,
+        warnings,
+    })
+}
+
+/// Codex's `last_refresh` format (microseconds), for any clock value.
+fn rfc3339_micros(t: SystemTime) -> String {
+    humantime::format_rfc3339_micros(t.clamp(UNIX_EPOCH, credentials::latest_time())).to_string()
 }
 
 fn object_at<'a>(root: &'a mut Value, key: &str) -> Result<&'a mut Map<String, Value>, String> {
@@ -467,7 +542,9 @@ mod tests {
     #[test]
     fn claude_answer_keeps_every_other_key() {
         let answer = br#"{"access_token":"sk-ant-oat01-NEW","expires_in":28800,"scope":"user:inference user:profile","token_type":"Bearer"}"#;
-        let (bytes, exp) = apply_answer(Runtime::Claude, claude(1).as_bytes(), answer, now()).unwrap();
+        let NewLogin {
+            bytes, expires_at: exp, ..
+        } = apply_answer(Runtime::Claude, claude(1).as_bytes(), answer, now()).unwrap();
         let v: Value = serde_json::from_slice(&bytes).unwrap();
         let o = &v["claudeAiOauth"];
         assert_eq!(o["accessToken"], "sk-ant-oat01-NEW");
@@ -489,7 +566,9 @@ mod tests {
         let new_access = jwt(&format!(r#"{{"exp":{}}}"#, NOW + 864_000));
         let new_id = jwt(r#"{"email":"a@b.c","n":2}"#);
         let answer = format!(r#"{{"id_token":"{new_id}","access_token":"{new_access}","refresh_token":"rt_NEW"}}"#);
-        let (bytes, exp) = apply_answer(
+        let NewLogin {
+            bytes, expires_at: exp, ..
+        } = apply_answer(
             Runtime::Codex,
             codex(1, "2026-01-01T00:00:00Z").as_bytes(),
             answer.as_bytes(),
@@ -521,6 +600,44 @@ mod tests {
             assert!(apply_answer(Runtime::Codex, old.as_bytes(), answer, now()).is_err());
         }
         assert!(apply_answer(Runtime::Claude, claude(1).as_bytes(), br#"{"access_token":"a"}"#, now()).is_err());
+    }
+
+    #[test]
+    fn out_of_range_lifetimes_are_bounded_and_named() {
+        let max_ms = (NOW + MAX_ACCESS_TOKEN_LIFETIME.as_secs()) * 1000;
+        for (expires_in, want_ms, warned) in [
+            ("28800", (NOW + 28_800) * 1000, false),
+            ("1e13", max_ms, true),
+            ("1e300", max_ms, true),
+            ("-5", NOW * 1000, true),
+            ("0", NOW * 1000, true),
+        ] {
+            let answer = format!(
+                r#"{{"access_token":"sk-ant-oat01-NEW","expires_in":{expires_in},"refresh_token_expires_in":1e300}}"#
+            );
+            let new = apply_answer(Runtime::Claude, claude(1).as_bytes(), answer.as_bytes(), now()).unwrap();
+            let v: Value = serde_json::from_slice(&new.bytes).unwrap();
+            assert_eq!(v["claudeAiOauth"]["expiresAt"], want_ms, "{expires_in}");
+            assert_eq!(new.expires_at, Some(UNIX_EPOCH + Duration::from_millis(want_ms)));
+            assert_eq!(
+                new.warnings.iter().any(|w| w.contains("service's expires_in")),
+                warned,
+                "{expires_in}: {:?}",
+                new.warnings
+            );
+            assert!(new.warnings.iter().any(|w| w.contains("refresh_token_expires_in")));
+            assert!(!new.warnings.concat().contains("NEW"));
+        }
+        let answer = format!(r#"{{"access_token":"{}"}}"#, jwt(r#"{"exp":18446744073709551615}"#));
+        let new = apply_answer(
+            Runtime::Codex,
+            codex(1, "2026-01-01T00:00:00Z").as_bytes(),
+            answer.as_bytes(),
+            now(),
+        )
+        .unwrap();
+        assert_eq!(new.expires_at, Some(now() + MAX_ACCESS_TOKEN_LIFETIME));
+        assert_eq!(new.warnings.len(), 1, "{:?}", new.warnings);
     }
 
     #[test]

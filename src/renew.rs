@@ -290,14 +290,21 @@ pub fn renew_dir(runtime: Runtime, dir: &Path, opts: &RenewOptions, now: SystemT
         Err(e) => Err(e),
     };
     let mut outcome = match outcome {
-        Ok(expires_at) => {
+        Ok((expires_at, warnings)) => {
             clear_state(dir);
             let left = expires_at
                 .and_then(|e| e.duration_since(clock()).ok())
                 .map(|d| format!("; the access token is valid for {}", human_duration(d)))
                 .unwrap_or_default();
             tracing::info!(%runtime, dir = %dir.display(), "refreshed");
-            RenewOutcome::new(runtime, dir, RenewStatus::Refreshed, format!("refreshed{left}")).expiring(expires_at)
+            let mut detail = format!("refreshed{left}");
+            // An out-of-range answer was bounded, not trusted: say so (the warnings hold no token).
+            for w in &warnings {
+                tracing::warn!(%runtime, dir = %dir.display(), warning = %w, "the token service's answer was out of range");
+                detail.push_str("; warning: ");
+                detail.push_str(w);
+            }
+            RenewOutcome::new(runtime, dir, RenewStatus::Refreshed, detail).expiring(expires_at)
         }
         Err(e) => {
             let dead = matches!(e, RefreshError::Dead(_));
@@ -382,7 +389,7 @@ fn write_answer(
     sent: &refresh::LoginTokens,
     answer: &[u8],
     now: SystemTime,
-) -> Result<Option<SystemTime>, RefreshError> {
+) -> Result<(Option<SystemTime>, Vec<String>), RefreshError> {
     let cannot = |e: LeaseError| RefreshError::Retryable(format!("refreshed, but could not write the login: {e}"));
     let mut codex_locks = None;
     if runtime == Runtime::Claude {
@@ -403,7 +410,7 @@ fn write_new_login(
     sent: &refresh::LoginTokens,
     answer: &[u8],
     now: SystemTime,
-) -> Result<Option<SystemTime>, RefreshError> {
+) -> Result<(Option<SystemTime>, Vec<String>), RefreshError> {
     let lost = |why: String| {
         RefreshError::Retryable(format!(
             "refreshed, but {why}; the new tokens were not written and the old refresh token is spent"
@@ -416,13 +423,17 @@ fn write_new_login(
     if now_tokens.refresh_token != sent.refresh_token {
         return Err(lost("the login in the file was replaced meanwhile".into()));
     }
-    let (bytes, expires_at) = refresh::apply_answer(runtime, &current, answer, now).map_err(lost)?;
+    let refresh::NewLogin {
+        bytes,
+        expires_at,
+        warnings,
+    } = refresh::apply_answer(runtime, &current, answer, now).map_err(lost)?;
     // Keep the file's owner and mode (a link is written through to its target).
     let target = fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
     let meta = fs::metadata(&target).map_err(|e| lost(e.to_string()))?;
     let mode = meta.permissions().mode() & 0o777;
     apply::write_atomic(&target, &bytes, meta.uid(), meta.gid(), mode).map_err(|e| lost(e.to_string()))?;
-    Ok(expires_at)
+    Ok((expires_at, warnings))
 }
 
 fn jittered(d: Duration) -> Duration {

@@ -339,10 +339,18 @@ fn inspect_of_a_far_future_expiry_says_so_instead_of_panicking() {
         let detail = j["detail"].as_str().unwrap();
         assert!(detail.contains("far future"), "{runtime}: {detail}");
 
-        let out = sb.moonauth().args(["inspect", runtime, "--dir"]).arg(&dir).output().unwrap();
+        let out = sb
+            .moonauth()
+            .args(["inspect", runtime, "--dir"])
+            .arg(&dir)
+            .output()
+            .unwrap();
         let text = format!("{}{}", stdout(&out), stderr(&out));
         assert_eq!(code(&out), 0, "{runtime}: {text}");
         assert!(text.contains("expires:    9999-12-31T23:59:59Z"), "{runtime}: {text}");
-        assert!(!text.contains("panicked") && !text.contains("CANARY"), "{runtime}: {text}");
+        assert!(
+            !text.contains("panicked") && !text.contains("CANARY"),
+            "{runtime}: {text}"
+        );
     }
 }

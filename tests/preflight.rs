@@ -684,7 +684,10 @@ fn preflight_passes_a_far_future_expiry_and_execs_the_worker() {
     assert_eq!(status, 0, "{j:#}");
     for runtime in ["claude", "codex"] {
         let detail = check(&j, runtime, "login")["detail"].as_str().unwrap().to_string();
-        assert!(detail.contains("far future") && detail.contains("9999-12-31T23:59:59Z"), "{detail}");
+        assert!(
+            detail.contains("far future") && detail.contains("9999-12-31T23:59:59Z"),
+            "{detail}"
+        );
     }
 
     // The container entrypoint: every check passes, so the worker must run.

@@ -837,3 +837,107 @@ fn renew_json_of_far_future_expiries_is_fresh_not_a_panic() {
     }
     assert_eq!(svc.token_requests(), 0);
 }
+
+fn inspect_and_preflight_work(runtime: &str, dir: &Path) {
+    let out = run(
+        moonauth_cmd(&[]).args(["inspect", runtime, "--json", "--dir", dir.to_str().unwrap()]),
+        T,
+    );
+    assert_eq!(out.code, Some(0), "inspect {runtime}: {}", out.text());
+    let v: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.text()));
+    assert_eq!(v["class"], "oauth-valid", "{v}");
+    let var = if runtime == "claude" {
+        "CLAUDE_CONFIG_DIR"
+    } else {
+        "CODEX_HOME"
+    };
+    // No CLI on PATH: the cli check fails (3), but the login check must pass and nothing panics.
+    let out = run(
+        moonauth_cmd(&[(var, dir.to_str().unwrap())]).args(["preflight", "--json", "--mode", runtime]),
+        T,
+    );
+    let v: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.text()));
+    let login = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "login")
+        .unwrap_or_else(|| panic!("no login check: {v}"));
+    assert_eq!(login["status"], "ok", "{v}");
+}
+
+/// The bound moonauth puts on an access token's lifetime (refresh::MAX_ACCESS_TOKEN_LIFETIME).
+const MAX_LIFETIME: Duration = Duration::from_secs(366 * 86_400);
+
+#[test]
+fn a_claude_answer_with_a_huge_expires_in_is_bounded_and_said_so() {
+    for expires_in in [1e13, 1e300] {
+        let svc = TokenService::start(Flavor::Claude);
+        svc.set_answer_patch(serde_json::json!({ "expires_in": expires_in }));
+        let root = temp_root("renew-huge-");
+        let dir = subdir(root.path(), "claude");
+        let issued = svc.login(ago(60));
+        write_claude_login(&dir, &issued);
+
+        let (out, v) = renew_json(&svc, &["claude", "--dir", dir.to_str().unwrap()]);
+        assert_eq!(out.code, Some(0), "{expires_in}: {}", out.text());
+        assert_eq!(status_of(&v), "refreshed", "{v}");
+        let detail = v["logins"][0]["detail"].as_str().unwrap();
+        assert!(
+            detail.contains("warning") && detail.contains("beyond the bound"),
+            "{detail}"
+        );
+        assert!(
+            out.stderr.contains("out of range"),
+            "a warning is logged: {}",
+            out.stderr
+        );
+
+        let o = &read_json(&dir.join(".credentials.json"))["claudeAiOauth"];
+        assert!(svc.accepts(o["accessToken"].as_str().unwrap()));
+        assert_eq!(o["refreshToken"].as_str().unwrap(), svc.current_refresh(issued.grant));
+        let exp = o["expiresAt"].as_u64().expect("expiresAt is an integer");
+        let now_ms = epoch_secs(SystemTime::now()) * 1000;
+        assert!(exp > now_ms, "{expires_in}: not written as already expired: {exp}");
+        assert!(
+            exp <= now_ms + MAX_LIFETIME.as_millis() as u64 + 60_000,
+            "{expires_in}: {exp}"
+        );
+
+        // The login is usable, and the next renewal leaves it alone.
+        inspect_and_preflight_work("claude", &dir);
+        let (_, v) = renew_json(&svc, &["claude", "--dir", dir.to_str().unwrap()]);
+        assert_eq!(status_of(&v), "fresh", "{v}");
+        assert_eq!(svc.refreshes(), 1);
+    }
+}
+
+#[test]
+fn a_codex_answer_whose_access_token_never_expires_is_kept_and_bounded() {
+    let svc = TokenService::start(Flavor::Codex);
+    let root = temp_root("renew-huge-");
+    let dir = subdir(root.path(), "codex");
+    let issued = svc.login(in_secs(600));
+    write_codex_login(&dir, &issued, ago(3600));
+    svc.set_access_exp(u64::MAX);
+
+    let (out, v) = renew_json(&svc, &["codex", "--dir", dir.to_str().unwrap()]);
+    assert_eq!(out.code, Some(0), "{}", out.text());
+    assert_eq!(status_of(&v), "refreshed", "{v}");
+    assert!(
+        v["logins"][0]["detail"].as_str().unwrap().contains("beyond the bound"),
+        "{v}"
+    );
+    let reported = humantime::parse_rfc3339(v["logins"][0]["expires_at"].as_str().unwrap()).unwrap();
+    assert!(reported <= SystemTime::now() + MAX_LIFETIME, "{v}");
+
+    // The refresh token was spent: the new tokens must be in the file.
+    let auth = read_json(&dir.join("auth.json"));
+    assert!(svc.accepts(auth["tokens"]["access_token"].as_str().unwrap()));
+    assert_eq!(
+        auth["tokens"]["refresh_token"].as_str().unwrap(),
+        svc.current_refresh(issued.grant)
+    );
+    inspect_and_preflight_work("codex", &dir);
+    assert_eq!(svc.refreshes(), 1);
+}

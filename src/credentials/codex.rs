@@ -204,9 +204,9 @@ pub fn with_file_store(config_toml: Option<&str>) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::UNIX_EPOCH;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use base64::Engine;
+    use std::time::UNIX_EPOCH;
 
     const NOW: u64 = 1_800_000_000;
 

@@ -70,6 +70,13 @@ struct State {
     issued: Vec<String>,
     /// Token request bodies (client id, scope…), the refresh token removed.
     bodies: Vec<Value>,
+    /// Keys merged into every successful refresh answer (`expires_in: 1e300`, …), to
+    /// play a broken or hostile service.
+    answer_patch: Option<Value>,
+    /// The `exp` claim of the Codex access tokens a refresh issues, instead of now + ttl.
+    access_exp: Option<u64>,
+    /// Bytes of padding in a claim of the Codex id tokens a refresh issues (a large answer).
+    id_padding: usize,
 }
 
 /// The running service; stops when dropped.
@@ -116,6 +123,21 @@ impl TokenService {
 
     pub fn set_delay(&self, d: Duration) {
         self.state.lock().unwrap().delay = d;
+    }
+
+    /// Merges `patch`'s keys into every later successful refresh answer.
+    pub fn set_answer_patch(&self, patch: Value) {
+        self.state.lock().unwrap().answer_patch = Some(patch);
+    }
+
+    /// Later Codex refreshes issue access tokens whose `exp` claim is `exp`.
+    pub fn set_access_exp(&self, exp: u64) {
+        self.state.lock().unwrap().access_exp = Some(exp);
+    }
+
+    /// Later Codex refreshes issue id tokens padded with `bytes` bytes of a claim.
+    pub fn set_id_padding(&self, bytes: usize) {
+        self.state.lock().unwrap().id_padding = bytes;
     }
 
     pub fn set_ttl(&self, d: Duration) {
@@ -198,10 +220,12 @@ fn issue(flavor: Flavor, st: &mut State, grant: usize, expires_at: SystemTime) -
         ),
         Flavor::Codex => {
             let account = format!("acct-g{grant}");
-            let access = jwt(&json!({"exp": secs(expires_at), "grant": grant, "n": n,
+            let exp = st.access_exp.unwrap_or(secs(expires_at));
+            let access = jwt(&json!({"exp": exp, "grant": grant, "n": n,
                 "note": format!("CANARY-access-{nonce:016x}"),
                 "https://api.openai.com/auth": {"chatgpt_account_id": account}}));
             let id = jwt(&json!({"exp": secs(expires_at), "email": "fleet@example.com", "n": n,
+                "pad": "p".repeat(st.id_padding),
                 "https://api.openai.com/auth": {"chatgpt_plan_type": "pro", "chatgpt_account_id": account}}));
             (access, format!("rt_CANARY-g{grant}-n{n}-{nonce:016x}"), id)
         }
@@ -300,6 +324,12 @@ fn token(flavor: Flavor, state: &Arc<Mutex<State>>, r: &Request) -> Response {
                 Flavor::Codex => json!({"id_token": issued.id_token, "access_token": issued.access_token,
                     "refresh_token": issued.refresh_token}),
             };
+            let mut answer = answer;
+            if let (Some(Value::Object(patch)), Some(a)) = (&st.answer_patch, answer.as_object_mut()) {
+                for (k, v) in patch {
+                    a.insert(k.clone(), v.clone());
+                }
+            }
             Response::json(200, &answer)
         }
         (_, Some(grant)) => {
