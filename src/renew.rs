@@ -10,7 +10,8 @@
 //! `status` and preflight. [`watch`] repeats this for a set of logins until stopped.
 
 use std::fs;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
@@ -37,6 +38,16 @@ pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 /// storage-write lock, Codex's commit flocks).
 const STORAGE_LOCK_WAIT: Duration = Duration::from_secs(30);
 const STATE_SCHEMA: &str = "moonauth.renew-state.v1";
+/// A token service's answer that a renewal received but could not write into the login
+/// file (full disk, read-only remount, file size limit). It holds tokens: mode 0600, made
+/// with `O_EXCL`, read with `O_NOFOLLOW`, never logged. The next renewal applies it.
+pub const PENDING_FILE: &str = ".moonauth-pending-refresh.json";
+const PENDING_SCHEMA: &str = "moonauth.pending-refresh.v1";
+/// A pending answer larger than this is not one moonauth wrote (answers are at most 64 KiB).
+const MAX_PENDING_BYTES: u64 = 160 * 1024;
+/// Space claimed beyond the login file's size before a refresh token is spent: the answer
+/// adds a few KiB to the file, and the answer is first kept in this claimed space.
+const RESERVE_SLACK: u64 = 16 * 1024;
 
 /// How to renew: the lead, the endpoints, the waits. Built from [`Config`] by
 /// [`RenewOptions::from_config`]; library callers (`moonauth run`) may adjust it.
@@ -102,6 +113,10 @@ pub enum RenewStatus {
     Dead,
     /// The refresh failed for a passing reason (network, 5xx, lock busy); the file is unchanged.
     Failed,
+    /// Refreshed, but the new tokens could not be written to the login file: they wait in
+    /// [`PENDING_FILE`] and the next renewal applies them. Needs attention: the login
+    /// file's refresh token is spent, so no CLI may refresh it meanwhile.
+    PendingWrite,
     /// Failed too often in a row (or dead); left alone until the file changes or `--force`.
     Blocked,
     /// Nothing moonauth can refresh: an API key, or a login without a refresh token.
@@ -118,6 +133,7 @@ impl RenewStatus {
             RenewStatus::Fresh => "fresh",
             RenewStatus::Dead => "dead",
             RenewStatus::Failed => "failed",
+            RenewStatus::PendingWrite => "pending-write",
             RenewStatus::Blocked => "blocked",
             RenewStatus::NotRefreshable => "not-refreshable",
             RenewStatus::Missing => "missing",
@@ -182,7 +198,9 @@ impl RenewOutcome {
             | RenewStatus::Fresh
             | RenewStatus::NotRefreshable => Exit::Ok,
             RenewStatus::Dead | RenewStatus::Blocked | RenewStatus::Missing => Exit::LoginUnusable,
-            RenewStatus::Failed => Exit::Failure,
+            // Retrying is what helps (the next renewal applies the kept answer), as for
+            // a passing failure: no code of its own.
+            RenewStatus::Failed | RenewStatus::PendingWrite => Exit::Failure,
         }
     }
 }
@@ -214,13 +232,12 @@ pub fn renew_dir(runtime: Runtime, dir: &Path, opts: &RenewOptions, now: SystemT
         }
         Err(reason) => return RenewOutcome::new(runtime, dir, RenewStatus::NotRefreshable, reason),
     };
+    // An answer an earlier renewal could not write comes first: its refresh token is spent.
+    let pending = fs::symlink_metadata(dir.join(PENDING_FILE)).is_ok();
     let state = read_state(dir);
-    if !opts.force {
+    if !opts.force && !pending {
         if let Some(why) = blocked_by(&state, &bytes) {
-            return RenewOutcome::new(runtime, dir, RenewStatus::Blocked, why).with_fix(format!(
-                "{} (or `moonauth renew {runtime} --force` to try once more)",
-                crate::runtime::login_command(runtime, None)
-            ));
+            return blocked(runtime, dir, why);
         }
     }
     let seen = match refresh::read_tokens(runtime, &bytes) {
@@ -228,7 +245,7 @@ pub fn renew_dir(runtime: Runtime, dir: &Path, opts: &RenewOptions, now: SystemT
         Err(why) => return RenewOutcome::new(runtime, dir, RenewStatus::NotRefreshable, why),
     };
     // The fast path: a fresh login needs no lock.
-    if !opts.force && refresh::refresh_due(runtime, &seen, now, opts.lead).is_none() {
+    if !opts.force && !pending && refresh::refresh_due(runtime, &seen, now, opts.lead).is_none() {
         return fresh(runtime, dir, seen.expires_at, now, opts.lead);
     }
 
@@ -254,6 +271,18 @@ pub fn renew_dir(runtime: Runtime, dir: &Path, opts: &RenewOptions, now: SystemT
         Ok(t) => t,
         Err(why) => return RenewOutcome::new(runtime, dir, RenewStatus::NotRefreshable, why),
     };
+    if pending {
+        match apply_pending(&mut lease, runtime, dir, &file, &tokens, clock()) {
+            Some(outcome) => return outcome,
+            // Stale (the login changed since) and discarded: renew as if it never was.
+            None if !opts.force => {
+                if let Some(why) = blocked_by(&state, &bytes) {
+                    return blocked(runtime, dir, why);
+                }
+            }
+            None => {}
+        }
+    }
     if tokens.access_token != seen.access_token {
         return RenewOutcome::new(
             runtime,
@@ -268,6 +297,17 @@ pub fn renew_dir(runtime: Runtime, dir: &Path, opts: &RenewOptions, now: SystemT
     }
     clean_stale_temp_files(dir);
 
+    // Before the refresh token is spent, make sure the answer can be kept: claim room for
+    // the new file in the directory (space, quota, file size limit, a writable directory).
+    let reservation = match Reservation::claim(dir, bytes.len() as u64 + RESERVE_SLACK, owner_of(&file)) {
+        Ok(r) => r,
+        Err(e) => {
+            let e = RefreshError::Retryable(format!(
+                "cannot write in the login directory ({e}); nothing was sent to the token service"
+            ));
+            return failed(runtime, dir, &file, bytes, &tokens, e, 0, clock());
+        }
+    };
     let body = refresh::request_body(runtime, &tokens);
     let url = opts.token_url(runtime);
     let mut attempts = 0;
@@ -286,63 +326,116 @@ pub fn renew_dir(runtime: Runtime, dir: &Path, opts: &RenewOptions, now: SystemT
         }
     };
     let outcome = match answer {
-        Ok(answer) => write_answer(&mut lease, runtime, dir, &file, &tokens, &answer, clock()),
+        Ok(answer) => settle(&mut lease, runtime, dir, &file, &tokens, &answer, clock(), reservation),
         Err(e) => Err(e),
     };
     let mut outcome = match outcome {
-        Ok((expires_at, warnings)) => {
+        Ok(Written::Done(expires_at, warnings)) => {
             clear_state(dir);
-            let left = expires_at
-                .and_then(|e| e.duration_since(clock()).ok())
-                .map(|d| format!("; the access token is valid for {}", human_duration(d)))
-                .unwrap_or_default();
-            tracing::info!(%runtime, dir = %dir.display(), "refreshed");
-            let mut detail = format!("refreshed{left}");
-            // An out-of-range answer was bounded, not trusted: say so (the warnings hold no token).
-            for w in &warnings {
-                tracing::warn!(%runtime, dir = %dir.display(), warning = %w, "the token service's answer was out of range");
-                detail.push_str("; warning: ");
-                detail.push_str(w);
-            }
-            RenewOutcome::new(runtime, dir, RenewStatus::Refreshed, detail).expiring(expires_at)
+            refreshed(runtime, dir, "refreshed", expires_at, &warnings, clock())
         }
-        Err(e) => {
-            let dead = matches!(e, RefreshError::Dead(_));
-            let current = credentials::read_login_file(dir, &file).ok().flatten().unwrap_or(bytes);
-            let failures = record_failure(dir, runtime, &current, &e, clock());
-            tracing::warn!(%runtime, dir = %dir.display(), reason = %e.reason(), "refresh failed");
-            if dead {
-                RenewOutcome::new(
-                    runtime,
-                    dir,
-                    RenewStatus::Dead,
-                    format!("{}; the login file is unchanged", e.reason()),
-                )
-                .with_fix(crate::runtime::login_command(runtime, None))
-            } else {
-                let mut o = RenewOutcome::new(
-                    runtime,
-                    dir,
-                    RenewStatus::Failed,
-                    format!(
-                        "{} ({} failed renewal(s) in a row; the login file is unchanged)",
-                        e.reason(),
-                        failures
-                    ),
-                )
-                .expiring(tokens.expires_at);
-                if failures >= MAX_CONSECUTIVE_FAILURES {
-                    o.fix = Some(format!(
-                        "check the token service and the network, then `moonauth renew {runtime} --force`"
-                    ));
-                }
-                o
-            }
-        }
+        Ok(Written::Pending(why)) => pending_write(runtime, dir, &why),
+        Err(e) => return failed(runtime, dir, &file, bytes, &tokens, e, attempts, clock()),
     };
     outcome.attempts = attempts;
     drop(lease);
     outcome
+}
+
+/// The outcome of a refresh whose answer is in the login file.
+fn refreshed(
+    runtime: Runtime,
+    dir: &Path,
+    what: &str,
+    expires_at: Option<SystemTime>,
+    warnings: &[String],
+    now: SystemTime,
+) -> RenewOutcome {
+    let left = expires_at
+        .and_then(|e| e.duration_since(now).ok())
+        .map(|d| format!("; the access token is valid for {}", human_duration(d)))
+        .unwrap_or_default();
+    tracing::info!(%runtime, dir = %dir.display(), "refreshed");
+    let mut detail = format!("{what}{left}");
+    // An out-of-range answer was bounded, not trusted: say so (the warnings hold no token).
+    for w in warnings {
+        tracing::warn!(%runtime, dir = %dir.display(), warning = %w, "the token service's answer was out of range");
+        detail.push_str("; warning: ");
+        detail.push_str(w);
+    }
+    RenewOutcome::new(runtime, dir, RenewStatus::Refreshed, detail).expiring(expires_at)
+}
+
+/// The outcome of a refresh whose answer waits in [`PENDING_FILE`].
+fn pending_write(runtime: Runtime, dir: &Path, why: &str) -> RenewOutcome {
+    tracing::warn!(%runtime, dir = %dir.display(), reason = %why, "refreshed, but the login could not be written; the answer is kept");
+    RenewOutcome::new(
+        runtime,
+        dir,
+        RenewStatus::PendingWrite,
+        format!(
+            "refreshed, but the new tokens could not be written to the login file ({why}); they are kept in {PENDING_FILE} and the next renewal applies them"
+        ),
+    )
+    .with_fix(format!(
+        "free space in (or make writable) {}, then run `moonauth renew {runtime} --dir {}`; until then no CLI should refresh this login, its refresh token is spent",
+        dir.display(),
+        dir.display()
+    ))
+}
+
+/// Records a failed renewal and says what it means.
+#[allow(clippy::too_many_arguments)]
+fn failed(
+    runtime: Runtime,
+    dir: &Path,
+    file: &Path,
+    bytes: Vec<u8>,
+    tokens: &refresh::LoginTokens,
+    e: RefreshError,
+    attempts: u32,
+    now: SystemTime,
+) -> RenewOutcome {
+    let dead = matches!(e, RefreshError::Dead(_));
+    let current = credentials::read_login_file(dir, file).ok().flatten().unwrap_or(bytes);
+    let failures = record_failure(dir, runtime, &current, &e, now);
+    tracing::warn!(%runtime, dir = %dir.display(), reason = %e.reason(), "refresh failed");
+    let mut o = if dead {
+        RenewOutcome::new(
+            runtime,
+            dir,
+            RenewStatus::Dead,
+            format!("{}; the login file is unchanged", e.reason()),
+        )
+        .with_fix(crate::runtime::login_command(runtime, None))
+    } else {
+        let mut o = RenewOutcome::new(
+            runtime,
+            dir,
+            RenewStatus::Failed,
+            format!(
+                "{} ({} failed renewal(s) in a row; the login file is unchanged)",
+                e.reason(),
+                failures
+            ),
+        )
+        .expiring(tokens.expires_at);
+        if failures >= MAX_CONSECUTIVE_FAILURES {
+            o.fix = Some(format!(
+                "check the token service and the network, then `moonauth renew {runtime} --force`"
+            ));
+        }
+        o
+    };
+    o.attempts = attempts;
+    o
+}
+
+fn blocked(runtime: Runtime, dir: &Path, why: String) -> RenewOutcome {
+    RenewOutcome::new(runtime, dir, RenewStatus::Blocked, why).with_fix(format!(
+        "{} (or `moonauth renew {runtime} --force` to try once more)",
+        crate::runtime::login_command(runtime, None)
+    ))
 }
 
 fn fresh(
@@ -378,6 +471,76 @@ fn file_name(path: &Path) -> String {
         .unwrap_or_default()
 }
 
+/// Why an answer did not get into the login file.
+#[derive(Debug, thiserror::Error)]
+enum WriteError {
+    /// The file no longer holds the login that was refreshed (replaced, wiped, removed):
+    /// the answer must not go in, now or later.
+    #[error("{0}")]
+    Replaced(String),
+    /// The write failed (locks, I/O, an answer the file cannot take): the answer must be kept.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Where an answer ended up.
+enum Written {
+    /// In the login file: the new expiry and what was bounded.
+    Done(Option<SystemTime>, Vec<String>),
+    /// In [`PENDING_FILE`], because the login file could not be written (the reason).
+    Pending(String),
+}
+
+/// Puts an answer whose refresh token is spent where it cannot be lost: first into
+/// [`PENDING_FILE`] (in the space claimed before posting, so a full disk cannot stop it),
+/// then into the login file; the pending file goes once the login file has the answer.
+#[allow(clippy::too_many_arguments)]
+fn settle(
+    lease: &mut Lease,
+    runtime: Runtime,
+    dir: &Path,
+    file: &Path,
+    sent: &refresh::LoginTokens,
+    answer: &[u8],
+    now: SystemTime,
+    reservation: Reservation,
+) -> Result<Written, RefreshError> {
+    let record = pending_record(runtime, sent, answer, now);
+    let kept = match reservation.keep(dir, &record) {
+        Ok(()) => true,
+        Err(e) => {
+            // The claimed space was too small, or the directory changed: write the login anyway.
+            tracing::warn!(%runtime, dir = %dir.display(), error = %e, "could not keep the answer before writing the login");
+            false
+        }
+    };
+    match write_answer(lease, runtime, dir, file, sent, answer, now) {
+        Ok((expires_at, warnings)) => {
+            if kept {
+                remove_pending(dir);
+            }
+            Ok(Written::Done(expires_at, warnings))
+        }
+        Err(WriteError::Replaced(why)) => {
+            if kept {
+                remove_pending(dir);
+            }
+            Err(RefreshError::Retryable(format!(
+                "refreshed, but {why}; the new tokens were not written and the old refresh token is spent"
+            )))
+        }
+        Err(WriteError::Failed(why)) => {
+            if kept || create_pending(dir, &record, owner_of(file)).is_ok() {
+                Ok(Written::Pending(why))
+            } else {
+                Err(RefreshError::Dead(format!(
+                    "refreshed, but {why}, and the new tokens could not be kept anywhere; the old refresh token is spent"
+                )))
+            }
+        }
+    }
+}
+
 /// Writes the token service's answer into the login file, under Claude Code's
 /// storage-write lock for Claude, re-reading the file there so that keys another writer
 /// changed meanwhile are kept. Refuses when the login itself was replaced meanwhile.
@@ -389,8 +552,8 @@ fn write_answer(
     sent: &refresh::LoginTokens,
     answer: &[u8],
     now: SystemTime,
-) -> Result<(Option<SystemTime>, Vec<String>), RefreshError> {
-    let cannot = |e: LeaseError| RefreshError::Retryable(format!("refreshed, but could not write the login: {e}"));
+) -> Result<(Option<SystemTime>, Vec<String>), WriteError> {
+    let cannot = |e: LeaseError| WriteError::Failed(format!("could not take the login's write lock: {e}"));
     let mut codex_locks = None;
     if runtime == Runtime::Claude {
         lease.take_storage_lock(dir, STORAGE_LOCK_WAIT).map_err(cannot)?;
@@ -410,30 +573,214 @@ fn write_new_login(
     sent: &refresh::LoginTokens,
     answer: &[u8],
     now: SystemTime,
-) -> Result<(Option<SystemTime>, Vec<String>), RefreshError> {
-    let lost = |why: String| {
-        RefreshError::Retryable(format!(
-            "refreshed, but {why}; the new tokens were not written and the old refresh token is spent"
-        ))
-    };
+) -> Result<(Option<SystemTime>, Vec<String>), WriteError> {
     let current = credentials::read_login_file(dir, file)
-        .map_err(&lost)?
-        .ok_or_else(|| lost("the login file disappeared".into()))?;
-    let now_tokens = refresh::read_tokens(runtime, &current).map_err(lost)?;
+        .map_err(WriteError::Failed)?
+        .ok_or_else(|| WriteError::Replaced("the login file disappeared".into()))?;
+    let now_tokens = refresh::read_tokens(runtime, &current).map_err(WriteError::Replaced)?;
     if now_tokens.refresh_token != sent.refresh_token {
-        return Err(lost("the login in the file was replaced meanwhile".into()));
+        return Err(WriteError::Replaced(
+            "the login in the file was replaced meanwhile".into(),
+        ));
     }
     let refresh::NewLogin {
         bytes,
         expires_at,
         warnings,
-    } = refresh::apply_answer(runtime, &current, answer, now).map_err(lost)?;
+    } = refresh::apply_answer(runtime, &current, answer, now).map_err(WriteError::Failed)?;
     // Keep the file's owner and mode (a link is written through to its target).
     let target = fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
-    let meta = fs::metadata(&target).map_err(|e| lost(e.to_string()))?;
+    let meta = fs::metadata(&target).map_err(|e| WriteError::Failed(e.to_string()))?;
     let mode = meta.permissions().mode() & 0o777;
-    apply::write_atomic(&target, &bytes, meta.uid(), meta.gid(), mode).map_err(|e| lost(e.to_string()))?;
+    apply::write_atomic(&target, &bytes, meta.uid(), meta.gid(), mode)
+        .map_err(|e| WriteError::Failed(e.to_string()))?;
     Ok((expires_at, warnings))
+}
+
+/// The owner of the login file (or of its directory), for the files moonauth adds beside it.
+fn owner_of(file: &Path) -> (u32, u32) {
+    fs::metadata(file)
+        .or_else(|_| fs::metadata(file.parent().unwrap_or(Path::new("."))))
+        .map(|m| (m.uid(), m.gid()))
+        .unwrap_or((nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw()))
+}
+
+/// Room claimed in the login directory before a refresh token is spent: a temp file
+/// (`.moonauth-tmp-*`, so a killed holder's is cleaned up) filled with zeros and synced,
+/// which proves the directory takes a file that large now (space, quota, `RLIMIT_FSIZE`)
+/// and holds the blocks for keeping the answer. Dropping it removes it.
+struct Reservation {
+    file: tempfile::NamedTempFile,
+}
+
+impl Reservation {
+    fn claim(dir: &Path, size: u64, (uid, gid): (u32, u32)) -> std::io::Result<Reservation> {
+        let mut file = tempfile::Builder::new()
+            .prefix(".moonauth-tmp-")
+            .permissions(fs::Permissions::from_mode(0o600))
+            .tempfile_in(dir)?;
+        let zeros = [0u8; 8192];
+        let mut left = size;
+        while left > 0 {
+            // `left.min(8192)` fits in usize.
+            let n = left.min(zeros.len() as u64) as usize;
+            file.write_all(&zeros[..n])?;
+            left -= n as u64;
+        }
+        file.as_file().sync_all()?;
+        if nix::unistd::geteuid().is_root() {
+            // The worker (not root) must be able to read and apply the answer later.
+            std::os::unix::fs::fchown(file.as_file(), Some(uid), Some(gid))?;
+        }
+        Ok(Reservation { file })
+    }
+
+    /// Writes `record` into the claimed space and links it as [`PENDING_FILE`] (a link
+    /// never replaces nor follows what is there); the temp name goes when `self` drops.
+    fn keep(mut self, dir: &Path, record: &[u8]) -> std::io::Result<()> {
+        let f = self.file.as_file_mut();
+        f.seek(SeekFrom::Start(0))?;
+        f.write_all(record)?;
+        f.set_len(record.len() as u64)?;
+        f.sync_all()?;
+        fs::hard_link(self.file.path(), dir.join(PENDING_FILE))?;
+        apply::sync_dir(dir).map_err(|e| std::io::Error::other(e.to_string()))
+    }
+}
+
+/// What [`PENDING_FILE`] holds. No `Debug`: it holds tokens.
+#[derive(Serialize, Deserialize)]
+struct PendingRefresh {
+    schema: String,
+    runtime: String,
+    /// When the answer arrived (RFC 3339, micros): its lifetimes count from then.
+    received_at: String,
+    /// A fingerprint of the refresh token spent for it: the answer belongs only to a login
+    /// file that still holds that token.
+    spent_refresh_token: String,
+    /// The token service's answer, as it came.
+    answer: String,
+}
+
+fn pending_record(runtime: Runtime, sent: &refresh::LoginTokens, answer: &[u8], now: SystemTime) -> Vec<u8> {
+    let record = PendingRefresh {
+        schema: PENDING_SCHEMA.into(),
+        runtime: runtime.as_str().into(),
+        received_at: humantime::format_rfc3339_micros(now.clamp(SystemTime::UNIX_EPOCH, credentials::latest_time()))
+            .to_string(),
+        spent_refresh_token: fingerprint(sent.refresh_token.expose().as_bytes()),
+        answer: String::from_utf8_lossy(answer).into_owned(),
+    };
+    // Serializing strings into JSON cannot fail.
+    serde_json::to_vec(&record).unwrap_or_default()
+}
+
+/// Creates [`PENDING_FILE`] with `O_EXCL|O_NOFOLLOW`, mode 0600 (when the claimed space
+/// could not be used).
+fn create_pending(dir: &Path, record: &[u8], (uid, gid): (u32, u32)) -> std::io::Result<()> {
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+        .open(dir.join(PENDING_FILE))?;
+    if nix::unistd::geteuid().is_root() {
+        std::os::unix::fs::fchown(&f, Some(uid), Some(gid))?;
+    }
+    let written = f.write_all(record).and_then(|()| f.sync_all());
+    if let Err(e) = written {
+        // A partial file would only confuse the next renewal.
+        let _ = fs::remove_file(dir.join(PENDING_FILE));
+        return Err(e);
+    }
+    apply::sync_dir(dir).map_err(|e| std::io::Error::other(e.to_string()))
+}
+
+/// Reads [`PENDING_FILE`] without following a link: `Ok(None)` when there is none.
+fn read_pending(dir: &Path) -> Result<Option<PendingRefresh>, String> {
+    let f = match fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC)
+        .open(dir.join(PENDING_FILE))
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.raw_os_error() == Some(nix::libc::ELOOP) => {
+            return Err("is a symbolic link; moonauth never follows one".into())
+        }
+        Err(e) => return Err(format!("cannot be read: {e}")),
+    };
+    let meta = f.metadata().map_err(|e| format!("cannot be read: {e}"))?;
+    if !meta.is_file() || meta.len() > MAX_PENDING_BYTES {
+        return Err("is not a pending answer moonauth wrote".into());
+    }
+    let mut bytes = Vec::new();
+    f.take(MAX_PENDING_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot be read: {e}"))?;
+    serde_json::from_slice::<PendingRefresh>(&bytes)
+        .ok()
+        .filter(|p| p.schema == PENDING_SCHEMA)
+        .map(Some)
+        .ok_or_else(|| "is not a pending answer moonauth wrote".into())
+}
+
+fn remove_pending(dir: &Path) {
+    match fs::remove_file(dir.join(PENDING_FILE)) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!(error = %e, "could not remove {PENDING_FILE}"),
+    }
+}
+
+/// Applies the answer an earlier renewal kept in [`PENDING_FILE`], under the lease.
+/// `None` when it was stale (the login changed since) and is gone: renew as usual.
+fn apply_pending(
+    lease: &mut Lease,
+    runtime: Runtime,
+    dir: &Path,
+    file: &Path,
+    tokens: &refresh::LoginTokens,
+    now: SystemTime,
+) -> Option<RenewOutcome> {
+    let pending =
+        match read_pending(dir) {
+            Ok(Some(p)) => p,
+            Ok(None) => return None,
+            Err(why) => return Some(
+                RenewOutcome::new(runtime, dir, RenewStatus::PendingWrite, format!("{PENDING_FILE} {why}"))
+                    .with_fix(format!(
+                    "check that `moonauth inspect {runtime} --dir {}` is usable and remove {PENDING_FILE}, or run `{}`",
+                    dir.display(),
+                    crate::runtime::login_command(runtime, None)
+                )),
+            ),
+        };
+    let same_login = pending.runtime == runtime.as_str()
+        && pending.spent_refresh_token == fingerprint(tokens.refresh_token.expose().as_bytes());
+    if !same_login {
+        // A new login (or the write did land before a crash): the kept tokens are of no use.
+        tracing::info!(%runtime, dir = %dir.display(), "discarding a pending answer for a login the file no longer holds");
+        remove_pending(dir);
+        return None;
+    }
+    let received = humantime::parse_rfc3339_weak(&pending.received_at).unwrap_or(now);
+    match write_answer(lease, runtime, dir, file, tokens, pending.answer.as_bytes(), received) {
+        Ok((expires_at, warnings)) => {
+            remove_pending(dir);
+            clear_state(dir);
+            let what = format!(
+                "applied the answer an earlier renewal received at {} but could not write; no new refresh was needed",
+                credentials::rfc3339(received)
+            );
+            Some(refreshed(runtime, dir, &what, expires_at, &warnings, now))
+        }
+        Err(WriteError::Replaced(_)) => {
+            remove_pending(dir);
+            None
+        }
+        Err(WriteError::Failed(why)) => Some(pending_write(runtime, dir, &why)),
+    }
 }
 
 fn jittered(d: Duration) -> Duration {

@@ -941,3 +941,184 @@ fn a_codex_answer_whose_access_token_never_expires_is_kept_and_bounded() {
     inspect_and_preflight_work("codex", &dir);
     assert_eq!(svc.refreshes(), 1);
 }
+
+// ---- hardening: a refresh whose write fails keeps the answer ----
+
+/// `moonauth renew` whose files may not grow past `limit` bytes (RLIMIT_FSIZE: a write
+/// past it fails with EFBIG, a real kernel condition that needs no privilege).
+fn renew_with_file_size_limit(svc: &TokenService, args: &[&str], limit: u64) -> Output {
+    use std::os::unix::process::CommandExt;
+    let url = svc.token_url();
+    let vars = [
+        ("MOONAUTH_CLAUDE_TOKEN_URL", url.as_str()),
+        ("CODEX_REFRESH_TOKEN_URL_OVERRIDE", url.as_str()),
+    ];
+    let mut cmd = moonauth_cmd(&vars);
+    cmd.arg("renew").args(args);
+    // SAFETY: only async-signal-safe calls (signal, setrlimit) between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            // Ignored, SIGXFSZ would otherwise kill the process instead of failing the write.
+            nix::libc::signal(nix::libc::SIGXFSZ, nix::libc::SIG_IGN);
+            let lim = nix::libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            if nix::libc::setrlimit(nix::libc::RLIMIT_FSIZE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = run(&mut cmd, T);
+    assert!(!out.timed_out, "moonauth renew timed out: {}", out.text());
+    assert_no_tokens(&out.text(), svc);
+    out
+}
+
+/// A Codex login inside the lead whose file is padded to about `pad` bytes.
+fn padded_codex_login(svc: &TokenService, dir: &Path, pad: usize) -> Issued {
+    let issued = svc.login(in_secs(600));
+    write_codex_login(dir, &issued, ago(3600));
+    let mut auth = read_json(&dir.join("auth.json"));
+    auth["x_pad"] = Value::String("q".repeat(pad));
+    fs::write(dir.join("auth.json"), serde_json::to_vec_pretty(&auth).unwrap()).unwrap();
+    issued
+}
+
+#[test]
+fn a_directory_that_cannot_take_the_new_file_is_found_before_the_refresh_token_is_spent() {
+    let svc = TokenService::start(Flavor::Codex);
+    let root = temp_root("renew-fsize-");
+    let dir = subdir(root.path(), "codex");
+    padded_codex_login(&svc, &dir, 20_000);
+    let before = fs::read(dir.join("auth.json")).unwrap();
+
+    // The login file is ~20 KB and no file may grow past 15 KB: the new login cannot be
+    // written, which must be found before the refresh token is spent, not after.
+    let out = renew_with_file_size_limit(&svc, &["codex", "--json", "--dir", dir.to_str().unwrap()], 15_000);
+    let v: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.text()));
+    assert_eq!(out.code, Some(1), "{}", out.text());
+    assert_eq!(status_of(&v), "failed", "{v}");
+    assert!(
+        v["logins"][0]["detail"].as_str().unwrap().contains("nothing was sent"),
+        "{v}"
+    );
+    assert_eq!(svc.token_requests(), 0, "the refresh token was not spent");
+    assert_eq!(fs::read(dir.join("auth.json")).unwrap(), before);
+}
+
+#[test]
+fn a_refresh_whose_write_fails_keeps_the_answer_and_the_next_renewal_applies_it() {
+    let svc = TokenService::start(Flavor::Codex);
+    let root = temp_root("renew-fsize-");
+    let dir = subdir(root.path(), "codex");
+    let issued = padded_codex_login(&svc, &dir, 20_000);
+    let before = fs::read(dir.join("auth.json")).unwrap();
+    // A large answer (a ~40 KB id token): the new login file (~60 KB) outgrows the limit
+    // the directory passed before the refresh, while the answer alone (~41 KB) fits.
+    svc.set_id_padding(30_000);
+
+    let out = renew_with_file_size_limit(&svc, &["codex", "--json", "--dir", dir.to_str().unwrap()], 50_000);
+    let v: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.text()));
+    assert_eq!(out.code, Some(1), "{}", out.text());
+    assert_eq!(status_of(&v), "pending-write", "{v}");
+    let detail = v["logins"][0]["detail"].as_str().unwrap();
+    assert!(detail.contains(".moonauth-pending-refresh.json"), "{detail}");
+    assert!(
+        v["logins"][0]["fix"].as_str().unwrap().contains("moonauth renew codex"),
+        "{v}"
+    );
+    assert_eq!(svc.refreshes(), 1);
+    assert_eq!(
+        fs::read(dir.join("auth.json")).unwrap(),
+        before,
+        "the login file is untouched"
+    );
+    let pending = dir.join(".moonauth-pending-refresh.json");
+    let meta = fs::symlink_metadata(&pending).expect("the answer is kept beside the login");
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    let leftovers: Vec<_> = fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".moonauth-tmp-"))
+        .collect();
+    assert!(leftovers.is_empty(), "no temp file is left behind");
+
+    // The next renewal (room again) applies the kept answer instead of refreshing again.
+    let (out, v) = renew_json(&svc, &["codex", "--dir", dir.to_str().unwrap()]);
+    assert_eq!(out.code, Some(0), "{}", out.text());
+    assert_eq!(status_of(&v), "refreshed", "{v}");
+    assert!(
+        v["logins"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("applied the answer"),
+        "{v}"
+    );
+    assert_eq!(v["logins"][0]["attempts"], 0);
+    assert_eq!(svc.token_requests(), 1, "exactly one refresh");
+    assert_eq!(svc.reuses(), 0);
+    assert!(!pending.exists());
+    let auth = read_json(&dir.join("auth.json"));
+    assert!(
+        svc.accepts(auth["tokens"]["access_token"].as_str().unwrap()),
+        "the login works"
+    );
+    assert_eq!(
+        auth["tokens"]["refresh_token"].as_str().unwrap(),
+        svc.current_refresh(issued.grant)
+    );
+    assert_eq!(auth["x_moonauth_test_keep"]["kept"], true);
+
+    // And then it is fresh.
+    let (_, v) = renew_json(&svc, &["codex", "--dir", dir.to_str().unwrap()]);
+    assert_eq!(status_of(&v), "fresh", "{v}");
+    assert_eq!(svc.token_requests(), 1);
+}
+
+#[test]
+fn a_pending_answer_for_a_login_that_was_replaced_is_discarded() {
+    let svc = TokenService::start(Flavor::Codex);
+    let root = temp_root("renew-fsize-");
+    let dir = subdir(root.path(), "codex");
+    padded_codex_login(&svc, &dir, 20_000);
+    svc.set_id_padding(30_000);
+    let out = renew_with_file_size_limit(&svc, &["codex", "--json", "--dir", dir.to_str().unwrap()], 50_000);
+    assert_eq!(out.code, Some(1), "{}", out.text());
+    let pending = dir.join(".moonauth-pending-refresh.json");
+    assert!(pending.exists());
+
+    // A new login replaces the one whose token was spent: the kept answer is of no use.
+    svc.set_id_padding(0);
+    let fresh = svc.login(in_secs(7200));
+    write_codex_login(&dir, &fresh, SystemTime::now());
+    let (out, v) = renew_json(&svc, &["codex", "--dir", dir.to_str().unwrap()]);
+    assert_eq!(out.code, Some(0), "{}", out.text());
+    assert_eq!(status_of(&v), "fresh", "{v}");
+    assert!(!pending.exists());
+    let auth = read_json(&dir.join("auth.json"));
+    assert_eq!(auth["tokens"]["access_token"].as_str().unwrap(), fresh.access_token);
+}
+
+#[test]
+fn a_pending_answer_that_is_a_symbolic_link_is_never_followed() {
+    let svc = TokenService::start(Flavor::Codex);
+    let root = temp_root("renew-fsize-");
+    let dir = subdir(root.path(), "codex");
+    let issued = svc.login(in_secs(600));
+    write_codex_login(&dir, &issued, ago(3600));
+    let outside = root.path().join("outside.json");
+    fs::write(&outside, "{}").unwrap();
+    std::os::unix::fs::symlink(&outside, dir.join(".moonauth-pending-refresh.json")).unwrap();
+
+    let (out, v) = renew_json(&svc, &["codex", "--dir", dir.to_str().unwrap()]);
+    assert_eq!(out.code, Some(1), "{}", out.text());
+    assert_eq!(status_of(&v), "pending-write", "{v}");
+    assert!(
+        v["logins"][0]["detail"].as_str().unwrap().contains("symbolic link"),
+        "{v}"
+    );
+    assert_eq!(svc.token_requests(), 0);
+    assert_eq!(fs::read_to_string(&outside).unwrap(), "{}");
+}

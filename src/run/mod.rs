@@ -363,11 +363,13 @@ pub fn run(config: &Config, env: &crate::config::Env, request: &RunRequest) -> R
         if candidate.kind == AccountKind::Oauth {
             let renewal = renew::renew_dir(runtime, &dir, &renew_options, SystemTime::now());
             match renewal.status {
-                RenewStatus::Dead | RenewStatus::Blocked | RenewStatus::Missing => {
+                // A pending write leaves a spent refresh token in the file: the CLI must not
+                // refresh it, so this account sits out until a renewal applies the answer.
+                RenewStatus::Dead | RenewStatus::Blocked | RenewStatus::Missing | RenewStatus::PendingWrite => {
                     quota_only = false;
                     let now = SystemTime::now();
                     let alias = candidate.alias.clone();
-                    if candidate.stored {
+                    if candidate.stored && renewal.status != RenewStatus::PendingWrite {
                         let detail = renewal.detail.clone();
                         let dead = renewal.status != RenewStatus::Missing;
                         record(&|s| s.record_refresh_failure(&alias, &detail, dead, now).map(|_| ()))?;
@@ -390,7 +392,10 @@ pub fn run(config: &Config, env: &crate::config::Env, request: &RunRequest) -> R
                         account: alias.clone(),
                         reason: "auth-failure".into(),
                         until: None,
-                        fix: Some(crate::status::login_command(runtime, &alias)),
+                        fix: Some(match (renewal.status, &renewal.fix) {
+                            (RenewStatus::PendingWrite, Some(fix)) => fix.clone(),
+                            _ => crate::status::login_command(runtime, &alias),
+                        }),
                     });
                     continue;
                 }
