@@ -210,7 +210,8 @@ pub const MAX_ACCESS_TOKEN_LIFETIME: Duration = Duration::from_secs(366 * 86_400
 pub const MAX_REFRESH_TOKEN_LIFETIME: Duration = Duration::from_secs(10 * 366 * 86_400);
 
 /// The new login file [`apply_answer`] made from the old one and an answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Its `Debug` leaves the bytes out: they hold tokens.
+#[derive(Clone, PartialEq, Eq)]
 pub struct NewLogin {
     /// The file to write (holds tokens: hand it only to the writer).
     pub bytes: Vec<u8>,
@@ -218,6 +219,16 @@ pub struct NewLogin {
     pub expires_at: Option<SystemTime>,
     /// What in the answer was out of range and how it was bounded; never a token.
     pub warnings: Vec<String>,
+}
+
+impl std::fmt::Debug for NewLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewLogin")
+            .field("bytes", &format_args!("[redacted: {} bytes]", self.bytes.len()))
+            .field("expires_at", &self.expires_at)
+            .field("warnings", &self.warnings)
+            .finish()
+    }
 }
 
 /// A lifetime in seconds from an answer, bounded to `max`: `(lifetime, warning)`.

@@ -743,19 +743,21 @@ fn apply_pending(
     tokens: &refresh::LoginTokens,
     now: SystemTime,
 ) -> Option<RenewOutcome> {
-    let pending =
-        match read_pending(dir) {
-            Ok(Some(p)) => p,
-            Ok(None) => return None,
-            Err(why) => return Some(
-                RenewOutcome::new(runtime, dir, RenewStatus::PendingWrite, format!("{PENDING_FILE} {why}"))
-                    .with_fix(format!(
+    let pending = match read_pending(dir) {
+        Ok(Some(p)) => p,
+        Ok(None) => return None,
+        Err(why) => {
+            return Some(
+                RenewOutcome::new(runtime, dir, RenewStatus::PendingWrite, format!("{PENDING_FILE} {why}")).with_fix(
+                    format!(
                     "check that `moonauth inspect {runtime} --dir {}` is usable and remove {PENDING_FILE}, or run `{}`",
                     dir.display(),
                     crate::runtime::login_command(runtime, None)
-                )),
-            ),
-        };
+                ),
+                ),
+            )
+        }
+    };
     let same_login = pending.runtime == runtime.as_str()
         && pending.spent_refresh_token == fingerprint(tokens.refresh_token.expose().as_bytes());
     if !same_login {
