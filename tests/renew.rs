@@ -1008,33 +1008,64 @@ fn a_directory_that_cannot_take_the_new_file_is_found_before_the_refresh_token_i
     assert_eq!(fs::read(dir.join("auth.json")).unwrap(), before);
 }
 
-#[test]
-fn a_refresh_whose_write_fails_keeps_the_answer_and_the_next_renewal_applies_it() {
-    let svc = TokenService::start(Flavor::Codex);
-    let root = temp_root("renew-fsize-");
-    let dir = subdir(root.path(), "codex");
-    let issued = padded_codex_login(&svc, &dir, 20_000);
-    let before = fs::read(dir.join("auth.json")).unwrap();
-    // A large answer (a ~40 KB id token): the new login file (~60 KB) outgrows the limit
-    // the directory passed before the refresh, while the answer alone (~41 KB) fits.
-    svc.set_id_padding(30_000);
+/// A Claude login (expired) whose file is padded to about `pad` bytes.
+fn padded_claude_login(svc: &TokenService, dir: &Path, pad: usize) -> Issued {
+    let issued = svc.login(ago(60));
+    write_claude_login(dir, &issued);
+    let mut creds = read_json(&dir.join(".credentials.json"));
+    creds["x_pad"] = Value::String("q".repeat(pad));
+    fs::write(
+        dir.join(".credentials.json"),
+        serde_json::to_vec_pretty(&creds).unwrap(),
+    )
+    .unwrap();
+    issued
+}
 
-    let out = renew_with_file_size_limit(&svc, &["codex", "--json", "--dir", dir.to_str().unwrap()], 50_000);
+/// A refresh whose answer cannot be written (the new login file outgrows a file size
+/// limit the directory passed before the refresh, while the answer alone fits) keeps the
+/// answer; the next renewal applies it with no second refresh.
+fn write_failure_round_trip(flavor: Flavor) {
+    let svc = TokenService::start(flavor);
+    let root = temp_root("renew-fsize-");
+    let (runtime, name) = match flavor {
+        Flavor::Codex => ("codex", "auth.json"),
+        Flavor::Claude => ("claude", ".credentials.json"),
+    };
+    let dir = subdir(root.path(), runtime);
+    let file = dir.join(name);
+    // A ~20 KB login; a large answer: for Codex a ~40 KB id token (new file ~60 KB), for
+    // Claude ~15 KB of scopes (written one per line: new file ~55 KB).
+    let issued = match flavor {
+        Flavor::Codex => {
+            let issued = padded_codex_login(&svc, &dir, 20_000);
+            svc.set_id_padding(30_000);
+            issued
+        }
+        Flavor::Claude => {
+            let issued = padded_claude_login(&svc, &dir, 20_000);
+            let scope = format!("user:inference user:profile{}", " user:pad".repeat(1_700));
+            svc.set_answer_patch(serde_json::json!({ "scope": scope }));
+            issued
+        }
+    };
+    let before = fs::read(&file).unwrap();
+
+    let out = renew_with_file_size_limit(&svc, &[runtime, "--json", "--dir", dir.to_str().unwrap()], 45_000);
     let v: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.text()));
     assert_eq!(out.code, Some(1), "{}", out.text());
     assert_eq!(status_of(&v), "pending-write", "{v}");
     let detail = v["logins"][0]["detail"].as_str().unwrap();
     assert!(detail.contains(".moonauth-pending-refresh.json"), "{detail}");
     assert!(
-        v["logins"][0]["fix"].as_str().unwrap().contains("moonauth renew codex"),
+        v["logins"][0]["fix"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("moonauth renew {runtime}")),
         "{v}"
     );
     assert_eq!(svc.refreshes(), 1);
-    assert_eq!(
-        fs::read(dir.join("auth.json")).unwrap(),
-        before,
-        "the login file is untouched"
-    );
+    assert_eq!(fs::read(&file).unwrap(), before, "the login file is untouched");
     let pending = dir.join(".moonauth-pending-refresh.json");
     let meta = fs::symlink_metadata(&pending).expect("the answer is kept beside the login");
     assert_eq!(meta.permissions().mode() & 0o777, 0o600);
@@ -1046,7 +1077,7 @@ fn a_refresh_whose_write_fails_keeps_the_answer_and_the_next_renewal_applies_it(
     assert!(leftovers.is_empty(), "no temp file is left behind");
 
     // The next renewal (room again) applies the kept answer instead of refreshing again.
-    let (out, v) = renew_json(&svc, &["codex", "--dir", dir.to_str().unwrap()]);
+    let (out, v) = renew_json(&svc, &[runtime, "--dir", dir.to_str().unwrap()]);
     assert_eq!(out.code, Some(0), "{}", out.text());
     assert_eq!(status_of(&v), "refreshed", "{v}");
     assert!(
@@ -1060,21 +1091,36 @@ fn a_refresh_whose_write_fails_keeps_the_answer_and_the_next_renewal_applies_it(
     assert_eq!(svc.token_requests(), 1, "exactly one refresh");
     assert_eq!(svc.reuses(), 0);
     assert!(!pending.exists());
-    let auth = read_json(&dir.join("auth.json"));
-    assert!(
-        svc.accepts(auth["tokens"]["access_token"].as_str().unwrap()),
-        "the login works"
-    );
+    let login = read_json(&file);
+    let (access, refresh) = match flavor {
+        Flavor::Codex => (&login["tokens"]["access_token"], &login["tokens"]["refresh_token"]),
+        Flavor::Claude => (
+            &login["claudeAiOauth"]["accessToken"],
+            &login["claudeAiOauth"]["refreshToken"],
+        ),
+    };
+    assert!(svc.accepts(access.as_str().unwrap()), "the login works");
+    assert_eq!(refresh.as_str().unwrap(), svc.current_refresh(issued.grant));
     assert_eq!(
-        auth["tokens"]["refresh_token"].as_str().unwrap(),
-        svc.current_refresh(issued.grant)
+        login["x_pad"].as_str().map(str::len),
+        Some(20_000),
+        "other keys are kept"
     );
-    assert_eq!(auth["x_moonauth_test_keep"]["kept"], true);
 
     // And then it is fresh.
-    let (_, v) = renew_json(&svc, &["codex", "--dir", dir.to_str().unwrap()]);
+    let (_, v) = renew_json(&svc, &[runtime, "--dir", dir.to_str().unwrap()]);
     assert_eq!(status_of(&v), "fresh", "{v}");
     assert_eq!(svc.token_requests(), 1);
+}
+
+#[test]
+fn a_codex_refresh_whose_write_fails_keeps_the_answer_and_the_next_renewal_applies_it() {
+    write_failure_round_trip(Flavor::Codex);
+}
+
+#[test]
+fn a_claude_refresh_whose_write_fails_keeps_the_answer_and_the_next_renewal_applies_it() {
+    write_failure_round_trip(Flavor::Claude);
 }
 
 #[test]
