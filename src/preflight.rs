@@ -274,6 +274,14 @@ fn check_login(settings: &RuntimeSettings, config: &Config, now: SystemTime) -> 
             report.inspection.detail = format!("{}; {why}", report.inspection.detail);
         }
     }
+    // A refresh's answer that waits to be written: the CLI must not refresh the spent token.
+    let pending = (report.usable && report.inspection.class.is_oauth())
+        .then(|| crate::renew::pending_answer(&settings.login_dir.value))
+        .flatten();
+    if let Some(why) = &pending {
+        report.usable = false;
+        report.inspection.detail = format!("{}; {why}", report.inspection.detail);
+    }
     let class = report.inspection.class;
     let summary = summarize(&report);
     let env_var = settings.env_credentials.first().map(|(name, _)| *name);
@@ -303,6 +311,12 @@ fn check_login(settings: &RuntimeSettings, config: &Config, now: SystemTime) -> 
                 crate::runtime::login_command(runtime, None)
             ))
         }
+        (_, false, _) if pending.is_some() => check.fail(
+            Exit::LoginUnusable,
+            format!(
+                "run `moonauth renew {runtime}` once the login directory can be written: it applies the kept answer"
+            ),
+        ),
         (_, false, _) => {
             let fix = match class {
                 LoginClass::Refused => format!(

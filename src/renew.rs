@@ -846,6 +846,16 @@ pub fn relogin_needed(runtime: Runtime, dir: &Path) -> Option<String> {
     blocked_by(&Some(state), &bytes)
 }
 
+/// Why the login in `dir` must not be used until `moonauth renew` runs: a refresh's
+/// answer waits in [`PENDING_FILE`], so the file's refresh token is spent and a CLI that
+/// refreshes it would revoke the login. `None` when there is no pending answer. For preflight.
+pub fn pending_answer(dir: &Path) -> Option<String> {
+    fs::symlink_metadata(dir.join(PENDING_FILE)).ok()?;
+    Some(format!(
+        "moonauth refreshed this login but could not write the new tokens, which wait in {PENDING_FILE}; the file's refresh token is spent"
+    ))
+}
+
 /// [`relogin_needed`] from the bytes of the failure record and of the login file (for
 /// `status`, which reads them out of a volume).
 pub fn relogin_needed_from(state: &[u8], login: &[u8]) -> Option<String> {

@@ -838,6 +838,27 @@ fn renew_json_of_far_future_expiries_is_fresh_not_a_panic() {
     assert_eq!(svc.token_requests(), 0);
 }
 
+/// The `login` check of `moonauth preflight --json --mode RUNTIME` on `dir`.
+fn preflight_login_check(runtime: &str, dir: &Path) -> Value {
+    let var = if runtime == "claude" {
+        "CLAUDE_CONFIG_DIR"
+    } else {
+        "CODEX_HOME"
+    };
+    let out = run(
+        moonauth_cmd(&[(var, dir.to_str().unwrap())]).args(["preflight", "--json", "--mode", runtime]),
+        T,
+    );
+    let v: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.text()));
+    v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "login")
+        .unwrap_or_else(|| panic!("no login check: {v}"))
+        .clone()
+}
+
 fn inspect_and_preflight_work(runtime: &str, dir: &Path) {
     let out = run(
         moonauth_cmd(&[]).args(["inspect", runtime, "--json", "--dir", dir.to_str().unwrap()]),
@@ -1076,6 +1097,11 @@ fn write_failure_round_trip(flavor: Flavor) {
         .collect();
     assert!(leftovers.is_empty(), "no temp file is left behind");
 
+    // Meanwhile no worker may start on it: its CLI would refresh the spent token.
+    let check = preflight_login_check(runtime, &dir);
+    assert_eq!(check["status"], "fail", "{check}");
+    assert!(check["fix"].as_str().unwrap().contains("moonauth renew"), "{check}");
+
     // The next renewal (room again) applies the kept answer instead of refreshing again.
     let (out, v) = renew_json(&svc, &[runtime, "--dir", dir.to_str().unwrap()]);
     assert_eq!(out.code, Some(0), "{}", out.text());
@@ -1106,6 +1132,7 @@ fn write_failure_round_trip(flavor: Flavor) {
         Some(20_000),
         "other keys are kept"
     );
+    assert_eq!(preflight_login_check(runtime, &dir)["status"], "ok");
 
     // And then it is fresh.
     let (_, v) = renew_json(&svc, &[runtime, "--dir", dir.to_str().unwrap()]);
