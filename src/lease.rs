@@ -14,9 +14,9 @@
 //! Waiting is bounded; dropping a lock releases it. What was read from the shipped Claude
 //! Code is in docs/shared-logins.md. Nothing here reads or writes a credentials file.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{Read, Seek, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -395,34 +395,28 @@ fn remove_stale_temp_dirs(dir: &Path) {
     }
 }
 
+/// Opens (or creates) a lock file in a login directory the worker owns, as moonauth may
+/// be root there: a link planted under the lock's name is refused, never followed, and
+/// only a file created just now is given to the directory's owner (so the worker's own
+/// runs can open it later).
 fn open_lease_file(dir: &Path, path: &Path) -> Result<File, LeaseError> {
     let io = |e: std::io::Error| LeaseError::Io {
         lock: path.to_path_buf(),
         reason: e.to_string(),
     };
-    let file = match OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(path)
-    {
-        Ok(f) => f,
-        // Made by another user (root's init, say): a read-only descriptor flocks just as well.
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => File::open(path).map_err(io)?,
-        Err(e) => return Err(io(e)),
-    };
-    // Root makes it for the directory's owner, so the worker's own runs can open it later.
-    if nix::unistd::geteuid().is_root() {
-        if let (Ok(d), Ok(f)) = (fs::metadata(dir), file.metadata()) {
-            if (f.uid(), f.gid()) != (d.uid(), d.gid()) {
-                let _ = nix::unistd::fchown(
-                    std::os::fd::AsRawFd::as_raw_fd(&file),
-                    Some(nix::unistd::Uid::from_raw(d.uid())),
-                    Some(nix::unistd::Gid::from_raw(d.gid())),
-                );
-            }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let handle = crate::fsx::Dir::open(dir).map_err(io)?;
+    let (file, created) = handle.open_or_create(&name, 0o600).map_err(io)?;
+    if created && nix::unistd::geteuid().is_root() {
+        if let Ok(d) = handle.stat() {
+            let _ = nix::unistd::fchown(
+                std::os::fd::AsRawFd::as_raw_fd(&file),
+                Some(nix::unistd::Uid::from_raw(d.st_uid)),
+                Some(nix::unistd::Gid::from_raw(d.st_gid)),
+            );
         }
     }
     Ok(file)
