@@ -229,7 +229,12 @@ impl Dir {
     /// file with other hard links is refused: its other names may be anywhere on the file
     /// system. Returns whether anything changed.
     pub fn own_entry(&self, name: &str, uid: u32, gid: u32, mode: Option<u32>) -> io::Result<Owned> {
-        check_name(name)?;
+        // Only files and directories are opened: opening a device may do something.
+        match self.stat_entry(name)? {
+            Some(st) if kind_of(&st) == "symbolic link" => return Ok(Owned::LeftLink),
+            Some(st) if !matches!(kind_of(&st), "regular file" | "directory") => return Ok(Owned::Unchanged),
+            _ => {}
+        }
         let flags = OFlag::O_RDONLY | no_follow();
         let fd = match open_at(Some(&self.fd), OsStr::new(name), flags, 0) {
             Ok(fd) => fd,

@@ -19,6 +19,9 @@ use crate::runtime::Runtime;
 
 /// Login files larger than this are refused: real ones are a few kilobytes.
 pub const MAX_CREDENTIAL_BYTES: u64 = 256 * 1024;
+/// The most moonauth reads of a CLI's settings file (`config.toml`, `.claude.json`, which
+/// grows with the projects Claude Code has seen): bounded all the same.
+pub const MAX_CONFIG_BYTES: u64 = 16 * 1024 * 1024;
 
 /// What a login directory holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
