@@ -198,21 +198,14 @@ impl Dir {
         self.sync()
     }
 
-    /// Creates the file `name` with `bytes`, failing when anything (a link included) is
-    /// already there; fsynced with its directory.
-    pub fn create_new(&self, name: &str, bytes: &[u8], mode: u32) -> io::Result<()> {
+    /// Creates the file `name` (mode `mode`) for writing, failing when anything, a link
+    /// included, is already there.
+    pub fn create_exclusive(&self, name: &str, mode: u32) -> io::Result<File> {
         check_name(name)?;
         let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | no_follow();
-        let mut file = File::from(open_at(Some(&self.fd), OsStr::new(name), flags, mode)?);
-        let written = file
-            .write_all(bytes)
-            .and_then(|_| nix::sys::stat::fchmod(file.as_raw_fd(), Mode::from_bits_truncate(mode)).map_err(Into::into))
-            .and_then(|_| file.sync_all());
-        if let Err(e) = written {
-            let _ = self.remove_file(name);
-            return Err(e);
-        }
-        self.sync()
+        let file = File::from(open_at(Some(&self.fd), OsStr::new(name), flags, mode)?);
+        clear_nonblock(&file)?;
+        Ok(file)
     }
 
     /// Removes the file (or link) `name`; absent is fine.

@@ -37,6 +37,8 @@ pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 /// storage-write lock, Codex's commit flocks).
 const STORAGE_LOCK_WAIT: Duration = Duration::from_secs(30);
 const STATE_SCHEMA: &str = "moonauth.renew-state.v1";
+/// The most of a failure record moonauth reads (it is a few hundred bytes).
+const MAX_STATE_BYTES: u64 = 64 * 1024;
 
 /// How to renew: the lead, the endpoints, the waits. Built from [`Config`] by
 /// [`RenewOptions::from_config`]; library callers (`moonauth run`) may adjust it.
@@ -469,7 +471,7 @@ pub struct RenewState {
 
 /// Reads the failure record of a login directory, if there is one.
 pub fn read_state(dir: &Path) -> Option<RenewState> {
-    let bytes = fs::read(dir.join(STATE_FILE)).ok()?;
+    let bytes = crate::fsx::read_file(&dir.join(STATE_FILE), MAX_STATE_BYTES).ok()??;
     serde_json::from_slice::<RenewState>(&bytes)
         .ok()
         .filter(|s| s.schema == STATE_SCHEMA)
