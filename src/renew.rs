@@ -202,6 +202,11 @@ fn opt_time<S: Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Err
 pub fn renew_dir(runtime: Runtime, dir: &Path, opts: &RenewOptions, now: SystemTime) -> RenewOutcome {
     let started = Instant::now();
     let clock = || now + started.elapsed();
+    if runtime == Runtime::Claude {
+        // Before anything else, even on the fast path (`run` comes through here before
+        // each attempt): a killed moonauth's Claude locks would stall a running claude.
+        lease::release_dead_holders_claude_locks(dir);
+    }
     let file = credentials::login_file(runtime, dir);
     let bytes = match credentials::read_login_file(dir, &file) {
         Ok(Some(b)) => b,

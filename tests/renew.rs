@@ -889,3 +889,29 @@ fn renew_as_root_refuses_planted_codex_commit_lock_links() {
         );
     }
 }
+
+#[test]
+fn a_killed_renews_claude_lock_is_cleared_by_the_next_moonauth_even_on_the_fast_path() {
+    let svc = TokenService::start(Flavor::Claude);
+    let root = temp_root("renew-dead-");
+    let dir = subdir(root.path(), "claude");
+    write_claude_login(&dir, &svc.login(in_secs(6 * 3600)));
+    // What `kill -9` of a renew holding Claude's refresh lock leaves: the lock directory,
+    // and the lease record naming it as that (now dead) holder's.
+    let lock = dir.join(".oauth_refresh.lock");
+    fs::create_dir(&lock).unwrap();
+    let meta = fs::metadata(&lock).unwrap();
+    let born = meta
+        .created()
+        .ok()
+        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    let record = serde_json::json!({"pid": 999_999, "host": "gone", "claude_locks": [[meta.dev(), meta.ino(), born]]});
+    fs::write(dir.join(".moonauth-refresh.lock"), format!("{record}\n")).unwrap();
+
+    let out = renew(&svc, &["claude", "--dir", dir.to_str().unwrap()], &[]);
+    assert_eq!(out.code, Some(0), "{}", out.text());
+    assert!(out.stdout.contains("fresh"), "{}", out.stdout);
+    assert!(!lock.exists(), "the dead holder's lock was removed");
+    assert_eq!(svc.token_requests(), 0);
+}
