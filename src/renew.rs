@@ -274,6 +274,13 @@ pub fn renew_dir(runtime: Runtime, dir: &Path, opts: &RenewOptions, now: SystemT
         return fresh(runtime, dir, tokens.expires_at, clock(), opts.lead);
     }
     clean_stale_temp_files(dir);
+    if runtime != Runtime::Claude {
+        // Before the refresh token is spent: Codex's commit locks must open (a link planted
+        // under their name is refused), or the new tokens could not be written afterwards.
+        if let Err(e) = lease::codex_commit_locks(dir, STORAGE_LOCK_WAIT) {
+            return busy(runtime, dir, e);
+        }
+    }
 
     let body = refresh::request_body(runtime, &tokens);
     let url = opts.token_url(runtime);

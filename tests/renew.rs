@@ -856,6 +856,7 @@ fn planted_links_are_refused(flavor: Flavor, runtime: &str, write: &dyn Fn(&Path
         "the refusal says why: {}",
         out.text()
     );
+    assert_eq!(svc.refreshes(), 0, "refused before the refresh token was spent");
     for (lock, target) in &victims {
         assert_untouched(target);
         assert!(fs::symlink_metadata(dir.join(lock)).unwrap().file_type().is_symlink());
