@@ -5,14 +5,13 @@
 //! failure before the renames leaves the old login exactly as it was.
 
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Serialize;
 
-use crate::credentials::{codex, login_files};
+use crate::credentials::{codex, login_files, MAX_CONFIG_BYTES};
 use crate::error::{Error, Result};
+use crate::fsx::Dir;
 use crate::runtime::Runtime;
 
 /// Staging directories start with this, so nothing else is ever removed.
@@ -52,45 +51,51 @@ pub fn check_staging(dir: &Path, staging: &Path) -> Result<()> {
 
 /// Moves the login files of `runtime` from `staging` into `dir`. With `prune`, login
 /// files that the staging directory lacks are removed from `dir` (a sync mirrors its source).
+///
+/// This runs as root in a directory the worker writes: each staged file is read (bounded,
+/// never through a link) and written as a new file of moonauth's, owned by the worker, so
+/// nothing the worker made is ever chowned and no link is ever followed.
 pub fn apply_login(runtime: Runtime, dir: &Path, staging: &Path, uid: u32, gid: u32, prune: bool) -> Result<Applied> {
     check_staging(dir, staging)?;
     let mut applied = Applied::default();
-    let owner = (
-        Some(nix::unistd::Uid::from_raw(uid)),
-        Some(nix::unistd::Gid::from_raw(gid)),
-    );
-    // First make every staged file durable and owned, so the renames are the only step left.
-    let mut staged: Vec<(PathBuf, PathBuf, String)> = Vec::new();
+    let target = Dir::open(dir).map_err(io(format!("open {}", dir.display())))?;
+    let staging_name = staging
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let staged = target
+        .open_child(&staging_name)
+        .map_err(io(format!("open {}", staging.display())))?;
+    // First write every staged file beside its target, durable and owned, so the renames
+    // are the only step left.
+    let mut prepared = Vec::new();
     for name in login_files(runtime) {
-        let src = staging.join(name);
-        let dst = dir.join(name);
-        match fs::symlink_metadata(&src) {
-            Ok(m) if m.is_file() => {
-                nix::unistd::chown(&src, owner.0, owner.1)
-                    .map_err(|e| Error::io(format!("chown {}", src.display()), e.into()))?;
-                fs::set_permissions(&src, fs::Permissions::from_mode(0o600))
-                    .map_err(io(format!("chmod {}", src.display())))?;
-                fs::File::open(&src)
-                    .and_then(|f| f.sync_all())
-                    .map_err(io(format!("fsync {}", src.display())))?;
-                staged.push((src, dst, name.to_string()));
+        match staged.read(name, MAX_CONFIG_BYTES) {
+            Ok(Some(bytes)) => {
+                let file = target
+                    .prepare(name, &bytes, Some((uid, gid)), 0o600)
+                    .map_err(io(format!("write {name} in {}", dir.display())))?;
+                prepared.push((file, name.to_string()));
             }
-            Ok(_) => {
-                return Err(Error::io(
-                    format!("staged {name}"),
-                    std::io::Error::new(std::io::ErrorKind::InvalidData, "not a regular file"),
-                ))
-            }
-            Err(_) => {
-                if prune && fs::symlink_metadata(&dst).is_ok() {
-                    fs::remove_file(&dst).map_err(io(format!("remove stale {}", dst.display())))?;
+            Ok(None) => {
+                if prune && target.stat_entry(name).ok().flatten().is_some() {
+                    target
+                        .remove_file(name)
+                        .map_err(io(format!("remove stale {}", dir.join(name).display())))?;
                     applied.removed.push(name.to_string());
                 }
             }
+            Err(refused) => {
+                return Err(Error::io(
+                    format!("staged {name}"),
+                    std::io::Error::new(std::io::ErrorKind::InvalidData, refused.to_string()),
+                ))
+            }
         }
     }
-    for (src, dst, name) in staged {
-        fs::rename(&src, &dst).map_err(io(format!("rename {} to {}", src.display(), dst.display())))?;
+    for (file, name) in prepared {
+        file.commit()
+            .map_err(io(format!("rename {name} into {}", dir.display())))?;
         applied.installed.push(name);
     }
     if runtime == Runtime::Codex {
@@ -98,9 +103,10 @@ pub fn apply_login(runtime: Runtime, dir: &Path, staging: &Path, uid: u32, gid: 
             applied.installed.push(name);
         }
     }
-    sync_dir(dir)?;
-    nix::unistd::chown(dir, owner.0, owner.1).map_err(|e| Error::io(format!("chown {}", dir.display()), e.into()))?;
-    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io(format!("chmod {}", dir.display())))?;
+    target.sync().map_err(io(format!("fsync {}", dir.display())))?;
+    target
+        .own_self(uid, gid, Some(0o700))
+        .map_err(io(format!("give {} to {uid}:{gid}", dir.display())))?;
     discard(staging)?;
     Ok(applied)
 }
@@ -108,50 +114,43 @@ pub fn apply_login(runtime: Runtime, dir: &Path, staging: &Path, uid: u32, gid: 
 /// Makes Codex's `config.toml` in `dir` say `cli_auth_credentials_store = "file"`,
 /// writing atomically. Returns the file name when it changed it.
 pub fn ensure_codex_file_store(dir: &Path, uid: u32, gid: u32) -> Result<Option<String>> {
-    let path = dir.join(codex::CONFIG_FILE);
-    let current = match fs::read_to_string(&path) {
-        Ok(t) => Some(t),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(Error::io(format!("read {}", path.display()), e)),
-    };
+    let handle = Dir::open(dir).map_err(io(format!("open {}", dir.display())))?;
+    let current = handle.read(codex::CONFIG_FILE, MAX_CONFIG_BYTES).map_err(|refused| {
+        Error::io(
+            format!("read {}", dir.join(codex::CONFIG_FILE).display()),
+            std::io::Error::new(std::io::ErrorKind::InvalidData, refused.to_string()),
+        )
+    })?;
+    let current = current.map(|b| String::from_utf8_lossy(&b).into_owned());
     let Some(text) = codex::with_file_store(current.as_deref()) else {
         return Ok(None);
     };
-    write_atomic(&path, text.as_bytes(), uid, gid, 0o600)?;
+    handle
+        .write_atomic(codex::CONFIG_FILE, text.as_bytes(), Some((uid, gid)), 0o600)
+        .map_err(io(format!("write {}", dir.join(codex::CONFIG_FILE).display())))?;
     Ok(Some(codex::CONFIG_FILE.to_string()))
 }
 
-/// Writes a file atomically: a temp file in the same directory, fsync, owner and mode,
-/// rename over the target, fsync of the directory.
+/// Writes a file atomically: a new temp file in the same directory (never through a
+/// link), fsync, owner (when root) and mode, rename over the target, fsync of the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8], uid: u32, gid: u32, mode: u32) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".moonauth-tmp-")
-        .tempfile_in(dir)
-        .map_err(io(format!("create a temp file in {}", dir.display())))?;
-    tmp.write_all(bytes).map_err(io(format!("write {}", path.display())))?;
-    tmp.as_file()
-        .sync_all()
-        .map_err(io(format!("fsync {}", path.display())))?;
-    let owner = (
-        Some(nix::unistd::Uid::from_raw(uid)),
-        Some(nix::unistd::Gid::from_raw(gid)),
-    );
-    if nix::unistd::geteuid().is_root() {
-        nix::unistd::chown(tmp.path(), owner.0, owner.1)
-            .map_err(|e| Error::io(format!("chown {}", path.display()), e.into()))?;
-    }
-    fs::set_permissions(tmp.path(), fs::Permissions::from_mode(mode))
-        .map_err(io(format!("chmod {}", path.display())))?;
-    tmp.persist(path)
-        .map_err(|e| Error::io(format!("rename into {}", path.display()), e.error))?;
-    sync_dir(dir)
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Dir::open(dir)
+        .and_then(|d| d.write_atomic(&name, bytes, Some((uid, gid)), mode))
+        .map_err(io(format!("write {}", path.display())))
 }
 
 /// fsyncs a directory, so a rename in it survives a crash.
 pub fn sync_dir(dir: &Path) -> Result<()> {
-    fs::File::open(dir)
-        .and_then(|f| f.sync_all())
+    Dir::open(dir)
+        .and_then(|d| d.sync())
         .map_err(io(format!("fsync {}", dir.display())))
 }
 
@@ -178,6 +177,7 @@ pub fn discard(staging: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::{symlink, PermissionsExt};
 
     fn me() -> (u32, u32) {
         (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw())
@@ -227,5 +227,39 @@ mod tests {
         let err = apply_login(Runtime::Codex, dir.path(), Path::new("/etc"), uid, gid, false).unwrap_err();
         assert_eq!(err.exit(), crate::exit::Exit::Usage);
         assert!(discard(Path::new("/tmp/not-staging")).is_err());
+    }
+
+    #[test]
+    fn a_staged_link_is_refused_and_the_old_login_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = tempfile::tempdir().unwrap();
+        fs::write(host.path().join("shadow"), "host secret").unwrap();
+        let staging = dir.path().join(format!("{STAGING_PREFIX}l"));
+        fs::create_dir(&staging).unwrap();
+        symlink(host.path().join("shadow"), staging.join(".credentials.json")).unwrap();
+        fs::write(dir.path().join(".credentials.json"), "old").unwrap();
+        let (uid, gid) = me();
+        let err = apply_login(Runtime::Claude, dir.path(), &staging, uid, gid, true).unwrap_err();
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        assert_eq!(fs::read_to_string(dir.path().join(".credentials.json")).unwrap(), "old");
+        assert_eq!(fs::read_to_string(host.path().join("shadow")).unwrap(), "host secret");
+    }
+
+    #[test]
+    fn a_link_in_the_login_directory_is_replaced_never_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = tempfile::tempdir().unwrap();
+        fs::write(host.path().join("passwd"), "root:x:0:0").unwrap();
+        symlink(host.path().join("passwd"), dir.path().join("config.toml")).unwrap();
+        let staging = dir.path().join(format!("{STAGING_PREFIX}m"));
+        fs::create_dir(&staging).unwrap();
+        fs::write(staging.join("auth.json"), "{}").unwrap();
+        let (uid, gid) = me();
+        // config.toml as a link is refused when read, so the file store cannot be set.
+        assert!(apply_login(Runtime::Codex, dir.path(), &staging, uid, gid, false).is_err());
+        assert_eq!(fs::read_to_string(host.path().join("passwd")).unwrap(), "root:x:0:0");
+        write_atomic(&dir.path().join("config.toml"), b"x", uid, gid, 0o600).unwrap();
+        assert_eq!(fs::read_to_string(host.path().join("passwd")).unwrap(), "root:x:0:0");
+        assert!(fs::symlink_metadata(dir.path().join("config.toml")).unwrap().is_file());
     }
 }

@@ -51,12 +51,12 @@ impl Env {
         if required || path.is_file() {
             let iter = dotenvy::from_path_iter(&path).map_err(|e| Error::EnvFile {
                 path: path.clone(),
-                reason: describe_dotenv_error(&e),
+                reason: describe_dotenv_error(&e, &path),
             })?;
             for item in iter {
                 let (k, v) = item.map_err(|e| Error::EnvFile {
                     path: path.clone(),
-                    reason: describe_dotenv_error(&e),
+                    reason: describe_dotenv_error(&e, &path),
                 })?;
                 vars.insert(k, (v, Origin::DotEnv));
             }
@@ -104,14 +104,54 @@ impl Env {
     }
 }
 
-fn describe_dotenv_error(e: &dotenvy::Error) -> String {
+/// Says what is wrong with an env file without ever repeating a value: dotenvy's parse
+/// error carries the line, or only its value, which may be a key; so the file is read
+/// again to find the line's number and its variable's name, and only those are shown.
+fn describe_dotenv_error(e: &dotenvy::Error, path: &Path) -> String {
     match e {
-        dotenvy::Error::LineParse(_, idx) => format!("line could not be parsed near byte {idx}"),
+        dotenvy::Error::LineParse(text, idx) => {
+            let at = match locate_bad_line(path, text) {
+                Some((n, Some(k))) => format!("line {n} ({k})"),
+                Some((n, None)) => format!("line {n}"),
+                None => "a line".to_string(),
+            };
+            format!(
+                "{at} could not be parsed near character {idx}; a value with spaces, `#` or quotes \
+                 must be quoted, e.g. KEY=\"two words\""
+            )
+        }
         dotenvy::Error::Io(io) => io.to_string(),
         dotenvy::Error::EnvVar(v) => v.to_string(),
         _ => "unreadable".to_string(),
     }
 }
+
+/// The 1-based number and the variable name of the first line of `path` that is `text`
+/// or whose value is `text` (dotenvy reports text, not a number). The file was just read
+/// whole by dotenvy; this second read is bounded all the same.
+fn locate_bad_line(path: &Path, text: &str) -> Option<(usize, Option<String>)> {
+    use std::io::Read;
+    let first = text.lines().next()?.trim();
+    let mut file = String::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(ENV_FILE_MAX_BYTES)
+        .read_to_string(&mut file)
+        .ok()?;
+    file.lines().enumerate().find_map(|(i, line)| {
+        let line = line.trim();
+        let (key, value) = line.split_once('=').unwrap_or((line, ""));
+        let key = key.trim().trim_start_matches("export ").trim();
+        if line.starts_with('#') || (line != first && value.trim() != first) {
+            return None;
+        }
+        let named = !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        Some((i + 1, named.then(|| key.to_string())))
+    })
+}
+
+/// The most of an env file read again to find a bad line's number.
+const ENV_FILE_MAX_BYTES: u64 = 1 << 20;
 
 /// Where a resolved setting came from, reported in `--json` and error messages.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,7 +4,6 @@
 //! rewrites a credentials file; a second run changes nothing.
 
 use std::fs;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -13,6 +12,7 @@ use crate::apply;
 use crate::config::Config;
 use crate::credentials::{self, codex};
 use crate::error::{Error, Result};
+use crate::fsx::{self, Dir, Owned};
 use crate::runtime::Runtime;
 
 /// One change `init` made (or, as non-root, would have needed to make).
@@ -68,21 +68,37 @@ pub fn init(config: &Config, runtimes: &[Runtime]) -> Result<Vec<DirReport>> {
 
 fn prepare_state_dir(dir: &Path, uid: u32, gid: u32, changes: &mut Vec<Change>) -> Result<()> {
     create_missing(dir, uid, gid, changes)?;
-    set_mode(dir, 0o700, changes)?;
-    own_tree(dir, uid, gid, changes)
+    let handle = open(dir)?;
+    own(&handle, None, uid, gid, Some(0o700), changes)?;
+    own_tree(&handle, uid, gid, changes)
 }
 
 fn prepare_dir(runtime: Runtime, dir: &Path, uid: u32, gid: u32, changes: &mut Vec<Change>) -> Result<()> {
     create_missing(dir, uid, gid, changes)?;
-    set_mode(dir, 0o700, changes)?;
-    own_tree(dir, uid, gid, changes)?;
-    let cred = credentials::login_file(runtime, dir);
-    if fs::symlink_metadata(&cred).map(|m| m.is_file()).unwrap_or(false) {
-        set_mode(&cred, 0o600, changes)?;
+    let handle = open(dir)?;
+    own(&handle, None, uid, gid, Some(0o700), changes)?;
+    own_tree(&handle, uid, gid, changes)?;
+    let cred = credentials::login_file(runtime, Path::new(""));
+    let cred = cred.to_string_lossy();
+    if handle
+        .stat_entry(&cred)
+        .ok()
+        .flatten()
+        .is_some_and(|st| fsx::kind_of(&st) == "regular file")
+    {
+        own(&handle, Some(&cred), uid, gid, Some(0o600), changes)?;
     }
     if runtime == Runtime::Codex {
         let path = dir.join(codex::CONFIG_FILE);
-        let current = fs::read_to_string(&path).ok();
+        let current = handle
+            .read(codex::CONFIG_FILE, credentials::MAX_CONFIG_BYTES)
+            .map_err(|refused| {
+                Error::io(
+                    format!("read {}", path.display()),
+                    std::io::Error::new(std::io::ErrorKind::InvalidData, refused.to_string()),
+                )
+            })?
+            .map(|b| String::from_utf8_lossy(&b).into_owned());
         if codex::with_file_store(current.as_deref()).is_some() {
             apply::ensure_codex_file_store(dir, uid, gid)?;
             changes.push(Change {
@@ -98,7 +114,7 @@ fn prepare_dir(runtime: Runtime, dir: &Path, uid: u32, gid: u32, changes: &mut V
 fn create_missing(dir: &Path, uid: u32, gid: u32, changes: &mut Vec<Change>) -> Result<()> {
     let mut missing = Vec::new();
     let mut p = dir.to_path_buf();
-    while !p.exists() {
+    while fs::symlink_metadata(&p).is_err() {
         missing.push(p.clone());
         if !p.pop() {
             break;
@@ -110,7 +126,12 @@ fn create_missing(dir: &Path, uid: u32, gid: u32, changes: &mut Vec<Change>) -> 
             path: created.clone(),
             what: "created directory".into(),
         });
-        own(created, uid, gid, changes)?;
+        // Just made here, so it is ours to give away (never through a link: the name
+        // is opened as a directory without following one).
+        let (parent, name) = (created.parent().unwrap_or(Path::new("/")), created.file_name());
+        if let Some(name) = name {
+            own(&open(parent)?, Some(&name.to_string_lossy()), uid, gid, None, changes)?;
+        }
     }
     if !fs::metadata(dir).map(|m| m.is_dir()).unwrap_or(false) {
         return Err(Error::io(
@@ -121,66 +142,83 @@ fn create_missing(dir: &Path, uid: u32, gid: u32, changes: &mut Vec<Change>) -> 
     Ok(())
 }
 
-fn own(path: &Path, uid: u32, gid: u32, changes: &mut Vec<Change>) -> Result<()> {
-    let meta = fs::symlink_metadata(path).map_err(|e| Error::io(format!("stat {}", path.display()), e))?;
-    if meta.uid() == uid && meta.gid() == gid {
-        return Ok(());
+fn open(dir: &Path) -> Result<Dir> {
+    Dir::open(dir).map_err(|e| Error::io(format!("open {}", dir.display()), e))
+}
+
+/// Gives `name` in `dir` (or `dir` itself) to the worker, with `mode` when given, and
+/// records what changed. Links are left alone, and so are files with other hard links
+/// (their other names may be anywhere): both are reported, never followed.
+fn own(dir: &Dir, name: Option<&str>, uid: u32, gid: u32, mode: Option<u32>, changes: &mut Vec<Change>) -> Result<()> {
+    let path = name.map_or_else(|| dir.path().to_path_buf(), |n| dir.path().join(n));
+    let outcome = match name {
+        Some(n) => dir.own_entry(n, uid, gid, mode),
+        None => dir.own_self(uid, gid, mode),
+    };
+    let outcome = outcome.map_err(|e| permission(&path, e))?;
+    match outcome {
+        Owned::Unchanged => {}
+        Owned::Changed {
+            uid: old_uid,
+            gid: old_gid,
+            mode: old_mode,
+        } => {
+            if (old_uid, old_gid) != (uid, gid) {
+                changes.push(Change {
+                    path: path.clone(),
+                    what: format!("owner {old_uid}:{old_gid} -> {uid}:{gid}"),
+                });
+            }
+            if let Some(mode) = mode.filter(|m| *m != old_mode) {
+                changes.push(Change {
+                    path,
+                    what: format!("mode {old_mode:o} -> {mode:o}"),
+                });
+            }
+        }
+        Owned::LeftLink => changes.push(Change {
+            path,
+            what: "left alone: a symbolic link (never followed)".into(),
+        }),
+        Owned::LeftHardLinked => changes.push(Change {
+            path,
+            what: "left alone: a file with other hard links (its other names may be anywhere)".into(),
+        }),
     }
-    nix::unistd::fchownat(
-        None,
-        path,
-        Some(nix::unistd::Uid::from_raw(uid)),
-        Some(nix::unistd::Gid::from_raw(gid)),
-        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
-    )
-    .map_err(|e| permission(path, e))?;
-    changes.push(Change {
-        path: path.to_path_buf(),
-        what: format!("owner {}:{} -> {uid}:{gid}", meta.uid(), meta.gid()),
-    });
     Ok(())
 }
 
-fn own_tree(dir: &Path, uid: u32, gid: u32, changes: &mut Vec<Change>) -> Result<()> {
-    own(dir, uid, gid, changes)?;
-    let entries = fs::read_dir(dir).map_err(|e| Error::io(format!("read {}", dir.display()), e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io(format!("read {}", dir.display()), e))?;
-        let path = entry.path();
-        let ft = entry
-            .file_type()
-            .map_err(|e| Error::io(format!("stat {}", path.display()), e))?;
-        if ft.is_dir() {
-            own_tree(&path, uid, gid, changes)?;
-        } else {
-            own(&path, uid, gid, changes)?;
+/// Gives everything below `dir` to the worker, one directory handle at a time: a
+/// directory swapped for a link meanwhile is not entered.
+fn own_tree(dir: &Dir, uid: u32, gid: u32, changes: &mut Vec<Change>) -> Result<()> {
+    let names = dir
+        .entries()
+        .map_err(|e| Error::io(format!("read {}", dir.path().display()), e))?;
+    for name in names {
+        own(dir, Some(&name), uid, gid, None, changes)?;
+        let is_dir = dir
+            .stat_entry(&name)
+            .ok()
+            .flatten()
+            .is_some_and(|st| fsx::kind_of(&st) == "directory");
+        if is_dir {
+            match dir.open_child(&name) {
+                Ok(child) => own_tree(&child, uid, gid, changes)?,
+                // Replaced by a link or removed meanwhile: not entered.
+                Err(e) => tracing::debug!(dir = %dir.path().join(&name).display(), error = %e, "not entered"),
+            }
         }
     }
     Ok(())
 }
 
-fn set_mode(path: &Path, mode: u32, changes: &mut Vec<Change>) -> Result<()> {
-    let meta = fs::metadata(path).map_err(|e| Error::io(format!("stat {}", path.display()), e))?;
-    let current = meta.mode() & 0o7777;
-    if current == mode {
-        return Ok(());
-    }
-    fs::set_permissions(path, fs::Permissions::from_mode(mode))
-        .map_err(|e| Error::io(format!("chmod {}", path.display()), e))?;
-    changes.push(Change {
-        path: path.to_path_buf(),
-        what: format!("mode {current:o} -> {mode:o}"),
-    });
-    Ok(())
-}
-
-fn permission(path: &Path, e: nix::Error) -> Error {
+fn permission(path: &Path, e: std::io::Error) -> Error {
     Error::Io {
         context: format!(
             "cannot give {} to the worker user (moonauth init must run as root: `user: root` in the init service)",
             path.display()
         ),
-        source: e.into(),
+        source: e,
     }
 }
 
@@ -188,6 +226,7 @@ fn permission(path: &Path, e: nix::Error) -> Error {
 mod tests {
     use super::*;
     use crate::config::{Env, Overrides};
+    use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 
     #[test]
     fn init_prepares_a_configured_state_dir() {
@@ -242,5 +281,50 @@ mod tests {
 
         let second = init(&c, &[Runtime::Codex, Runtime::Claude]).unwrap();
         assert!(second.iter().all(|r| r.changes.is_empty()), "{second:?}");
+    }
+
+    #[test]
+    fn init_as_root_never_follows_links_nor_gives_away_hard_linked_files() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipping: needs root");
+            return;
+        }
+        let root = tempfile::tempdir().unwrap();
+        let outside = root.path().join("outside");
+        fs::create_dir(&outside).unwrap();
+        let victim = outside.join("passwd");
+        fs::write(&victim, "root:x:0:0").unwrap();
+        fs::set_permissions(&victim, fs::Permissions::from_mode(0o644)).unwrap();
+        let claude_dir = root.path().join("claude");
+        fs::create_dir(&claude_dir).unwrap();
+        // What a worker could leave in its volume for the next init.
+        symlink(&victim, claude_dir.join(".credentials.json")).unwrap();
+        symlink(&outside, claude_dir.join("projects")).unwrap();
+        fs::hard_link(&victim, claude_dir.join("hard")).unwrap();
+        let codex_dir = root.path().join("codex");
+        fs::create_dir(&codex_dir).unwrap();
+        symlink(&victim, codex_dir.join("config.toml")).unwrap();
+
+        let worker = |codex: &Path, claude: &Path| {
+            let env = Env::from_pairs([
+                ("CODEX_HOME", codex.display().to_string()),
+                ("CLAUDE_HOME", claude.display().to_string()),
+                ("MOONAUTH_WORKER_UID", "1000".to_string()),
+                ("MOONAUTH_WORKER_GID", "1000".to_string()),
+            ]);
+            Config::resolve(&env, &Overrides::default()).unwrap()
+        };
+        let reports = init(&worker(&codex_dir, &claude_dir), &[Runtime::Claude]).unwrap();
+        let meta = fs::metadata(&victim).unwrap();
+        assert_eq!((meta.uid(), meta.gid(), meta.mode() & 0o777), (0, 0, 0o644));
+        assert_eq!(fs::metadata(&outside).unwrap().uid(), 0);
+        let said: Vec<_> = reports[0].changes.iter().map(|c| c.what.as_str()).collect();
+        assert!(said.iter().any(|w| w.contains("symbolic link")), "{said:?}");
+        assert!(said.iter().any(|w| w.contains("hard links")), "{said:?}");
+        assert_eq!(fs::metadata(&claude_dir).unwrap().uid(), 1000);
+
+        // Codex's config.toml as a link is refused, not read or written through.
+        assert!(init(&worker(&codex_dir, &claude_dir), &[Runtime::Codex]).is_err());
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "root:x:0:0");
     }
 }

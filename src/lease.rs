@@ -14,9 +14,9 @@
 //! Waiting is bounded; dropping a lock releases it. What was read from the shipped Claude
 //! Code is in docs/shared-logins.md. Nothing here reads or writes a credentials file.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{Read, Seek, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -133,19 +133,7 @@ impl Lease {
             // moonauth recorded as its own was left by a holder that died. Take it over
             // instead of waiting out the stale time (60 s, 15 s for the storage lock).
             let previous = read_record(&mut flock);
-            let storage = dir.join(CLAUDE_STORAGE_LOCK);
-            for path in [&lock_path, &storage].into_iter().chain(sibling.as_ref()) {
-                if let Ok(meta) = fs::symlink_metadata(path) {
-                    let id = identity(&meta);
-                    // Without a birth time only an untouched lock is surely not a live claude's.
-                    let ours =
-                        previous.claude_locks.contains(&id) && (id.2 != 0 || untouched_for(&meta, TOUCH_EVERY * 2));
-                    if meta.is_dir() && ours {
-                        tracing::info!(lock = %path.display(), "taking over a Claude lock a killed moonauth left");
-                        let _ = fs::remove_dir(path);
-                    }
-                }
-            }
+            remove_recorded_claude_locks(dir, &previous);
             // Forget what the dead holder recorded, and the half-made locks it left.
             write_record(&mut flock, &record);
             remove_stale_temp_dirs(dir);
@@ -222,6 +210,53 @@ impl Drop for Lease {
             write_record(&mut self.file, &self.record);
         }
     }
+}
+
+/// Removes the Claude locks that a killed moonauth left in `dir`, so a running `claude`
+/// does not wait out their stale time (60 s). Cheap, and safe to call from any command:
+/// it does nothing unless the lease file exists and its flock is free (its holder is gone),
+/// and then removes only the lock directories that holder recorded as its own. Returns
+/// the locks it removed.
+pub fn release_dead_holders_claude_locks(dir: &Path) -> Vec<PathBuf> {
+    let Ok(handle) = crate::fsx::Dir::open(dir) else {
+        return Vec::new();
+    };
+    // Never created here: no lease file means no holder ever recorded a lock.
+    let Ok(Some((file, _))) = handle.open_regular(LEASE_FILE) else {
+        return Vec::new();
+    };
+    let Ok(mut flock) = Flock::lock(file, FlockArg::LockExclusiveNonblock) else {
+        return Vec::new(); // held: its holder is alive and will release its own locks
+    };
+    let record = read_record(&mut flock);
+    if record.claude_locks.is_empty() {
+        return Vec::new();
+    }
+    let removed = remove_recorded_claude_locks(dir, &record);
+    // A read-only descriptor cannot clear the record; that only costs a later look.
+    write_record(&mut flock, &HolderRecord::default());
+    removed
+}
+
+/// Removes each Claude lock in `dir` (and its sibling) that `record` names as its
+/// holder's; called only while holding the lease's flock, so that holder is dead.
+fn remove_recorded_claude_locks(dir: &Path, record: &HolderRecord) -> Vec<PathBuf> {
+    let mut removed = Vec::new();
+    let refresh = dir.join(CLAUDE_REFRESH_LOCK);
+    let storage = dir.join(CLAUDE_STORAGE_LOCK);
+    let sibling = sibling_lock(dir);
+    for path in [&refresh, &storage].into_iter().chain(sibling.as_ref()) {
+        if let Ok(meta) = fs::symlink_metadata(path) {
+            let id = identity(&meta);
+            // Without a birth time only an untouched lock is surely not a live claude's.
+            let ours = record.claude_locks.contains(&id) && (id.2 != 0 || untouched_for(&meta, TOUCH_EVERY * 2));
+            if meta.is_dir() && ours && fs::remove_dir(path).is_ok() {
+                tracing::info!(lock = %path.display(), "removed a Claude lock a killed moonauth left");
+                removed.push(path.clone());
+            }
+        }
+    }
+    removed
 }
 
 /// Codex's commit locks, held while moonauth writes `auth.json`, so the write never
@@ -395,34 +430,28 @@ fn remove_stale_temp_dirs(dir: &Path) {
     }
 }
 
+/// Opens (or creates) a lock file in a login directory the worker owns, as moonauth may
+/// be root there: a link planted under the lock's name is refused, never followed, and
+/// only a file created just now is given to the directory's owner (so the worker's own
+/// runs can open it later).
 fn open_lease_file(dir: &Path, path: &Path) -> Result<File, LeaseError> {
     let io = |e: std::io::Error| LeaseError::Io {
         lock: path.to_path_buf(),
         reason: e.to_string(),
     };
-    let file = match OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(path)
-    {
-        Ok(f) => f,
-        // Made by another user (root's init, say): a read-only descriptor flocks just as well.
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => File::open(path).map_err(io)?,
-        Err(e) => return Err(io(e)),
-    };
-    // Root makes it for the directory's owner, so the worker's own runs can open it later.
-    if nix::unistd::geteuid().is_root() {
-        if let (Ok(d), Ok(f)) = (fs::metadata(dir), file.metadata()) {
-            if (f.uid(), f.gid()) != (d.uid(), d.gid()) {
-                let _ = nix::unistd::fchown(
-                    std::os::fd::AsRawFd::as_raw_fd(&file),
-                    Some(nix::unistd::Uid::from_raw(d.uid())),
-                    Some(nix::unistd::Gid::from_raw(d.gid())),
-                );
-            }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let handle = crate::fsx::Dir::open(dir).map_err(io)?;
+    let (file, created) = handle.open_or_create(&name, 0o600).map_err(io)?;
+    if created && nix::unistd::geteuid().is_root() {
+        if let Ok(d) = handle.stat() {
+            let _ = nix::unistd::fchown(
+                std::os::fd::AsRawFd::as_raw_fd(&file),
+                Some(nix::unistd::Uid::from_raw(d.st_uid)),
+                Some(nix::unistd::Gid::from_raw(d.st_gid)),
+            );
         }
     }
     Ok(file)
@@ -799,5 +828,37 @@ mod tests {
         // A lock moonauth did not record is never taken over early.
         fs::create_dir(&lock).unwrap();
         assert!(Lease::acquire(Runtime::Claude, dir.path(), Duration::from_millis(300)).is_err());
+    }
+
+    #[test]
+    fn a_dead_holders_claude_locks_are_released_without_a_refresh() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = dir.path().join(CLAUDE_REFRESH_LOCK);
+        fs::create_dir(&lock).unwrap();
+        let record = HolderRecord {
+            pid: 1,
+            host: "gone".into(),
+            claude_locks: vec![identity(&fs::metadata(&lock).unwrap())],
+        };
+        fs::write(dir.path().join(LEASE_FILE), serde_json::to_string(&record).unwrap()).unwrap();
+        // While the lease is held, its holder is alive: nothing is touched.
+        let held = Flock::lock(
+            File::open(dir.path().join(LEASE_FILE)).unwrap(),
+            FlockArg::LockExclusiveNonblock,
+        )
+        .unwrap();
+        assert!(release_dead_holders_claude_locks(dir.path()).is_empty());
+        assert!(lock.exists());
+        drop(held);
+        assert_eq!(release_dead_holders_claude_locks(dir.path()), vec![lock.clone()]);
+        assert!(!lock.exists());
+        // A lock moonauth did not record (a live claude's) is never removed.
+        fs::create_dir(&lock).unwrap();
+        assert!(release_dead_holders_claude_locks(dir.path()).is_empty());
+        assert!(lock.exists());
+        // No lease file: nothing is created.
+        let empty = tempfile::tempdir().unwrap();
+        assert!(release_dead_holders_claude_locks(empty.path()).is_empty());
+        assert!(!empty.path().join(LEASE_FILE).exists());
     }
 }

@@ -19,6 +19,7 @@ pub mod credentials;
 pub mod docker;
 pub mod error;
 pub mod exit;
+pub mod fsx;
 pub mod init;
 pub mod lease;
 pub mod login;

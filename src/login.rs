@@ -388,14 +388,20 @@ pub fn host_login(runtime: Runtime, from: &Path) -> Result<Vec<(String, Vec<u8>)
                 path = parent.join(".claude.json");
             }
         }
-        match credentials::read_login_file(from, &path).or_else(|e| {
-            // .claude.json beside the directory is outside it by design.
-            if path.parent() != Some(from) {
-                std::fs::read(&path).map(Some).map_err(|_| e)
-            } else {
-                Err(e)
-            }
-        }) {
+        let is_credentials = credentials::login_file(runtime, Path::new("")) == Path::new(name);
+        let max = if is_credentials {
+            credentials::MAX_CREDENTIAL_BYTES
+        } else {
+            credentials::MAX_CONFIG_BYTES
+        };
+        let read = if path.parent() == Some(from) {
+            credentials::read_guarded(from, &path, max)
+        } else {
+            // .claude.json beside the directory is outside it by design; it is copied into
+            // the volume, so a link there (to any host file) is refused, never followed.
+            crate::fsx::read_file(&path, max).map_err(|e| e.to_string())
+        };
+        match read {
             Ok(Some(bytes)) => files.push((name.to_string(), bytes)),
             Ok(None) => {}
             Err(reason) => {
@@ -541,6 +547,27 @@ mod tests {
         let files = host_login(Runtime::Claude, &dir).unwrap();
         let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, [".claude.json", ".credentials.json"]);
+    }
+
+    #[test]
+    fn host_login_never_copies_a_link_or_waits_on_a_fifo_beside_the_dir() {
+        let home = tempfile::tempdir().unwrap();
+        let dir = home.path().join(".claude");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join(".credentials.json"),
+            r#"{"claudeAiOauth":{"accessToken":"a","refreshToken":"r","expiresAt":4102444800000,"scopes":["user:inference"]}}"#,
+        )
+        .unwrap();
+        let host_file = home.path().join("id_rsa");
+        std::fs::write(&host_file, "PRIVATE").unwrap();
+        std::os::unix::fs::symlink(&host_file, home.path().join(".claude.json")).unwrap();
+        let err = host_login(Runtime::Claude, &dir).unwrap_err();
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        std::fs::remove_file(home.path().join(".claude.json")).unwrap();
+        nix::unistd::mkfifo(&home.path().join(".claude.json"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let err = host_login(Runtime::Claude, &dir).unwrap_err();
+        assert!(err.to_string().contains("FIFO"), "{err}");
     }
 
     #[test]

@@ -38,6 +38,8 @@ pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 /// storage-write lock, Codex's commit flocks).
 const STORAGE_LOCK_WAIT: Duration = Duration::from_secs(30);
 const STATE_SCHEMA: &str = "moonauth.renew-state.v1";
+/// The most of a failure record moonauth reads (it is a few hundred bytes).
+const MAX_STATE_BYTES: u64 = 64 * 1024;
 /// A token service's answer that a renewal received but could not write into the login
 /// file (full disk, read-only remount, file size limit). It holds tokens: mode 0600, made
 /// with `O_EXCL`, read with `O_NOFOLLOW`, never logged. The next renewal applies it.
@@ -218,6 +220,11 @@ fn opt_time<S: Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Err
 pub fn renew_dir(runtime: Runtime, dir: &Path, opts: &RenewOptions, now: SystemTime) -> RenewOutcome {
     let started = Instant::now();
     let clock = || now + started.elapsed();
+    if runtime == Runtime::Claude {
+        // Before anything else, even on the fast path (`run` comes through here before
+        // each attempt): a killed moonauth's Claude locks would stall a running claude.
+        lease::release_dead_holders_claude_locks(dir);
+    }
     let file = credentials::login_file(runtime, dir);
     let bytes = match credentials::read_login_file(dir, &file) {
         Ok(Some(b)) => b,
@@ -296,6 +303,13 @@ pub fn renew_dir(runtime: Runtime, dir: &Path, opts: &RenewOptions, now: SystemT
         return fresh(runtime, dir, tokens.expires_at, clock(), opts.lead);
     }
     clean_stale_temp_files(dir);
+    if runtime != Runtime::Claude {
+        // Before the refresh token is spent: Codex's commit locks must open (a link planted
+        // under their name is refused), or the new tokens could not be written afterwards.
+        if let Err(e) = lease::codex_commit_locks(dir, STORAGE_LOCK_WAIT) {
+            return busy(runtime, dir, e);
+        }
+    }
 
     // Before the refresh token is spent, make sure the answer can be kept: claim room for
     // the new file in the directory (space, quota, file size limit, a writable directory).
@@ -829,7 +843,7 @@ pub struct RenewState {
 
 /// Reads the failure record of a login directory, if there is one.
 pub fn read_state(dir: &Path) -> Option<RenewState> {
-    let bytes = fs::read(dir.join(STATE_FILE)).ok()?;
+    let bytes = crate::fsx::read_file(&dir.join(STATE_FILE), MAX_STATE_BYTES).ok()??;
     serde_json::from_slice::<RenewState>(&bytes)
         .ok()
         .filter(|s| s.schema == STATE_SCHEMA)

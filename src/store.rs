@@ -16,9 +16,9 @@
 //! is a complete, fsynced file holding the newest or the previous state, and
 //! `state.json.good` holds the previous (or the one before).
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{ErrorKind, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -30,6 +30,7 @@ use serde_json::{Map, Value};
 use crate::accounts::{Account, Credential, State};
 use crate::apply::sync_dir;
 use crate::error::{Error, Result};
+use crate::fsx::{Dir, ReadRefused};
 
 /// The format version this moonauth reads and writes.
 pub const VERSION: u64 = 2;
@@ -39,6 +40,8 @@ pub const STATE_FILE: &str = "state.json";
 pub const GOOD_FILE: &str = "state.json.good";
 /// The lock file (its content is never used).
 pub const LOCK_FILE: &str = "state.lock";
+/// The most of a store file moonauth reads.
+pub const MAX_STATE_BYTES: u64 = 64 * 1024 * 1024;
 /// Prefix of a broken `state.json` kept for inspection.
 pub const BROKEN_PREFIX: &str = "state.json.broken-";
 /// A reasonable wait for the lock: holders keep it for milliseconds.
@@ -192,22 +195,36 @@ fn acquire(path: &Path, timeout: Duration) -> Result<Flock<File>> {
     }
 }
 
+/// Opens the store's lock file, never through a link (the state directory may be the
+/// worker's, and moonauth may be root); flock needs only a readable descriptor, so a lock
+/// file someone else created will do.
 fn open_lock_file(path: &Path) -> Result<File> {
-    let rw = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(path);
-    match rw {
-        Ok(f) => Ok(f),
-        // flock needs only a readable descriptor: a lock file someone else created will do.
-        Err(e) if e.kind() == ErrorKind::PermissionDenied => {
-            File::open(path).map_err(|e| Error::io(format!("open {}", path.display()), e))
-        }
-        Err(e) => Err(Error::io(format!("open {}", path.display()), e)),
-    }
+    let (dir, name) = split(path);
+    Dir::open(dir)
+        .and_then(|d| d.open_or_create(&name, 0o600))
+        .map(|(file, _)| file)
+        .map_err(|e| Error::io(format!("open {}", path.display()), e))
+}
+
+/// A path's directory and file name.
+fn split(path: &Path) -> (&Path, String) {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    (dir, name)
+}
+
+/// Reads a store file whole: bounded, never through a link, never a FIFO.
+fn read_bounded(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
+    crate::fsx::read_file(path, MAX_STATE_BYTES).map_err(|refused| match refused {
+        ReadRefused::Io { source, .. } => source,
+        other => std::io::Error::new(ErrorKind::InvalidData, other.to_string()),
+    })
 }
 
 /// The state as loaded, with what commit needs to know about the files.
@@ -317,8 +334,9 @@ enum FileRead {
 }
 
 fn read_file(path: &Path) -> Result<FileRead> {
-    let bytes = match fs::read(path) {
-        Ok(b) => b,
+    let bytes = match read_bounded(path) {
+        Ok(Some(b)) => b,
+        Ok(None) => return Ok(FileRead::Missing),
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(FileRead::Missing),
         Err(e) => return Err(Error::io(format!("read {}", path.display()), e)),
     };
@@ -501,7 +519,9 @@ fn keep_as_good(dir: &Path) -> Result<()> {
     remove_if_present(&tmp)?;
     if let Err(e) = fs::hard_link(&current, &tmp) {
         tracing::debug!("hard link {} failed ({e}); copying", current.display());
-        let bytes = fs::read(&current).map_err(|e| Error::io(format!("read {}", current.display()), e))?;
+        let bytes = read_bounded(&current)
+            .and_then(|b| b.ok_or_else(|| ErrorKind::NotFound.into()))
+            .map_err(|e| Error::io(format!("read {}", current.display()), e))?;
         return replace(dir, GOOD_TMP, &good, &bytes);
     }
     fs::rename(&tmp, &good).map_err(|e| Error::io(format!("rename into {}", good.display()), e))?;
@@ -514,12 +534,11 @@ fn keep_as_good(dir: &Path) -> Result<()> {
 /// `target`. The caller fsyncs the directory.
 fn replace(dir: &Path, tmp_name: &str, target: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = dir.join(tmp_name);
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
+    // A fresh file, never one (or a link) left in its place: the directory may be the
+    // worker's and moonauth root.
+    remove_if_present(&tmp)?;
+    let mut file = Dir::open(dir)
+        .and_then(|d| d.create_exclusive(tmp_name, 0o600))
         .map_err(|e| Error::io(format!("create {}", tmp.display()), e))?;
     file.write_all(bytes)
         .and_then(|_| file.sync_all())
@@ -831,5 +850,42 @@ mod tests {
             })
             .unwrap();
         assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn planted_links_are_never_written_through() {
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let victim = outside.path().join("passwd");
+        fs::write(&victim, "root:x:0:0").unwrap();
+        let store = Store::open(tmp.path()).unwrap();
+        add(&store, "a");
+        // The temp names are fixed: a worker could point them anywhere.
+        std::os::unix::fs::symlink(&victim, tmp.path().join(STATE_TMP)).unwrap();
+        std::os::unix::fs::symlink(&victim, tmp.path().join(GOOD_TMP)).unwrap();
+        add(&store, "b");
+        add(&store, "c");
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "root:x:0:0");
+        let current = decode(&fs::read(tmp.path().join(STATE_FILE)).unwrap()).unwrap();
+        assert_eq!(aliases(&current.state), vec!["a", "b", "c"]);
+
+        // A lock file or state file that is a link is refused with a message, not followed.
+        fs::remove_file(tmp.path().join(LOCK_FILE)).unwrap();
+        std::os::unix::fs::symlink(&victim, tmp.path().join(LOCK_FILE)).unwrap();
+        let err = store.update(T, |_| ()).unwrap_err();
+        assert!(err.to_string().contains("state.lock"), "{err}");
+        fs::remove_file(tmp.path().join(LOCK_FILE)).unwrap();
+        fs::remove_file(tmp.path().join(STATE_FILE)).unwrap();
+        nix::unistd::mkfifo(
+            &tmp.path().join(STATE_FILE),
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+        )
+        .unwrap();
+        let err = store.read_unlocked().unwrap_err();
+        assert!(
+            err.to_string().contains("FIFO"),
+            "a FIFO is refused, not waited on: {err}"
+        );
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "root:x:0:0");
     }
 }

@@ -543,3 +543,73 @@ fn docker_compose_renew_service_watches_and_stops_cleanly_on_sigterm() {
     assert_eq!(code.stdout.trim(), "0", "SIGTERM must end the watcher cleanly:\n{logs}");
     assert!(!logs.contains("CANARY"), "a token reached the logs:\n{logs}");
 }
+
+/// Unquotes a scalar as `docker-compose config` prints it (PyYAML: plain, 'single' with
+/// '' for a quote, or "double" with backslash escapes).
+fn yaml_scalar(raw: &str) -> String {
+    let raw = raw.trim();
+    if let Some(inner) = raw.strip_prefix('\'').and_then(|r| r.strip_suffix('\'')) {
+        inner.replace("''", "'")
+    } else if let Some(inner) = raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
+        inner.replace("\\\"", "\"").replace("\\\\", "\\")
+    } else {
+        raw.to_string()
+    }
+}
+
+#[test]
+fn the_env_template_reads_the_same_in_moonauth_and_docker_compose() {
+    // The README's quick start is `cp .env-template .env`; both readers of that file must
+    // accept it and agree on every value.
+    let template = repo().join(".env-template");
+    let env = moonauth::config::Env::load(Vec::new(), Some(&template))
+        .unwrap_or_else(|e| panic!("moonauth cannot read .env-template: {e}"));
+    let ours: Vec<(String, String)> = env.dotenv_only().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    assert!(
+        ours.iter().any(|(k, _)| k == "MOONAUTH_CONTINUE_PROMPT"),
+        "the template sets MOONAUTH_CONTINUE_PROMPT: {ours:?}"
+    );
+    let compose = match compose_program() {
+        Ok(c) => c,
+        Err(reason) => {
+            if std::env::var("MOONAUTH_REQUIRE_DOCKER").is_ok_and(|v| v == "1") {
+                panic!("MOONAUTH_REQUIRE_DOCKER=1 but {reason}");
+            }
+            eprintln!("skipping the docker-compose half: {reason}");
+            return;
+        }
+    };
+    // A compose file that only echoes each variable back through substitution.
+    let dir = tempfile::tempdir().unwrap();
+    let mut yaml = String::from("services:\n  echo:\n    image: scratch\n    environment:\n");
+    for (k, _) in &ours {
+        yaml.push_str(&format!("      {k}: \"${{{k}}}\"\n"));
+    }
+    std::fs::write(dir.path().join("docker-compose.yaml"), yaml).unwrap();
+    let mut cmd = Command::new(&compose[0]);
+    cmd.args(&compose[1..])
+        .arg("--env-file")
+        .arg(&template)
+        .args(["--project-directory", path_str(dir.path())])
+        .args(["-f", path_str(&dir.path().join("docker-compose.yaml")), "config"])
+        .current_dir(dir.path());
+    for (k, _) in &ours {
+        cmd.env_remove(k);
+    }
+    let r = run(cmd, None);
+    assert!(r.status.success(), "{}", r.describe("docker-compose config"));
+    for (k, v) in &ours {
+        let prefix = format!("{k}:");
+        let line = r
+            .stdout
+            .lines()
+            .map(str::trim)
+            .find(|l| l.starts_with(&prefix))
+            .unwrap_or_else(|| panic!("docker-compose config has no {k}:\n{}", r.stdout));
+        assert_eq!(
+            &yaml_scalar(&line[prefix.len()..]),
+            v,
+            "{k} reads differently in docker-compose"
+        );
+    }
+}

@@ -273,3 +273,38 @@ fn an_unparsable_env_file_is_exit_2() {
     assert_eq!(code(&out), 2);
     assert!(stderr(&out).contains("broken.env"), "{}", stderr(&out));
 }
+
+#[test]
+fn the_env_template_copied_to_dot_env_is_read_without_error() {
+    // The README's compose quick start: `cp .env-template .env`, then any command.
+    let sb = Sandbox::new();
+    let template = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".env-template");
+    std::fs::copy(&template, sb.cwd().join(".env")).unwrap();
+    for args in [&["runtime", "resolve"][..], &["accounts", "ls"][..]] {
+        let out = sb.moonauth().args(args).output().unwrap();
+        assert_eq!(code(&out), 0, "moonauth {args:?}: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn an_unparsable_env_file_names_the_line_and_variable_but_never_the_value() {
+    let sb = Sandbox::new();
+    let file = sb.root().join("broken.env");
+    std::fs::write(
+        &file,
+        "# settings\nMOONMIND_WORKER_RUNTIME=codex\nMY_KEY=sk-ant-api03-CANARYenvfile two words\n",
+    )
+    .unwrap();
+    let out = sb
+        .moonauth()
+        .arg("--env-file")
+        .arg(&file)
+        .args(["runtime", "resolve"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 2);
+    let err = stderr(&out);
+    assert!(err.contains("line 3 (MY_KEY)"), "{err}");
+    assert!(err.contains("must be quoted"), "{err}");
+    assert!(!err.contains("CANARY"), "{err}");
+}

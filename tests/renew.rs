@@ -1195,3 +1195,116 @@ fn a_pending_answer_that_is_a_symbolic_link_is_never_followed() {
     assert_eq!(svc.token_requests(), 0);
     assert_eq!(fs::read_to_string(&outside).unwrap(), "{}");
 }
+
+/// A root-owned file outside the login directory that a worker points a link at.
+fn victim(root: &Path, name: &str) -> std::path::PathBuf {
+    let path = root.join(name);
+    fs::write(&path, "root:x:0:0:root:/root:/bin/bash\n").unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+    path
+}
+
+fn assert_untouched(victim: &Path) {
+    let meta = fs::symlink_metadata(victim).unwrap();
+    assert_eq!(
+        fs::read_to_string(victim).unwrap(),
+        "root:x:0:0:root:/root:/bin/bash\n",
+        "{} was written through a link",
+        victim.display()
+    );
+    assert_eq!((meta.uid(), meta.gid()), (0, 0), "{} was chowned", victim.display());
+    assert_eq!(meta.mode() & 0o7777, 0o644, "{} was chmodded", victim.display());
+}
+
+/// The worker owns its login directory; moonauth, run as root, must never follow a link
+/// the worker planted where a lock or state file goes, nor hand its target to the worker.
+fn planted_links_are_refused(flavor: Flavor, runtime: &str, write: &dyn Fn(&Path, &Issued), locks: &[&str]) {
+    if !nix::unistd::geteuid().is_root() {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("CI runs as root; this test must run there");
+        }
+        eprintln!("skipping: needs root (moonauth as root next to a worker's files)");
+        return;
+    }
+    let svc = TokenService::start(flavor);
+    let root = temp_root("renew-links-");
+    let dir = subdir(root.path(), runtime);
+    write(&dir, &svc.login(ago(60)));
+    for entry in fs::read_dir(&dir).unwrap().flatten() {
+        std::os::unix::fs::lchown(entry.path(), Some(1000), Some(1000)).unwrap();
+    }
+    std::os::unix::fs::chown(&dir, Some(1000), Some(1000)).unwrap();
+    let victims: Vec<_> = locks
+        .iter()
+        .map(|l| (l, victim(root.path(), &format!("victim{l}"))))
+        .collect();
+    for (lock, target) in &victims {
+        std::os::unix::fs::symlink(target, dir.join(lock)).unwrap();
+    }
+    let out = renew(&svc, &[runtime, "--dir", dir.to_str().unwrap()], &[]);
+    assert_ne!(out.code, Some(101), "no panic: {}", out.text());
+    assert!(
+        out.text().contains("symbolic link"),
+        "the refusal says why: {}",
+        out.text()
+    );
+    assert_eq!(svc.refreshes(), 0, "refused before the refresh token was spent");
+    for (lock, target) in &victims {
+        assert_untouched(target);
+        assert!(fs::symlink_metadata(dir.join(lock)).unwrap().file_type().is_symlink());
+    }
+}
+
+#[test]
+fn renew_as_root_refuses_a_planted_lease_link() {
+    planted_links_are_refused(
+        Flavor::Claude,
+        "claude",
+        &write_claude_login,
+        &[".moonauth-refresh.lock"],
+    );
+    planted_links_are_refused(
+        Flavor::Codex,
+        "codex",
+        &|d, i| write_codex_login(d, i, ago(3600)),
+        &[".moonauth-refresh.lock"],
+    );
+}
+
+#[test]
+fn renew_as_root_refuses_planted_codex_commit_lock_links() {
+    for lock in ["auth.lock", "auth.json.lock"] {
+        planted_links_are_refused(
+            Flavor::Codex,
+            "codex",
+            &|d, i| write_codex_login(d, i, ago(3600)),
+            &[lock],
+        );
+    }
+}
+
+#[test]
+fn a_killed_renews_claude_lock_is_cleared_by_the_next_moonauth_even_on_the_fast_path() {
+    let svc = TokenService::start(Flavor::Claude);
+    let root = temp_root("renew-dead-");
+    let dir = subdir(root.path(), "claude");
+    write_claude_login(&dir, &svc.login(in_secs(6 * 3600)));
+    // What `kill -9` of a renew holding Claude's refresh lock leaves: the lock directory,
+    // and the lease record naming it as that (now dead) holder's.
+    let lock = dir.join(".oauth_refresh.lock");
+    fs::create_dir(&lock).unwrap();
+    let meta = fs::metadata(&lock).unwrap();
+    let born = meta
+        .created()
+        .ok()
+        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    let record = serde_json::json!({"pid": 999_999, "host": "gone", "claude_locks": [[meta.dev(), meta.ino(), born]]});
+    fs::write(dir.join(".moonauth-refresh.lock"), format!("{record}\n")).unwrap();
+
+    let out = renew(&svc, &["claude", "--dir", dir.to_str().unwrap()], &[]);
+    assert_eq!(out.code, Some(0), "{}", out.text());
+    assert!(out.stdout.contains("fresh"), "{}", out.stdout);
+    assert!(!lock.exists(), "the dead holder's lock was removed");
+    assert_eq!(svc.token_requests(), 0);
+}

@@ -35,6 +35,18 @@ pub fn run(args: PreflightArgs, env: &Env) -> Result<Exit> {
         now,
         deep: args.deep,
     };
+    // A moonauth killed mid-refresh leaves Claude's own refresh lock behind, and the
+    // worker's claude would wait out its stale time: clear it before starting the worker.
+    if let Some(claude) = config.runtime(crate::runtime::Runtime::Claude) {
+        if config
+            .worker_mode
+            .value
+            .runtimes()
+            .contains(&crate::runtime::Runtime::Claude)
+        {
+            crate::lease::release_dead_holders_claude_locks(&claude.login_dir.value);
+        }
+    }
     let report = preflight::run_until(&inputs, wait, WAIT_INTERVAL);
     let exit = report.exit();
 

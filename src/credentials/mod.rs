@@ -9,7 +9,6 @@ pub mod codex;
 pub mod jwt;
 
 use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -19,6 +18,9 @@ use crate::runtime::Runtime;
 
 /// Login files larger than this are refused: real ones are a few kilobytes.
 pub const MAX_CREDENTIAL_BYTES: u64 = 256 * 1024;
+/// The most moonauth reads of a CLI's settings file (`config.toml`, `.claude.json`, which
+/// grows with the projects Claude Code has seen): bounded all the same.
+pub const MAX_CONFIG_BYTES: u64 = 16 * 1024 * 1024;
 
 /// What a login directory holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -288,7 +290,11 @@ pub fn inspect_dir(runtime: Runtime, dir: &Path, now: SystemTime, lead: Duration
 
 fn missing(runtime: Runtime, dir: &Path) -> Inspection {
     let config = match runtime {
-        Runtime::Codex => fs::read_to_string(dir.join(codex::CONFIG_FILE)).ok(),
+        // Only to tell a keyring login from none: an unreadable config says nothing.
+        Runtime::Codex => read_guarded(dir, &dir.join(codex::CONFIG_FILE), MAX_CONFIG_BYTES)
+            .ok()
+            .flatten()
+            .map(|b| String::from_utf8_lossy(&b).into_owned()),
         _ => None,
     };
     missing_login(runtime, config.as_deref())
@@ -323,6 +329,14 @@ pub fn login_files(runtime: Runtime) -> &'static [&'static str] {
 /// Reads a login file that must stay inside `dir`: `Ok(None)` when absent, `Err(reason)`
 /// when refused (too large, not a regular file, a link that leaves the directory).
 pub fn read_login_file(dir: &Path, file: &Path) -> Result<Option<Vec<u8>>, String> {
+    read_guarded(dir, file, MAX_CREDENTIAL_BYTES)
+}
+
+/// Reads any file moonauth takes from a login directory (login, settings, records) under
+/// one set of rules: at most `max` bytes; a regular file, never a FIFO or device (opened
+/// without blocking); a link only when it stays inside `dir`, and then its target is
+/// opened without following any further link.
+pub fn read_guarded(dir: &Path, file: &Path, max: u64) -> Result<Option<Vec<u8>>, String> {
     let name = file
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -332,6 +346,7 @@ pub fn read_login_file(dir: &Path, file: &Path) -> Result<Option<Vec<u8>>, Strin
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(format!("cannot read {name}: {e}")),
     };
+    let mut real = file.to_path_buf();
     if meta.file_type().is_symlink() {
         let target = fs::canonicalize(file).map_err(|_| format!("{name} is a symbolic link to nothing"))?;
         let base = fs::canonicalize(dir).map_err(|e| format!("cannot resolve the login directory: {e}"))?;
@@ -340,29 +355,20 @@ pub fn read_login_file(dir: &Path, file: &Path) -> Result<Option<Vec<u8>>, Strin
                 "{name} is a symbolic link that leaves the login directory; refusing to follow it"
             ));
         }
+        real = target;
     }
-    let meta = fs::metadata(file).map_err(|e| format!("cannot read {name}: {e}"))?;
-    if !meta.is_file() {
-        return Err(format!("{name} is not a regular file"));
+    match crate::fsx::read_file(&real, max) {
+        Ok(Some(bytes)) => Ok(Some(bytes)),
+        Ok(None) => Ok(None),
+        Err(crate::fsx::ReadRefused::TooLarge { size, max, .. }) => Err(format!(
+            "{name} is {size} bytes, over the {max} byte limit for a login file"
+        )),
+        Err(crate::fsx::ReadRefused::NotRegular { kind, .. }) => Err(format!("{name} is not a regular file ({kind})")),
+        Err(crate::fsx::ReadRefused::Link { .. }) => Err(format!(
+            "{name} changed into a symbolic link while being read; refusing to follow it"
+        )),
+        Err(crate::fsx::ReadRefused::Io { source, .. }) => Err(format!("cannot read {name}: {source}")),
     }
-    if meta.len() > MAX_CREDENTIAL_BYTES {
-        return Err(format!(
-            "{name} is {} bytes, over the {} byte limit for a login file",
-            meta.len(),
-            MAX_CREDENTIAL_BYTES
-        ));
-    }
-    let f = fs::File::open(file).map_err(|e| format!("cannot read {name}: {e}"))?;
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    f.take(MAX_CREDENTIAL_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| format!("cannot read {name}: {e}"))?;
-    if bytes.len() as u64 > MAX_CREDENTIAL_BYTES {
-        return Err(format!(
-            "{name} grew past the {MAX_CREDENTIAL_BYTES} byte limit while being read"
-        ));
-    }
-    Ok(Some(bytes))
 }
 
 #[cfg(test)]
@@ -425,6 +431,21 @@ mod tests {
         symlink(dir.path().join("real.json"), dir.path().join("auth.json")).unwrap();
         let r = inspect_dir(Runtime::Codex, dir.path(), now(), Duration::ZERO);
         assert_eq!(r.inspection.class, LoginClass::ApiKey);
+    }
+
+    #[test]
+    fn settings_files_are_read_under_the_same_guards() {
+        // A FIFO named config.toml used to hang inspect and preflight; a link to /dev/zero
+        // grew without bound.
+        let dir = tempfile::tempdir().unwrap();
+        nix::unistd::mkfifo(&dir.path().join("config.toml"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let r = inspect_dir(Runtime::Codex, dir.path(), now(), Duration::ZERO);
+        assert_eq!(r.inspection.class, LoginClass::Missing);
+        let dir = tempfile::tempdir().unwrap();
+        symlink("/dev/zero", dir.path().join("config.toml")).unwrap();
+        let r = inspect_dir(Runtime::Codex, dir.path(), now(), Duration::ZERO);
+        assert_eq!(r.inspection.class, LoginClass::Missing);
+        assert!(read_guarded(dir.path(), &dir.path().join("config.toml"), 10).is_err());
     }
 
     #[test]
