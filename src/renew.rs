@@ -10,8 +10,8 @@
 //! `status` and preflight. [`watch`] repeats this for a set of logins until stopped.
 
 use std::fs;
-use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::io::{Seek, SeekFrom, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
@@ -689,61 +689,42 @@ fn pending_record(runtime: Runtime, sent: &refresh::LoginTokens, answer: &[u8], 
     serde_json::to_vec(&record).unwrap_or_default()
 }
 
-/// Creates [`PENDING_FILE`] with `O_EXCL|O_NOFOLLOW`, mode 0600 (when the claimed space
-/// could not be used).
+/// Creates [`PENDING_FILE`] with `O_EXCL|O_NOFOLLOW`, mode 0600, through the directory
+/// guards of [`crate::fsx`] (when the claimed space could not be used).
 fn create_pending(dir: &Path, record: &[u8], (uid, gid): (u32, u32)) -> std::io::Result<()> {
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
-        .open(dir.join(PENDING_FILE))?;
+    let d = crate::fsx::Dir::open(dir)?;
+    let mut f = d.create_exclusive(PENDING_FILE, 0o600)?;
     if nix::unistd::geteuid().is_root() {
+        // Only the file just created here is chowned, through its descriptor.
         std::os::unix::fs::fchown(&f, Some(uid), Some(gid))?;
     }
     let written = f.write_all(record).and_then(|()| f.sync_all());
     if let Err(e) = written {
         // A partial file would only confuse the next renewal.
-        let _ = fs::remove_file(dir.join(PENDING_FILE));
+        let _ = d.remove_file(PENDING_FILE);
         return Err(e);
     }
-    apply::sync_dir(dir).map_err(|e| std::io::Error::other(e.to_string()))
+    d.sync()
 }
 
-/// Reads [`PENDING_FILE`] without following a link: `Ok(None)` when there is none.
+/// Reads [`PENDING_FILE`] under [`crate::fsx`]'s rules (never through a link, never a
+/// FIFO, bounded): `Ok(None)` when there is none; `Err` says why it was refused.
 fn read_pending(dir: &Path) -> Result<Option<PendingRefresh>, String> {
-    let f = match fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC)
-        .open(dir.join(PENDING_FILE))
-    {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) if e.raw_os_error() == Some(nix::libc::ELOOP) => {
-            return Err("is a symbolic link; moonauth never follows one".into())
-        }
-        Err(e) => return Err(format!("cannot be read: {e}")),
+    let Some(bytes) = crate::fsx::read_file(&dir.join(PENDING_FILE), MAX_PENDING_BYTES).map_err(|e| e.to_string())?
+    else {
+        return Ok(None);
     };
-    let meta = f.metadata().map_err(|e| format!("cannot be read: {e}"))?;
-    if !meta.is_file() || meta.len() > MAX_PENDING_BYTES {
-        return Err("is not a pending answer moonauth wrote".into());
-    }
-    let mut bytes = Vec::new();
-    f.take(MAX_PENDING_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| format!("cannot be read: {e}"))?;
     serde_json::from_slice::<PendingRefresh>(&bytes)
         .ok()
         .filter(|p| p.schema == PENDING_SCHEMA)
         .map(Some)
-        .ok_or_else(|| "is not a pending answer moonauth wrote".into())
+        .ok_or_else(|| format!("{PENDING_FILE} is not a pending answer moonauth wrote"))
 }
 
 fn remove_pending(dir: &Path) {
-    match fs::remove_file(dir.join(PENDING_FILE)) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => tracing::warn!(error = %e, "could not remove {PENDING_FILE}"),
+    let removed = crate::fsx::Dir::open(dir).and_then(|d| d.remove_file(PENDING_FILE));
+    if let Err(e) = removed {
+        tracing::warn!(error = %e, "could not remove {PENDING_FILE}");
     }
 }
 
@@ -762,13 +743,11 @@ fn apply_pending(
         Ok(None) => return None,
         Err(why) => {
             return Some(
-                RenewOutcome::new(runtime, dir, RenewStatus::PendingWrite, format!("{PENDING_FILE} {why}")).with_fix(
-                    format!(
+                RenewOutcome::new(runtime, dir, RenewStatus::PendingWrite, why).with_fix(format!(
                     "check that `moonauth inspect {runtime} --dir {}` is usable and remove {PENDING_FILE}, or run `{}`",
                     dir.display(),
                     crate::runtime::login_command(runtime, None)
-                ),
-                ),
+                )),
             )
         }
     };
