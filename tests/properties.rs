@@ -23,7 +23,11 @@ const CANARY: &str = "CANARY";
 
 fn config() -> ProptestConfig {
     ProptestConfig {
-        cases: CASES,
+        // PROPTEST_CASES=16000 for a deeper one-off run; bounded by default.
+        cases: std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(CASES),
         // No regression files in the tree: a failure prints its minimal input.
         failure_persistence: None,
         ..ProptestConfig::default()
