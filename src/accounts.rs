@@ -47,6 +47,36 @@ pub struct State {
     /// never picked, never listed, written back as they were.
     #[serde(skip)]
     pub unreadable_accounts: Vec<Value>,
+    /// Why each record in `unreadable_accounts` was set aside, for `accounts ls` and warnings.
+    #[serde(skip)]
+    pub set_aside: Vec<SetAside>,
+}
+
+/// A stored account record that was set aside on load: kept in the file as it was,
+/// never picked, reported with the rule it breaks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SetAside {
+    /// Its position in the file's account list (1-based).
+    pub record: usize,
+    /// Its alias, made safe to print (redacted, control characters escaped, bounded);
+    /// `None` when the record has no string alias.
+    pub alias: Option<String>,
+    /// The rule it breaks, in words (never the offending value).
+    pub rule: String,
+}
+
+impl std::fmt::Display for SetAside {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "account record {}", self.record)?;
+        if let Some(alias) = &self.alias {
+            write!(f, " ({alias})")?;
+        }
+        write!(
+            f,
+            " in the store is set aside and not used: {}; it stays in the file as it is (fix or remove it there)",
+            self.rule
+        )
+    }
 }
 
 /// What kind of credential an account is.
@@ -299,6 +329,42 @@ pub fn validate_alias(alias: &str) -> Result<()> {
         },
         other => other,
     })
+}
+
+/// Whether `name` is an environment variable name (letters, digits and `_`, not
+/// starting with a digit): what `--api-key-env` takes.
+pub fn is_variable_name(name: &str) -> bool {
+    name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// The rule a stored record breaks among those `accounts add` applies, or `None`. A
+/// hand-edited store must not smuggle in what the command would refuse: an alias with
+/// terminal escapes or `../`, a relative login directory, a bad volume name.
+pub fn record_problem(account: &Account) -> Option<String> {
+    if validate_alias(&account.alias).is_err() {
+        return Some("its alias breaks the alias rule (1 to 40 characters from a-z, 0-9, - and _)".into());
+    }
+    if account.login_dir.as_ref().is_some_and(|d| !d.is_absolute()) {
+        return Some("login_dir must be an absolute path (as the worker sees it)".into());
+    }
+    if account
+        .volume
+        .as_deref()
+        .is_some_and(|v| !crate::config::is_volume_name(v))
+    {
+        return Some(format!("volume breaks Docker's rule: {}", crate::config::VOLUME_NAME_RULE));
+    }
+    if account.api_key_env.as_deref().is_some_and(|v| !is_variable_name(v)) {
+        return Some("api_key_env must be the name of a variable (letters, digits, _)".into());
+    }
+    if account.api_key_file.as_ref().is_some_and(|p| !p.is_absolute()) {
+        return Some("api_key_file must be an absolute path".into());
+    }
+    if account.kind == AccountKind::ApiKey && account.api_key_env.is_none() && account.api_key_file.is_none() {
+        return Some("an api-key account needs api_key_env or api_key_file".into());
+    }
+    None
 }
 
 impl State {

@@ -58,6 +58,32 @@ pub fn scrub(text: &str) -> String {
     out
 }
 
+/// Text from a file a person may have edited (an alias), made safe for a terminal:
+/// token-shaped words masked, control characters escaped (`\u{1b}`, never a raw escape
+/// sequence), cut to `max` characters after that.
+pub fn printable(text: &str, max: usize) -> String {
+    let escaped: String = scrub(text)
+        .chars()
+        .flat_map(|c| {
+            let keep = !c.is_control() && c != '\u{2028}' && c != '\u{2029}';
+            let out: Vec<char> = if keep { vec![c] } else { c.escape_default().collect() };
+            out
+        })
+        .collect();
+    truncate(&escaped, max)
+}
+
+/// Cuts `text` to at most `max` characters, marking a cut with `…`. Call it on text that
+/// is redacted already: a cut through a secret would leave a prefix no pattern knows.
+pub fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
 fn is_token_char(ch: char) -> bool {
     ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.' | '+' | '/' | '=' | '*')
 }
