@@ -28,6 +28,16 @@ pub mod reason {
 pub const QUOTA_COOLDOWN_BASE: Duration = Duration::from_secs(5 * 60);
 /// The longest default cooldown: repeated hits double the wait up to this, never hours.
 pub const QUOTA_COOLDOWN_MAX: Duration = Duration::from_secs(60 * 60);
+/// Longest `last_failure.detail` kept, in characters (counted after redaction): the
+/// reason is its own field, the detail only a short excerpt to recognise the failure by.
+pub const FAILURE_DETAIL_MAX_CHARS: usize = 160;
+
+/// A failure detail as it is stored: redacted (shapes; the caller masks the values it
+/// knows first), then cut to [`FAILURE_DETAIL_MAX_CHARS`].
+fn stored_detail(detail: &str) -> String {
+    crate::redact::truncate(crate::redact::scrub(detail).trim(), FAILURE_DETAIL_MAX_CHARS)
+}
+
 /// Refresh failures in a row after which a login needs a new login.
 pub const REFRESH_FAILURE_LIMIT: u32 = 3;
 
@@ -458,13 +468,14 @@ impl State {
     }
 
     /// Records that the credential was refused: the account needs a new login and is
-    /// not picked until then. `detail` is redacted before it is kept.
+    /// not picked until then. `detail` is redacted and cut short before it is kept; a
+    /// caller that knows credential values masks them first ([`crate::redact::Redactor`]).
     pub fn record_auth_failure(&mut self, alias: &str, detail: &str, now: SystemTime) -> Result<()> {
         let a = self.account_mut(alias)?;
         a.needs_relogin = true;
         a.last_failure = Some(Failure {
             reason: reason::AUTH_FAILURE.into(),
-            detail: crate::redact::scrub(detail),
+            detail: stored_detail(detail),
             at: now,
         });
         Ok(())
@@ -481,7 +492,7 @@ impl State {
         }
         a.last_failure = Some(Failure {
             reason: reason::REFRESH_FAILED.into(),
-            detail: crate::redact::scrub(detail),
+            detail: stored_detail(detail),
             at: now,
         });
         Ok(a.needs_relogin)
@@ -698,6 +709,9 @@ mod tests {
         s.record_auth_failure("a", &format!("401 for {token}"), t0()).unwrap();
         let detail = &s.account("a").unwrap().last_failure.as_ref().unwrap().detail;
         assert!(!detail.contains(token), "{detail}");
+        s.record_auth_failure("a", &format!("401 {}", "x ".repeat(500)), t0()).unwrap();
+        let detail = &s.account("a").unwrap().last_failure.as_ref().unwrap().detail;
+        assert!(detail.chars().count() <= FAILURE_DETAIL_MAX_CHARS, "{detail}");
     }
 
     #[test]
