@@ -481,7 +481,10 @@ fn data_error_kind(message: &str) -> String {
     kinds
         .iter()
         .find(|(prefix, _)| message.starts_with(prefix))
-        .map_or("has a value this moonauth does not accept (a time, a runtime, …)", |(_, kind)| kind)
+        .map_or(
+            "has a value this moonauth does not accept (a time, a runtime, …)",
+            |(_, kind)| kind,
+        )
         .to_string()
 }
 
@@ -531,6 +534,26 @@ struct AccountV1 {
     extra: Map<String, Value>,
 }
 
+/// The fields of a version-2 account record (what [`Account`] reads itself).
+const V2_ACCOUNT_FIELDS: [&str; 16] = [
+    "alias",
+    "runtime",
+    "kind",
+    "login_dir",
+    "volume",
+    "api_key_env",
+    "api_key_file",
+    "enabled",
+    "priority",
+    "cooldown_until",
+    "consecutive_quota_hits",
+    "last_failure",
+    "needs_relogin",
+    "last_used",
+    "usage",
+    "refresh_failures",
+];
+
 fn migrate_v1(mut value: Value) -> std::result::Result<State, String> {
     // The caller checked that `value` is an object.
     let obj = value.as_object_mut().ok_or("not a JSON object")?;
@@ -543,8 +566,7 @@ fn migrate_v1(mut value: Value) -> std::result::Result<State, String> {
     for (position, (alias, raw)) in accounts.into_iter().enumerate() {
         // The alias is a key of the file: printed only made safe, and values never.
         let shown = format!("\"{}\"", redact::printable(&alias, 48));
-        let v1 = AccountV1::deserialize(raw)
-            .map_err(|e| format!("version 1: account {shown} {}", describe(&e)))?;
+        let v1 = AccountV1::deserialize(raw).map_err(|e| format!("version 1: account {shown} {}", describe(&e)))?;
         let runtime = crate::runtime::parse_login_runtime(&v1.runtime).map_err(|_| {
             format!("version 1: account {shown} has a runtime this moonauth does not know (claude or codex)")
         })?;
@@ -563,6 +585,16 @@ fn migrate_v1(mut value: Value) -> std::result::Result<State, String> {
         account.cooldown_until = v1.cooldown_until;
         account.last_used = v1.last_used;
         account.extra = v1.extra;
+        // A version-1 file has no field of these names, but a hand-made one may: kept in
+        // `extra`, it would be written next to the real field, twice under one key, and
+        // read back as the wrong value (found by tests/store_props.rs).
+        account.extra.retain(|key, _| {
+            let clashes = V2_ACCOUNT_FIELDS.contains(&key.as_str());
+            if clashes {
+                tracing::warn!("version 1: account {shown}: dropping its field {key:?}, which version 1 does not have");
+            }
+            !clashes
+        });
         // Set aside as a version-2 record, so it is written back in a shape that reads
         // (and is set aside) again rather than lost.
         let record = serde_json::to_value(&account).unwrap_or(Value::Null);
