@@ -363,7 +363,10 @@ pub fn record_problem(account: &Account) -> Option<String> {
         .as_deref()
         .is_some_and(|v| !crate::config::is_volume_name(v))
     {
-        return Some(format!("volume breaks Docker's rule: {}", crate::config::VOLUME_NAME_RULE));
+        return Some(format!(
+            "volume breaks Docker's rule: {}",
+            crate::config::VOLUME_NAME_RULE
+        ));
     }
     if account.api_key_env.as_deref().is_some_and(|v| !is_variable_name(v)) {
         return Some("api_key_env must be the name of a variable (letters, digits, _)".into());
@@ -709,7 +712,8 @@ mod tests {
         s.record_auth_failure("a", &format!("401 for {token}"), t0()).unwrap();
         let detail = &s.account("a").unwrap().last_failure.as_ref().unwrap().detail;
         assert!(!detail.contains(token), "{detail}");
-        s.record_auth_failure("a", &format!("401 {}", "x ".repeat(500)), t0()).unwrap();
+        s.record_auth_failure("a", &format!("401 {}", "x ".repeat(500)), t0())
+            .unwrap();
         let detail = &s.account("a").unwrap().last_failure.as_ref().unwrap().detail;
         assert!(detail.chars().count() <= FAILURE_DETAIL_MAX_CHARS, "{detail}");
     }

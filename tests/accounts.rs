@@ -436,7 +436,8 @@ fn hand_edited_records_that_break_the_add_rules_are_set_aside_named_and_never_pr
     let f = Fleet::new();
     f.ok(&["add", "good", "--runtime", "claude", "--dir", "/home/app/.claude-good"]);
     let rec = |alias: &str, extra: Value| {
-        let mut r = serde_json::json!({"alias": alias, "runtime": "claude", "kind": "oauth", "login_dir": "/home/app/x"});
+        let mut r =
+            serde_json::json!({"alias": alias, "runtime": "claude", "kind": "oauth", "login_dir": "/home/app/x"});
         for (k, v) in extra.as_object().unwrap() {
             r[k] = v.clone();
         }
@@ -447,7 +448,10 @@ fn hand_edited_records_that_break_the_add_rules_are_set_aside_named_and_never_pr
         rec("../../etc", serde_json::json!({})),
         rec("rel", serde_json::json!({"login_dir": "relative/dir"})),
         rec("vol", serde_json::json!({"volume": "../volumes/x"})),
-        rec("envname", serde_json::json!({"kind": "api-key", "login_dir": null, "api_key_env": "A B"})),
+        rec(
+            "envname",
+            serde_json::json!({"kind": "api-key", "login_dir": null, "api_key_env": "A B"}),
+        ),
         rec("good", serde_json::json!({})),
     ];
     hand_edit(&f, &bad);
@@ -472,12 +476,16 @@ fn hand_edited_records_that_break_the_add_rules_are_set_aside_named_and_never_pr
             (7, "an earlier record has the same alias"),
         ] {
             assert!(
-                text.lines().any(|l| l.contains(&format!("account record {n} ")) && l.contains(rule)),
+                text.lines()
+                    .any(|l| l.contains(&format!("account record {n} ")) && l.contains(rule)),
                 "record {n} / {rule} not named in {text}"
             );
         }
     }
-    assert!(stdout.contains(r#"\u{1b}[31mevil\u{7}"#), "escaped, not dropped: {stdout}");
+    assert!(
+        stdout.contains(r#"\u{1b}[31mevil\u{7}"#),
+        "escaped, not dropped: {stdout}"
+    );
     // Only the good record is an account: listed, picked.
     let json = f.json(&["ls"]);
     assert_eq!(json["accounts"].as_array().unwrap().len(), 1);
@@ -502,12 +510,27 @@ fn a_store_that_does_not_parse_is_named_with_file_position_and_kind_never_its_co
     let short = "CANARYabcdefghijklmnopqrstu";
     let cases: Vec<(String, &str)> = vec![
         (format!(r#"{{"version":"{secret}"}}"#), "version"),
-        (format!(r#"{{"version":2,"revision":"{short}","accounts":[]}}"#), "wrong type"),
-        (format!("{{\"version\": 2,\n \"accounts\": [{{\"alias\": \"{short}\" {secret}}}]}}"), "line 2 column"),
-        (format!(r#"{{"version":2,"accounts":[{{"runtime":"{secret}"}}]}}"#), "account record 1"),
-        (format!(r#"{{"accounts":{{"a":{{"runtime":"claude","last_used":"{short}"}}}}}}"#), "version 1"),
+        (
+            format!(r#"{{"version":2,"revision":"{short}","accounts":[]}}"#),
+            "wrong type",
+        ),
+        (
+            format!("{{\"version\": 2,\n \"accounts\": [{{\"alias\": \"{short}\" {secret}}}]}}"),
+            "line 2 column",
+        ),
+        (
+            format!(r#"{{"version":2,"accounts":[{{"runtime":"{secret}"}}]}}"#),
+            "account record 1",
+        ),
+        (
+            format!(r#"{{"accounts":{{"a":{{"runtime":"claude","last_used":"{short}"}}}}}}"#),
+            "version 1",
+        ),
         (format!(r#"{{"accounts":{{"a":{{"runtime":"{short}"}}}}}}"#), "runtime"),
-        (format!(r#"{{"version":2,"accounts":[{{"alias":"a","runtime":"claude","kind":"{short}"}}]}}"#), ""),
+        (
+            format!(r#"{{"version":2,"accounts":[{{"alias":"a","runtime":"claude","kind":"{short}"}}]}}"#),
+            "",
+        ),
     ];
     for (text, expected) in cases {
         let f = Fleet::new();

@@ -317,7 +317,11 @@ fn docker_volumes_rm_exit_codes_match_the_docs() {
     ] {
         let out = run(&env, &["volumes", "rm", "--force", &bad]);
         assert_eq!(out.status.code(), Some(usage), "{bad}: {}", text(&out));
-        assert!(text(&out).contains("[a-zA-Z0-9_.-]"), "the rule is named: {}", text(&out));
+        assert!(
+            text(&out).contains("[a-zA-Z0-9_.-]"),
+            "the rule is named: {}",
+            text(&out)
+        );
         assert!(exists(managed), "{bad} removed {managed}");
     }
     // One bad name among good ones: nothing is removed.

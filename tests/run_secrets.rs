@@ -117,13 +117,9 @@ fn a_key_variable_an_account_names_reaches_no_other_accounts_attempt() {
     for attempt in ["claude-a", "claude-b"] {
         let env = fs::read_to_string(dumps.join(format!("{attempt}.env"))).unwrap();
         for var in ["WORK_KEY_2=", "ANTHROPIC_API_KEY="] {
-            assert!(
-                !env.lines().any(|l| l.starts_with(var)),
-                "{attempt} got {var}:\n{env}"
-            );
+            assert!(!env.lines().any(|l| l.starts_with(var)), "{attempt} got {var}:\n{env}");
         }
     }
-
 }
 
 #[test]
@@ -140,7 +136,10 @@ fn known_credential_values_reach_neither_the_store_nor_the_report_nor_moonauths_
     let stored = text_of_dir(&state);
     assert!(!stored.contains("CANARY"), "a credential reached the store:\n{stored}");
     let report_text = fs::read_to_string(&report).unwrap();
-    assert!(!report_text.contains("CANARY"), "a credential reached the report:\n{report_text}");
+    assert!(
+        !report_text.contains("CANARY"),
+        "a credential reached the report:\n{report_text}"
+    );
     // The CLI's own output passes through byte for byte (docs/failover.md); every other
     // line is moonauth's.
     for stream in [stdout(&out), stderr(&out)] {

@@ -189,7 +189,11 @@ fn known_secrets(
             }
         }
     }
-    for var in CREDENTIAL_VARS.iter().copied().chain(key_vars.iter().map(String::as_str)) {
+    for var in CREDENTIAL_VARS
+        .iter()
+        .copied()
+        .chain(key_vars.iter().map(String::as_str))
+    {
         if let Some(value) = env.non_blank(var) {
             redactor.add(value);
         }
