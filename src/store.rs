@@ -596,8 +596,9 @@ fn migrate_v1(mut value: Value) -> std::result::Result<State, String> {
             !clashes
         });
         // Set aside as a version-2 record, so it is written back in a shape that reads
-        // (and is set aside) again rather than lost.
-        let record = serde_json::to_value(&account).unwrap_or(Value::Null);
+        // (and is set aside) again rather than lost. An account always serializes (plain
+        // fields, string keys; `encode` relies on the same); the fallback keeps the alias.
+        let record = serde_json::to_value(&account).unwrap_or_else(|_| serde_json::json!({ "alias": alias }));
         admit(&mut state, position, account, record);
     }
     state.extra = std::mem::take(obj);
