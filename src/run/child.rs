@@ -13,6 +13,7 @@ use nix::sys::signal::{SigSet, Signal};
 
 use crate::classify::{Classification, OutputClassifier};
 use crate::error::{Error, Result};
+use crate::redact::Redactor;
 use crate::runtime::Runtime;
 
 /// One child process to run.
@@ -23,6 +24,9 @@ pub struct ChildSpec {
     pub set: Vec<(String, String)>,
     /// Variables removed from the child's environment (competing credentials).
     pub remove: Vec<String>,
+    /// The credential values of the run: masked in each line before the classifier sees
+    /// it, so no detail it keeps (stored, reported) can carry one, even cut short.
+    pub redact: Redactor,
 }
 
 /// How an attempt ended.
@@ -147,8 +151,8 @@ pub fn run(spec: &ChildSpec, runtime: Runtime, signals: &SignalForwarder) -> Res
     let mut classifier = OutputClassifier::new(runtime);
     for line in rx {
         match line {
-            Line::Out(l) => classifier.stdout_line(&l),
-            Line::Err(l) => classifier.stderr_line(&l),
+            Line::Out(l) => classifier.stdout_line(&spec.redact.mask_known(&l)),
+            Line::Err(l) => classifier.stderr_line(&spec.redact.mask_known(&l)),
         }
     }
     let _ = out.join();

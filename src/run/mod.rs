@@ -22,7 +22,7 @@ use crate::classify::{Classification, Outcome};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::exit::Exit;
-use crate::redact::Secret;
+use crate::redact::{Redactor, Secret};
 use crate::renew::{self, RenewOptions, RenewStatus};
 use crate::runtime::Runtime;
 use crate::store::Store;
@@ -133,6 +133,93 @@ fn resolve_key(account: &Account, env: &crate::config::Env) -> Option<Secret> {
         return child::first_line_of(path).ok().map(Secret::new);
     }
     None
+}
+
+/// Every variable a stored account names for its key, of any runtime (set-aside records
+/// too): removed from every child, so one account's key never reaches another's attempt.
+fn named_key_vars(state: Option<&accounts::State>) -> Vec<String> {
+    let Some(state) = state else { return Vec::new() };
+    let mut vars: Vec<String> = state
+        .accounts
+        .iter()
+        .filter_map(|a| a.api_key_env.clone())
+        .chain(
+            state
+                .unreadable_accounts
+                .iter()
+                .filter_map(|r| r.get("api_key_env").and_then(serde_json::Value::as_str))
+                .filter(|v| accounts::is_variable_name(v))
+                .map(str::to_string),
+        )
+        .collect();
+    vars.sort();
+    vars.dedup();
+    vars
+}
+
+/// The credential values this run knows: every stored account's tokens (from its login
+/// file) and key (from its variable or file), the default login's tokens, and the
+/// credential variables of the environment. What the run records or reports is masked
+/// with them, not only by shape.
+fn known_secrets(
+    config: &Config,
+    env: &crate::config::Env,
+    state: Option<&accounts::State>,
+    key_vars: &[String],
+) -> Redactor {
+    let mut redactor = Redactor::new();
+    let mut logins: Vec<(Runtime, PathBuf)> = [Runtime::Claude, Runtime::Codex]
+        .into_iter()
+        .filter_map(|rt| config.runtime(rt).map(|s| (rt, s.login_dir.value.clone())))
+        .collect();
+    for a in state.map(|s| s.accounts.as_slice()).unwrap_or_default() {
+        if let Some(dir) = &a.login_dir {
+            logins.push((a.runtime, dir.clone()));
+        }
+        if let Some(key) = resolve_key(a, env) {
+            redactor.add(key.expose());
+        }
+    }
+    for (runtime, dir) in logins {
+        let file = crate::credentials::login_file(runtime, &dir);
+        // Bounded and link-safe; a login that cannot be read has no values to mask.
+        if let Ok(Some(bytes)) = crate::credentials::read_login_file(&dir, &file) {
+            if let Ok(value) = serde_json::from_slice::<serde_json::Value>(&bytes) {
+                credential_strings(&value, false, &mut |s| redactor.add(s));
+            }
+        }
+    }
+    for var in CREDENTIAL_VARS
+        .iter()
+        .copied()
+        .chain(key_vars.iter().map(String::as_str))
+    {
+        if let Some(value) = env.non_blank(var) {
+            redactor.add(value);
+        }
+    }
+    redactor
+}
+
+/// Calls `found` with every string in a login file held under a credential-like key
+/// (`accessToken`, `refresh_token`, `OPENAI_API_KEY`, …), at any depth.
+fn credential_strings(value: &serde_json::Value, under_secret: bool, found: &mut dyn FnMut(&str)) {
+    match value {
+        serde_json::Value::String(s) if under_secret => found(s),
+        serde_json::Value::Array(items) => {
+            for item in items {
+                credential_strings(item, under_secret, found);
+            }
+        }
+        serde_json::Value::Object(map) => {
+            for (key, v) in map {
+                let k = key.to_ascii_lowercase();
+                let secret = ["token", "key", "secret", "password"].iter().any(|n| k.contains(n));
+                credential_strings(v, under_secret || secret, found);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// The credentials a run may use, in order, and the accounts that are out before it starts.
@@ -296,6 +383,9 @@ pub fn run(config: &Config, env: &crate::config::Env, request: &RunRequest) -> R
         now,
     )?;
 
+    let key_vars = named_key_vars(state.as_ref());
+    let redactor = known_secrets(config, env, state.as_ref(), &key_vars);
+
     let record = |f: &dyn Fn(&mut accounts::State) -> Result<()>| -> Result<()> {
         if let Some(s) = &store {
             s.update(lock_wait, |state| f(state))??;
@@ -367,8 +457,9 @@ pub fn run(config: &Config, env: &crate::config::Env, request: &RunRequest) -> R
                     quota_only = false;
                     let now = SystemTime::now();
                     let alias = candidate.alias.clone();
+                    let renewal_detail = redactor.redact(&renewal.detail);
                     if candidate.stored {
-                        let detail = renewal.detail.clone();
+                        let detail = renewal_detail.clone();
                         let dead = renewal.status != RenewStatus::Missing;
                         record(&|s| s.record_refresh_failure(&alias, &detail, dead, now).map(|_| ()))?;
                     }
@@ -376,7 +467,7 @@ pub fn run(config: &Config, env: &crate::config::Env, request: &RunRequest) -> R
                         account: alias.clone(),
                         kind: candidate.kind,
                         outcome: "auth-failure".into(),
-                        reason: Some(format!("login not usable before start: {}", renewal.detail)),
+                        reason: Some(format!("login not usable before start: {renewal_detail}")),
                         resets_at: None,
                         session_id: None,
                         resumed: false,
@@ -398,7 +489,7 @@ pub fn run(config: &Config, env: &crate::config::Env, request: &RunRequest) -> R
                     tracing::warn!(
                         "{}: {}; starting the CLI on the login as it is",
                         candidate.alias,
-                        renewal.detail
+                        redactor.redact(&renewal.detail)
                     )
                 }
                 _ => {}
@@ -436,12 +527,20 @@ pub fn run(config: &Config, env: &crate::config::Env, request: &RunRequest) -> R
                 set.push((var.to_string(), key.expose().to_string()));
             }
         }
-        let remove: Vec<String> = CREDENTIAL_VARS.iter().map(|s| s.to_string()).collect();
+        // Every credential variable out, then only the one this attempt uses back in
+        // (`set` wins over `remove`): a custom key variable of one account
+        // (`--api-key-env WORK_KEY_2`) must not reach an attempt on another.
+        let remove: Vec<String> = CREDENTIAL_VARS
+            .iter()
+            .map(|s| s.to_string())
+            .chain(key_vars.iter().cloned())
+            .collect();
         let spec = ChildSpec {
             program: program.clone(),
             args,
             set,
             remove,
+            redact: redactor.clone(),
         };
 
         let finished = attempt(
@@ -505,7 +604,7 @@ pub fn run(config: &Config, env: &crate::config::Env, request: &RunRequest) -> R
             Outcome::AuthFailure { detail } => {
                 quota_only = false;
                 if candidate.stored {
-                    let detail = detail.clone();
+                    let detail = redactor.redact(detail);
                     record(&|s| s.record_auth_failure(&alias, &detail, now))?;
                 }
                 if candidate.kind == AccountKind::ApiKey {
@@ -557,7 +656,7 @@ fn attempt(
             account: candidate.alias.clone(),
             kind: candidate.kind,
             outcome: c.outcome.kind().to_string(),
-            reason: reason(&c.outcome),
+            reason: reason(&c.outcome).map(|r| spec.redact.redact(&r)),
             resets_at: match &c.outcome {
                 Outcome::UsageLimit { resets_at, .. } => resets_at.map(rfc3339),
                 _ => None,
