@@ -1,15 +1,17 @@
 //! Running one attempt of a CLI: its output passes through unchanged (byte for byte, as
 //! it comes) while each line also feeds the classifier; its exit status comes back.
-//! Signals moonauth receives (SIGINT, SIGTERM, SIGHUP, SIGQUIT) go to the child.
+//! Signals moonauth receives (SIGINT, SIGTERM, SIGHUP, SIGQUIT) go to the child, which
+//! starts with none of them blocked.
 
 use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Instant, SystemTime};
 
-use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 
 use crate::classify::{Classification, OutputClassifier};
 use crate::error::{Error, Result};
@@ -77,6 +79,20 @@ impl SignalForwarder {
     }
 }
 
+/// Called in the forked child just before exec: unblocks every signal. The mask survives
+/// exec, and `SignalForwarder` blocks the forwarded signals in moonauth, so without this the
+/// CLI could be stopped by neither Ctrl-C, `docker stop`, `timeout` nor our forwarding.
+///
+/// Only async-signal-safe calls (`sigemptyset`, `sigprocmask`) run here: the child of a
+/// multi-threaded process may do nothing else between fork and exec. Dispositions need no
+/// reset: exec puts caught signals back to the default, and moonauth catches none (it
+/// `sigwait`s); one inherited as ignored (`nohup`, `cmd &` in a script) is the invoker's
+/// choice, which the CLI shares.
+fn unblock_signals() -> std::io::Result<()> {
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+        .map_err(|errno| std::io::Error::from_raw_os_error(errno as i32))
+}
+
 enum Line {
     Out(String),
     Err(String),
@@ -130,6 +146,11 @@ pub fn run(spec: &ChildSpec, runtime: Runtime, signals: &SignalForwarder) -> Res
     cmd.stdin(Stdio::inherit())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    // SAFETY: `unblock_signals` makes only async-signal-safe calls and touches no memory
+    // shared with the parent, as `pre_exec` requires.
+    unsafe {
+        cmd.pre_exec(unblock_signals);
+    }
     let started = Instant::now();
     let mut child = cmd.spawn().map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => Error::CommandNotFound {
