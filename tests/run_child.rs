@@ -1,6 +1,7 @@
 //! `moonauth run` and the process it starts, through the built binary with a stand-in
 //! `claude` (a small sh script) on a valid login: the CLI starts with no signal blocked and
-//! stops when `run` or its process group gets SIGTERM.
+//! stops when `run` or its process group gets SIGTERM; megabytes of output without a
+//! newline pass through byte for byte and fast.
 //!
 //! Every wait is bounded by a generous safety net (seconds, not a measured figure): a
 //! broken behaviour shows up as a run that does not end in time.
@@ -225,4 +226,50 @@ fn sigterm_to_run_stops_the_cli() {
 fn sigterm_to_the_process_group_of_run_stops_the_cli() {
     // What `docker stop` of a shell-less container, or a terminal's job control, does.
     sigterm_stops_the_cli(|run| killpg(run, Signal::SIGTERM).expect("killpg"));
+}
+
+/// 32 MiB of arbitrary bytes with no newline among them (a fixed xorshift sequence).
+fn no_newline_bytes(len: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            match (x >> 56) as u8 {
+                b'\n' => b'+',
+                b => b,
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn run_passes_32_mib_without_a_newline_through_byte_for_byte() {
+    let f = Fixture::new("");
+    let data = no_newline_bytes(32 << 20);
+    let file = f.root().join("blob");
+    std::fs::write(&file, &data).unwrap();
+    f.sandbox
+        .stand_in("claude", &format!("cat '{}'\necho done >&2", file.display()));
+    let started = Instant::now();
+    // Linear scanning takes a second or two here even in a debug build; the quadratic one
+    // took minutes. The bound only keeps a regression from hanging the suite.
+    let out = f.spawn().finish(Duration::from_secs(60));
+    let took = started.elapsed();
+    assert!(
+        out.status.is_some(),
+        "the run did not end within 60 s (it had passed {} of {} bytes)",
+        out.stdout.len(),
+        data.len()
+    );
+    assert_eq!(out.status.and_then(|s| s.code()), Some(0));
+    assert_eq!(out.stdout.len(), data.len(), "every byte passed through");
+    assert!(out.stdout == data, "the bytes passed through unchanged");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("done\n"),
+        "stderr passes through too"
+    );
+    assert_eq!(f.report()["attempts"][0]["outcome"], "success");
+    eprintln!("32 MiB without a newline passed through in {took:?}");
 }

@@ -93,42 +93,91 @@ fn unblock_signals() -> std::io::Result<()> {
         .map_err(|errno| std::io::Error::from_raw_os_error(errno as i32))
 }
 
-enum Line {
+/// The most of one line the classifier gets, in bytes. Structured lines carrying tool
+/// output can run to hundreds of KiB, so the cap sits well above them; what is cut off
+/// still passes through to our stdout/stderr, only the classifier does not see it.
+pub const LINE_KEEP_BYTES: usize = 1 << 20;
+
+/// A line the reading threads pass to the classifier.
+enum Event {
     Out(String),
     Err(String),
 }
 
-/// Copies a child's stream to ours unchanged and sends each complete line to the classifier.
-fn pump(mut from: impl Read + Send + 'static, to_stdout: bool, tx: mpsc::Sender<Line>) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 8192];
-        let mut pending: Vec<u8> = Vec::new();
-        loop {
-            let n = match from.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
-            };
-            let chunk = &buf[..n];
-            // Pass through first: the caller sees output as soon as the CLI prints it.
-            let _ = if to_stdout {
-                let mut o = std::io::stdout().lock();
-                o.write_all(chunk).and_then(|_| o.flush())
-            } else {
-                let mut e = std::io::stderr().lock();
-                e.write_all(chunk).and_then(|_| e.flush())
-            };
-            pending.extend_from_slice(chunk);
-            while let Some(pos) = pending.iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = pending.drain(..=pos).collect();
-                let text = String::from_utf8_lossy(&line)
-                    .trim_end_matches(['\n', '\r'])
-                    .to_string();
-                let _ = tx.send(if to_stdout { Line::Out(text) } else { Line::Err(text) });
-            }
+/// Splits a byte stream into lines for the classifier in one pass over each chunk, and
+/// keeps at most `keep` bytes of any line (the rest of an overlong line is dropped).
+struct LineSplitter {
+    line: Vec<u8>,
+    keep: usize,
+}
+
+impl LineSplitter {
+    fn new(keep: usize) -> Self {
+        LineSplitter { line: Vec::new(), keep }
+    }
+
+    /// Feeds the next bytes; `emit` gets each line they complete, without its line ending.
+    fn push(&mut self, mut chunk: &[u8], mut emit: impl FnMut(String)) {
+        // Only the new bytes are searched, so a line that never ends costs linear time.
+        while let Some(pos) = chunk.iter().position(|&b| b == b'\n') {
+            self.keep_bytes(&chunk[..pos]);
+            emit(self.take());
+            chunk = &chunk[pos + 1..];
         }
-        if !pending.is_empty() {
-            let text = String::from_utf8_lossy(&pending).to_string();
-            let _ = tx.send(if to_stdout { Line::Out(text) } else { Line::Err(text) });
+        self.keep_bytes(chunk);
+    }
+
+    /// The unterminated last line, if the stream ended inside one.
+    fn finish(mut self) -> Option<String> {
+        (!self.line.is_empty()).then(|| self.take())
+    }
+
+    fn keep_bytes(&mut self, bytes: &[u8]) {
+        let room = self.keep.saturating_sub(self.line.len());
+        self.line.extend_from_slice(&bytes[..bytes.len().min(room)]);
+    }
+
+    fn take(&mut self) -> String {
+        let text = String::from_utf8_lossy(&self.line).trim_end_matches('\r').to_string();
+        self.line.clear();
+        text
+    }
+}
+
+/// Copies `from` to `to` unchanged, flushing each read, and hands each line to `emit`
+/// (at most `keep` bytes of it). Write errors are ignored: a closed stdout (`| head`) must
+/// not stop the CLI, whose output still feeds the classifier.
+fn copy_and_split(mut from: impl Read, mut to: impl Write, keep: usize, mut emit: impl FnMut(String)) {
+    let mut buf = [0u8; 8192];
+    let mut lines = LineSplitter::new(keep);
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
+        let chunk = &buf[..n];
+        // Pass through first: the caller sees output as soon as the CLI prints it.
+        let _ = to.write_all(chunk).and_then(|_| to.flush());
+        lines.push(chunk, &mut emit);
+    }
+    if let Some(text) = lines.finish() {
+        emit(text);
+    }
+}
+
+/// Copies a child's stream to ours unchanged and sends each line to the classifier.
+fn pump(from: impl Read + Send + 'static, to_stdout: bool, tx: mpsc::Sender<Event>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        // After the attempt ended the receiver is gone; the output keeps passing through.
+        let emit = |text| {
+            let _ = tx.send(if to_stdout { Event::Out(text) } else { Event::Err(text) });
+        };
+        if to_stdout {
+            copy_and_split(from, std::io::stdout(), LINE_KEEP_BYTES, emit)
+        } else {
+            copy_and_split(from, std::io::stderr(), LINE_KEEP_BYTES, emit)
         }
     })
 }
@@ -166,10 +215,10 @@ pub fn run(spec: &ChildSpec, runtime: Runtime, signals: &SignalForwarder) -> Res
     let out = pump(child.stdout.take().expect("stdout was piped"), true, tx.clone());
     let err = pump(child.stderr.take().expect("stderr was piped"), false, tx);
     let mut classifier = OutputClassifier::new(runtime);
-    for line in rx {
-        match line {
-            Line::Out(l) => classifier.stdout_line(&l),
-            Line::Err(l) => classifier.stderr_line(&l),
+    for event in rx {
+        match event {
+            Event::Out(l) => classifier.stdout_line(&l),
+            Event::Err(l) => classifier.stderr_line(&l),
         }
     }
     let _ = out.join();
@@ -202,4 +251,67 @@ pub fn first_line_of(path: &std::path::Path) -> std::io::Result<String> {
         std::io::ErrorKind::InvalidData,
         "the file is empty",
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feeds `chunks` one read at a time and collects the lines.
+    fn split(chunks: &[&[u8]], keep: usize) -> Vec<String> {
+        let mut lines = Vec::new();
+        let mut splitter = LineSplitter::new(keep);
+        for chunk in chunks {
+            splitter.push(chunk, |l| lines.push(l));
+        }
+        lines.extend(splitter.finish());
+        lines
+    }
+
+    #[test]
+    fn lines_split_across_reads_come_out_whole() {
+        assert_eq!(
+            split(&[b"ab", b"c\nde", b"f\n", b"\n", b"g"], 64),
+            ["abc", "def", "", "g"]
+        );
+    }
+
+    #[test]
+    fn crlf_endings_are_dropped_even_when_split_between_reads() {
+        assert_eq!(split(&[b"one\r\ntwo\r", b"\nthree"], 64), ["one", "two", "three"]);
+    }
+
+    #[test]
+    fn an_overlong_line_is_cut_for_the_classifier_only() {
+        assert_eq!(split(&[b"0123456789", b"abcdef\nok\n"], 8), ["01234567", "ok"]);
+
+        /// A reader that hands out at most 3 bytes per read, like a slow pipe.
+        struct Trickle<'a>(&'a [u8]);
+        impl Read for Trickle<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                let n = self.0.len().min(buf.len()).min(3);
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let mut input = vec![b'x'; 100];
+        input.extend_from_slice(b"\r\n{\"type\":\"result\"}\r\ntail");
+        let mut output = Vec::new();
+        let mut lines = Vec::new();
+        copy_and_split(Trickle(&input), &mut output, 24, |l| lines.push(l));
+        assert_eq!(output, input, "the output passes through byte for byte");
+        assert_eq!(lines, ["x".repeat(24), "{\"type\":\"result\"}".into(), "tail".into()]);
+    }
+
+    #[test]
+    fn a_long_line_without_a_newline_is_split_in_linear_time() {
+        // 64 MiB in 8 KiB reads: the old rescan of the pending buffer took minutes here.
+        let chunk = [b'a'; 8192];
+        let mut splitter = LineSplitter::new(LINE_KEEP_BYTES);
+        for _ in 0..8192 {
+            splitter.push(&chunk, |_| panic!("no line ends"));
+        }
+        assert_eq!(splitter.finish().map(|l| l.len()), Some(LINE_KEEP_BYTES));
+    }
 }
