@@ -1,7 +1,8 @@
 //! `moonauth run` and the process it starts, through the built binary with a stand-in
 //! `claude` (a small sh script) on a valid login: the CLI starts with no signal blocked and
 //! stops when `run` or its process group gets SIGTERM; megabytes of output without a
-//! newline pass through byte for byte and fast.
+//! newline pass through byte for byte and fast; a process the CLI leaves behind holding
+//! its output does not keep `run` waiting.
 //!
 //! Every wait is bounded by a generous safety net (seconds, not a measured figure): a
 //! broken behaviour shows up as a run that does not end in time.
@@ -272,4 +273,25 @@ fn run_passes_32_mib_without_a_newline_through_byte_for_byte() {
     );
     assert_eq!(f.report()["attempts"][0]["outcome"], "success");
     eprintln!("32 MiB without a newline passed through in {took:?}");
+}
+
+#[test]
+fn run_does_not_wait_for_a_process_the_cli_left_holding_its_output() {
+    let f = Fixture::new("");
+    let pid_file = f.root().join("background.pid");
+    f.sandbox.stand_in(
+        "claude",
+        &format!("sleep 30 &\necho $! > '{}'\necho hi", pid_file.display()),
+    );
+    let run = f.spawn();
+    // Long before the background `sleep 30` ends: the run ends about a second after the CLI.
+    let out = run.finish(SAFETY_NET);
+    let background = pid_in(&pid_file);
+    let left_running = alive(background);
+    let _ = kill(Pid::from_raw(background), Signal::SIGKILL);
+    assert!(out.status.is_some(), "run waited for the process the CLI left behind");
+    assert_eq!(out.status.and_then(|s| s.code()), Some(0));
+    assert_eq!(out.stdout, b"hi\n");
+    assert_eq!(f.report()["attempts"][0]["outcome"], "success");
+    assert!(left_running, "moonauth does not kill what the CLI left behind");
 }

@@ -6,10 +6,10 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{mpsc, Arc};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 
@@ -93,15 +93,22 @@ fn unblock_signals() -> std::io::Result<()> {
         .map_err(|errno| std::io::Error::from_raw_os_error(errno as i32))
 }
 
+/// How long moonauth keeps reading the CLI's output after the CLI exited. A process the
+/// CLI left behind (`sleep 30 &`) may hold the pipes open for as long as it lives; the
+/// attempt ends when the CLI does, with whatever its helpers wrote by then.
+pub const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(1);
+
 /// The most of one line the classifier gets, in bytes. Structured lines carrying tool
 /// output can run to hundreds of KiB, so the cap sits well above them; what is cut off
 /// still passes through to our stdout/stderr, only the classifier does not see it.
 pub const LINE_KEEP_BYTES: usize = 1 << 20;
 
-/// A line the reading threads pass to the classifier.
+/// What the reading threads and the waiter report to the attempt.
 enum Event {
     Out(String),
     Err(String),
+    /// The CLI exited (or waiting for it failed), at this instant.
+    Exited(std::io::Result<ExitStatus>, Instant),
 }
 
 /// Splits a byte stream into lines for the classifier in one pass over each chunk, and
@@ -213,19 +220,46 @@ pub fn run(spec: &ChildSpec, runtime: Runtime, signals: &SignalForwarder) -> Res
     signals.child.store(child.id() as i32, Ordering::SeqCst);
     let (tx, rx) = mpsc::channel();
     let out = pump(child.stdout.take().expect("stdout was piped"), true, tx.clone());
-    let err = pump(child.stderr.take().expect("stderr was piped"), false, tx);
+    let err = pump(child.stderr.take().expect("stderr was piped"), false, tx.clone());
+    // The exit is an event of its own, so the end of the attempt does not hang on the
+    // pipes: anything the CLI started in the background may hold them open.
+    let forwarded_to = signals.child.clone();
+    std::thread::spawn(move || {
+        let status = child.wait();
+        forwarded_to.store(0, Ordering::SeqCst);
+        let _ = tx.send(Event::Exited(status, Instant::now()));
+    });
     let mut classifier = OutputClassifier::new(runtime);
-    for event in rx {
+    let mut exited: Option<(std::io::Result<ExitStatus>, Instant)> = None;
+    loop {
+        let event = match &exited {
+            None => rx.recv().ok(),
+            Some((_, at)) => rx
+                .recv_timeout((*at + DRAIN_AFTER_EXIT).saturating_duration_since(Instant::now()))
+                .ok(),
+        };
+        // `None`: every stream ended and the waiter reported, or the drain time is up.
+        let Some(event) = event else { break };
         match event {
             Event::Out(l) => classifier.stdout_line(&l),
             Event::Err(l) => classifier.stderr_line(&l),
+            Event::Exited(status, at) => exited = Some((status, at)),
         }
     }
-    let _ = out.join();
-    let _ = err.join();
-    let status = child.wait().map_err(|e| Error::io("waiting for the CLI", e))?;
-    signals.child.store(0, Ordering::SeqCst);
-    let ended = Instant::now();
+    if out.is_finished() && err.is_finished() {
+        let _ = out.join();
+        let _ = err.join();
+    } else {
+        // The readers stay behind, still passing the leftover process's output through.
+        tracing::info!("the CLI exited but left a process holding its output; not waiting for it");
+    }
+    let (status, ended) = exited.ok_or_else(|| {
+        Error::io(
+            "waiting for the CLI",
+            std::io::Error::other("the waiting thread ended without a status"),
+        )
+    })?;
+    let status = status.map_err(|e| Error::io("waiting for the CLI", e))?;
     use std::os::unix::process::ExitStatusExt;
     let classification = classifier.finish(status.code(), SystemTime::now());
     Ok(Finished {
