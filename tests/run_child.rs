@@ -154,7 +154,12 @@ fn mask(status: &str, name: &str) -> u64 {
     u64::from_str_radix(line.trim_start_matches(':').trim(), 16).expect("a hex mask")
 }
 
-const SIGHUP_INT_QUIT_TERM: u64 = 1 << (1 - 1) | 1 << (2 - 1) | 1 << (3 - 1) | 1 << (15 - 1);
+/// The bit of signal number `sig` in a /proc mask.
+const fn bit(sig: u32) -> u64 {
+    1 << (sig - 1)
+}
+
+const SIGHUP_INT_QUIT_TERM: u64 = bit(1) | bit(2) | bit(3) | bit(15);
 
 #[test]
 fn run_starts_the_cli_with_no_signal_blocked() {

@@ -629,7 +629,10 @@ mod properties {
 
     /// A whole run: the runtime, the zone its clock times are read in, lines on either
     /// stream, the exit code and the time it ended (1970–2100: a real clock's).
-    fn run() -> BoxedStrategy<(Canary, Runtime, i8, Vec<(bool, String)>, Option<i32>, u64)> {
+    /// (canary, runtime, UTC offset in hours, (stdout?, line)…, exit code, end in epoch seconds).
+    type Run = (Canary, Runtime, i8, Vec<(bool, String)>, Option<i32>, u64);
+
+    fn run() -> BoxedStrategy<Run> {
         canary()
             .prop_flat_map(|c| {
                 let lines = prop::collection::vec((any::<bool>(), line(&c)), 0..8);
