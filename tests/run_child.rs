@@ -300,3 +300,48 @@ fn run_does_not_wait_for_a_process_the_cli_left_holding_its_output() {
     assert_eq!(f.report()["attempts"][0]["outcome"], "success");
     assert!(left_running, "moonauth does not kill what the CLI left behind");
 }
+
+#[test]
+fn sigterm_while_run_waits_to_retry_starts_no_cli_that_ignores_it() {
+    // The first attempt is throttled; run waits 3 s before retrying. A SIGTERM in that wait
+    // must end the run: the retry would otherwise start a CLI that never hears of it.
+    let f = Fixture::new("");
+    let (count, second) = (f.root().join("count"), f.root().join("second.pid"));
+    f.sandbox.stand_in(
+        "claude",
+        &format!(
+            "n=$(cat '{count}' 2>/dev/null || echo 0); n=$((n + 1)); echo $n > '{count}'\n\
+             if [ $n = 1 ]; then echo 'API Error: 429 Too many requests' >&2; exit 1; fi\n\
+             echo $$ > '{second}'\nexec sleep 60",
+            count = count.display(),
+            second = second.display()
+        ),
+    );
+    let mut cmd = f.command();
+    cmd.env("MOONAUTH_THROTTLE_RETRIES", "1")
+        .env("MOONAUTH_THROTTLE_BACKOFF", "3s")
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().expect("spawn moonauth");
+    let run = Pid::from_raw(child.id() as i32);
+    let throttled = poll_until(SAFETY_NET, || {
+        std::fs::read_to_string(&count).is_ok_and(|n| n.trim() == "1")
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    kill(run, Signal::SIGTERM).expect("kill");
+    let ended = poll_until(SAFETY_NET, || child.try_wait().expect("try_wait").is_some());
+    let _ = killpg(run, Signal::SIGKILL);
+    let status = child.wait().expect("wait");
+    assert!(throttled, "the first attempt never ran");
+    assert!(
+        ended,
+        "run went on after SIGTERM (a second CLI started: {})",
+        second.exists()
+    );
+    assert_eq!(status.code(), Some(128 + 15));
+    assert!(!second.exists(), "no second CLI started after the SIGTERM");
+    let report = f.report();
+    assert_eq!(report["attempts"][0]["outcome"], "throttle", "{report}");
+}

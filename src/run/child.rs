@@ -8,7 +8,7 @@ use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
@@ -44,6 +44,9 @@ pub struct Finished {
 pub struct SignalForwarder {
     child: Arc<AtomicI32>,
     received: Arc<AtomicI32>,
+    /// Held while a signal is noted and the child looked up, and while a new child is
+    /// noted and a noted signal looked up: each signal reaches a child exactly once.
+    handover: Arc<Mutex<()>>,
 }
 
 const FORWARDED: [Signal; 4] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT];
@@ -58,16 +61,34 @@ impl SignalForwarder {
             .map_err(|e| Error::io("blocking signals", e.into()))?;
         let child = Arc::new(AtomicI32::new(0));
         let received = Arc::new(AtomicI32::new(0));
-        let (c, r) = (child.clone(), received.clone());
+        let handover = Arc::new(Mutex::new(()));
+        let (c, r, h) = (child.clone(), received.clone(), handover.clone());
         std::thread::spawn(move || loop {
             let Ok(sig) = set.wait() else { return };
+            let _held = h.lock().unwrap_or_else(PoisonError::into_inner);
             r.store(sig as i32, Ordering::SeqCst);
             let pid = c.load(Ordering::SeqCst);
             if pid > 0 {
                 let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig);
             }
         });
-        Ok(SignalForwarder { child, received })
+        Ok(SignalForwarder {
+            child,
+            received,
+            handover,
+        })
+    }
+
+    /// Notes the child signals go to. A signal received before (during a renewal, a
+    /// backoff, the spawn) went to no one: the child gets it now, or it would run on
+    /// unaware that the run was stopped.
+    fn forward_to(&self, pid: u32) {
+        let _held = self.handover.lock().unwrap_or_else(PoisonError::into_inner);
+        let Ok(pid) = i32::try_from(pid) else { return };
+        self.child.store(pid, Ordering::SeqCst);
+        if let Some(sig) = self.received().and_then(|s| Signal::try_from(s).ok()) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig);
+        }
     }
 
     /// The last signal received, if any.
@@ -217,7 +238,7 @@ pub fn run(spec: &ChildSpec, runtime: Runtime, signals: &SignalForwarder) -> Res
             reason: e.to_string(),
         },
     })?;
-    signals.child.store(child.id() as i32, Ordering::SeqCst);
+    signals.forward_to(child.id());
     let (tx, rx) = mpsc::channel();
     let out = pump(child.stdout.take().expect("stdout was piped"), true, tx.clone());
     let err = pump(child.stderr.take().expect("stderr was piped"), false, tx.clone());

@@ -532,6 +532,9 @@ pub fn run(config: &Config, env: &crate::config::Env, request: &RunRequest) -> R
     Ok(report)
 }
 
+/// How often a wait between attempts looks for a signal moonauth received.
+const SIGNAL_POLL: Duration = Duration::from_millis(50);
+
 /// Runs one credential's attempt, retrying the same credential after a throttle or an
 /// overload (bounded, with backoff); every try is recorded in `attempts`.
 #[allow(clippy::too_many_arguments)]
@@ -590,7 +593,18 @@ fn attempt(
             tries + 1,
             request.throttle_retries
         );
-        std::thread::sleep(wait);
+        // A signal in the wait ends the run now: the retry would start a CLI that never
+        // hears of it.
+        let until = Instant::now() + wait;
+        while signals.received().is_none() && Instant::now() < until {
+            std::thread::sleep(until.saturating_duration_since(Instant::now()).min(SIGNAL_POLL));
+        }
+        if let Some(sig) = signals.received() {
+            return Ok(child::Finished {
+                interrupted_by: Some(sig),
+                ..f
+            });
+        }
         tries += 1;
     }
 }
