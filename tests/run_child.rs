@@ -98,10 +98,15 @@ impl Running {
         Pid::from_raw(self.child.id() as i32)
     }
 
+    /// Waits up to `bound` for moonauth to exit; whether it did.
+    fn exited_within(&mut self, bound: Duration) -> bool {
+        poll_until(bound, || self.child.try_wait().expect("try_wait").is_some())
+    }
+
     /// Waits up to `bound` for the run to end; kills its group either way, so nothing the
     /// test started outlives it.
     fn finish(mut self, bound: Duration) -> Finished {
-        let ended = poll_until(bound, || self.child.try_wait().expect("try_wait").is_some());
+        let ended = self.exited_within(bound);
         let _ = killpg(self.pid(), Signal::SIGKILL);
         let status = self.child.wait().expect("wait");
         Finished {
@@ -288,12 +293,15 @@ fn run_does_not_wait_for_a_process_the_cli_left_holding_its_output() {
         "claude",
         &format!("sleep 30 &\necho $! > '{}'\necho hi", pid_file.display()),
     );
-    let run = f.spawn();
+    let mut run = f.spawn();
     // Long before the background `sleep 30` ends: the run ends about a second after the CLI.
-    let out = run.finish(SAFETY_NET);
+    let exited = run.exited_within(SAFETY_NET);
     let background = pid_in(&pid_file);
+    // Looked at before `finish` ends the test's process group, where the leftover is too.
     let left_running = alive(background);
+    let out = run.finish(Duration::ZERO);
     let _ = kill(Pid::from_raw(background), Signal::SIGKILL);
+    assert!(exited, "run waited for the process the CLI left behind");
     assert!(out.status.is_some(), "run waited for the process the CLI left behind");
     assert_eq!(out.status.and_then(|s| s.code()), Some(0));
     assert_eq!(out.stdout, b"hi\n");
