@@ -8,7 +8,8 @@ use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::{mpsc, Arc, Mutex, PoisonError};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
@@ -252,27 +253,31 @@ pub fn run(spec: &ChildSpec, runtime: Runtime, signals: &SignalForwarder) -> Res
     });
     let mut classifier = OutputClassifier::new(runtime);
     let mut exited: Option<(std::io::Result<ExitStatus>, Instant)> = None;
+    // Whether the pipes were still open when the drain time ran out.
+    let mut left_open = false;
     loop {
         let event = match &exited {
-            None => rx.recv().ok(),
-            Some((_, at)) => rx
-                .recv_timeout((*at + DRAIN_AFTER_EXIT).saturating_duration_since(Instant::now()))
-                .ok(),
+            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            Some((_, at)) => rx.recv_timeout((*at + DRAIN_AFTER_EXIT).saturating_duration_since(Instant::now())),
         };
-        // `None`: every stream ended and the waiter reported, or the drain time is up.
-        let Some(event) = event else { break };
         match event {
-            Event::Out(l) => classifier.stdout_line(&l),
-            Event::Err(l) => classifier.stderr_line(&l),
-            Event::Exited(status, at) => exited = Some((status, at)),
+            Ok(Event::Out(l)) => classifier.stdout_line(&l),
+            Ok(Event::Err(l)) => classifier.stderr_line(&l),
+            Ok(Event::Exited(status, at)) => exited = Some((status, at)),
+            // Every stream ended and the waiter reported.
+            Err(RecvTimeoutError::Disconnected) => break,
+            Err(RecvTimeoutError::Timeout) => {
+                left_open = true;
+                break;
+            }
         }
     }
-    if out.is_finished() && err.is_finished() {
-        let _ = out.join();
-        let _ = err.join();
-    } else {
+    if left_open {
         // The readers stay behind, still passing the leftover process's output through.
         tracing::info!("the CLI exited but left a process holding its output; not waiting for it");
+    } else {
+        let _ = out.join();
+        let _ = err.join();
     }
     let (status, ended) = exited.ok_or_else(|| {
         Error::io(
