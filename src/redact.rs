@@ -174,6 +174,21 @@ fn flush_word(out: &mut String, word: &mut String) {
     word.clear();
 }
 
+/// A known credential prefix, with more after it, at the start of `word` or glued behind a
+/// mark such as `=` (`key=sk-ant-…`, `Bearer+sk-…`): not behind a letter or digit, so
+/// `task-list` is no `sk-` token.
+fn has_token_prefix(word: &str) -> bool {
+    TOKEN_PREFIXES.iter().any(|prefix| {
+        word.match_indices(prefix).any(|(at, _)| {
+            let behind_a_mark = word[..at]
+                .chars()
+                .next_back()
+                .is_none_or(|c| !c.is_ascii_alphanumeric());
+            behind_a_mark && word.len() - at > 6
+        })
+    })
+}
+
 /// Names that, before `=`, say the value after it is a credential (`token=…`, `api_key=…`).
 const SECRET_NAMES: &[&str] = &["token", "key", "secret", "password", "passwd", "credential", "auth"];
 
@@ -185,7 +200,7 @@ fn looks_like_token(word: &str) -> bool {
             return true;
         }
     }
-    if TOKEN_PREFIXES.iter().any(|p| trimmed.starts_with(p)) && trimmed.len() > 6 {
+    if has_token_prefix(trimmed) {
         return true;
     }
     // A long run that mixes letters and digits and is not a path or a URL piece is
@@ -265,6 +280,13 @@ mod tests {
     fn printable_escapes_control_characters() {
         assert_eq!(printable("\u{1b}[31mx\u{7}", 40), "\\u{1b}[31mx\\u{7}");
         assert_eq!(printable("abcdef", 4), "abc…");
+    }
+
+    #[test]
+    fn scrub_masks_a_token_glued_behind_a_mark() {
+        let out = scrub("key=sk-proj-CANARY9U1im2q7B9 and auth=Bearer+rt_CANARYvalue");
+        assert!(!out.contains("CANARY"), "{out}");
+        assert_eq!(scrub("task-list-entries, disk-usage"), "task-list-entries, disk-usage");
     }
 
     #[test]

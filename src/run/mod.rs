@@ -631,6 +631,9 @@ pub fn run(config: &Config, env: &crate::config::Env, request: &RunRequest) -> R
     Ok(report)
 }
 
+/// How often a wait between attempts looks for a signal moonauth received.
+const SIGNAL_POLL: Duration = Duration::from_millis(50);
+
 /// Runs one credential's attempt, retrying the same credential after a throttle or an
 /// overload (bounded, with backoff); every try is recorded in `attempts`.
 #[allow(clippy::too_many_arguments)]
@@ -677,9 +680,7 @@ fn attempt(
             Outcome::Throttle { retry_after } => *retry_after,
             _ => None,
         };
-        let wait = hinted
-            .unwrap_or(request.backoff * 2u32.pow(tries))
-            .min(Duration::from_secs(60));
+        let wait = retry_wait(hinted, request.backoff, tries);
         tracing::warn!(
             "{}: {} on account {}; retrying in {} ({}/{})",
             runtime,
@@ -689,9 +690,34 @@ fn attempt(
             tries + 1,
             request.throttle_retries
         );
-        std::thread::sleep(wait);
+        // A signal in the wait ends the run now: the retry would start a CLI that never
+        // hears of it.
+        let until = Instant::now() + wait;
+        while signals.received().is_none() && Instant::now() < until {
+            std::thread::sleep(until.saturating_duration_since(Instant::now()).min(SIGNAL_POLL));
+        }
+        if let Some(sig) = signals.received() {
+            return Ok(child::Finished {
+                interrupted_by: Some(sig),
+                ..f
+            });
+        }
         tries += 1;
     }
+}
+
+/// The longest wait before a retry on the same account.
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(60);
+
+/// The wait before retry number `tries + 1`: the CLI's hint, else `backoff` doubled per
+/// earlier try, at most [`MAX_RETRY_WAIT`]. Saturating: `MOONAUTH_THROTTLE_BACKOFF` may be
+/// any duration, and a product past `Duration::MAX` would panic.
+fn retry_wait(hinted: Option<Duration>, backoff: Duration, tries: u32) -> Duration {
+    let doubled = 2u32
+        .checked_pow(tries)
+        .and_then(|factor| backoff.checked_mul(factor))
+        .unwrap_or(Duration::MAX);
+    hinted.unwrap_or(doubled).min(MAX_RETRY_WAIT)
 }
 
 fn reason(outcome: &Outcome) -> Option<String> {
@@ -755,4 +781,21 @@ pub fn github_summary(report: &RunReport, summary_file: Option<&Path>) -> std::i
     };
     let mut out = std::io::stdout().lock();
     writeln!(out, "{line}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_wait_doubles_and_stays_under_a_minute_for_any_backoff() {
+        let secs = Duration::from_secs;
+        assert_eq!(retry_wait(None, secs(5), 0), secs(5));
+        assert_eq!(retry_wait(None, secs(5), 2), secs(20));
+        assert_eq!(retry_wait(Some(secs(2)), secs(5), 3), secs(2));
+        assert_eq!(retry_wait(Some(secs(3600)), secs(5), 0), MAX_RETRY_WAIT);
+        // A backoff of u64::MAX seconds (a valid MOONAUTH_THROTTLE_BACKOFF) used to overflow.
+        assert_eq!(retry_wait(None, secs(u64::MAX), 1), MAX_RETRY_WAIT);
+        assert_eq!(retry_wait(None, secs(5), 40), MAX_RETRY_WAIT);
+    }
 }
