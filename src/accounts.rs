@@ -28,6 +28,16 @@ pub mod reason {
 pub const QUOTA_COOLDOWN_BASE: Duration = Duration::from_secs(5 * 60);
 /// The longest default cooldown: repeated hits double the wait up to this, never hours.
 pub const QUOTA_COOLDOWN_MAX: Duration = Duration::from_secs(60 * 60);
+/// Longest `last_failure.detail` kept, in characters (counted after redaction): the
+/// reason is its own field, the detail only a short excerpt to recognise the failure by.
+pub const FAILURE_DETAIL_MAX_CHARS: usize = 160;
+
+/// A failure detail as it is stored: redacted (shapes; the caller masks the values it
+/// knows first), then cut to [`FAILURE_DETAIL_MAX_CHARS`].
+fn stored_detail(detail: &str) -> String {
+    crate::redact::truncate(crate::redact::scrub(detail).trim(), FAILURE_DETAIL_MAX_CHARS)
+}
+
 /// Refresh failures in a row after which a login needs a new login.
 pub const REFRESH_FAILURE_LIMIT: u32 = 3;
 
@@ -47,6 +57,36 @@ pub struct State {
     /// never picked, never listed, written back as they were.
     #[serde(skip)]
     pub unreadable_accounts: Vec<Value>,
+    /// Why each record in `unreadable_accounts` was set aside, for `accounts ls` and warnings.
+    #[serde(skip)]
+    pub set_aside: Vec<SetAside>,
+}
+
+/// A stored account record that was set aside on load: kept in the file as it was,
+/// never picked, reported with the rule it breaks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SetAside {
+    /// Its position in the file's account list (1-based).
+    pub record: usize,
+    /// Its alias, made safe to print (redacted, control characters escaped, bounded);
+    /// `None` when the record has no string alias.
+    pub alias: Option<String>,
+    /// The rule it breaks, in words (never the offending value).
+    pub rule: String,
+}
+
+impl std::fmt::Display for SetAside {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "account record {}", self.record)?;
+        if let Some(alias) = &self.alias {
+            write!(f, " ({alias})")?;
+        }
+        write!(
+            f,
+            " in the store is set aside and not used: {}; it stays in the file as it is (fix or remove it there)",
+            self.rule
+        )
+    }
 }
 
 /// What kind of credential an account is.
@@ -301,6 +341,45 @@ pub fn validate_alias(alias: &str) -> Result<()> {
     })
 }
 
+/// Whether `name` is an environment variable name (letters, digits and `_`, not
+/// starting with a digit): what `--api-key-env` takes.
+pub fn is_variable_name(name: &str) -> bool {
+    name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// The rule a stored record breaks among those `accounts add` applies, or `None`. A
+/// hand-edited store must not smuggle in what the command would refuse: an alias with
+/// terminal escapes or `../`, a relative login directory, a bad volume name.
+pub fn record_problem(account: &Account) -> Option<String> {
+    if validate_alias(&account.alias).is_err() {
+        return Some("its alias breaks the alias rule (1 to 40 characters from a-z, 0-9, - and _)".into());
+    }
+    if account.login_dir.as_ref().is_some_and(|d| !d.is_absolute()) {
+        return Some("login_dir must be an absolute path (as the worker sees it)".into());
+    }
+    if account
+        .volume
+        .as_deref()
+        .is_some_and(|v| !crate::config::is_volume_name(v))
+    {
+        return Some(format!(
+            "volume breaks Docker's rule: {}",
+            crate::config::VOLUME_NAME_RULE
+        ));
+    }
+    if account.api_key_env.as_deref().is_some_and(|v| !is_variable_name(v)) {
+        return Some("api_key_env must be the name of a variable (letters, digits, _)".into());
+    }
+    if account.api_key_file.as_ref().is_some_and(|p| !p.is_absolute()) {
+        return Some("api_key_file must be an absolute path".into());
+    }
+    if account.kind == AccountKind::ApiKey && account.api_key_env.is_none() && account.api_key_file.is_none() {
+        return Some("an api-key account needs api_key_env or api_key_file".into());
+    }
+    None
+}
+
 impl State {
     /// The account named `alias`.
     pub fn account(&self, alias: &str) -> Option<&Account> {
@@ -392,13 +471,14 @@ impl State {
     }
 
     /// Records that the credential was refused: the account needs a new login and is
-    /// not picked until then. `detail` is redacted before it is kept.
+    /// not picked until then. `detail` is redacted and cut short before it is kept; a
+    /// caller that knows credential values masks them first ([`crate::redact::Redactor`]).
     pub fn record_auth_failure(&mut self, alias: &str, detail: &str, now: SystemTime) -> Result<()> {
         let a = self.account_mut(alias)?;
         a.needs_relogin = true;
         a.last_failure = Some(Failure {
             reason: reason::AUTH_FAILURE.into(),
-            detail: crate::redact::scrub(detail),
+            detail: stored_detail(detail),
             at: now,
         });
         Ok(())
@@ -415,7 +495,7 @@ impl State {
         }
         a.last_failure = Some(Failure {
             reason: reason::REFRESH_FAILED.into(),
-            detail: crate::redact::scrub(detail),
+            detail: stored_detail(detail),
             at: now,
         });
         Ok(a.needs_relogin)
@@ -632,6 +712,10 @@ mod tests {
         s.record_auth_failure("a", &format!("401 for {token}"), t0()).unwrap();
         let detail = &s.account("a").unwrap().last_failure.as_ref().unwrap().detail;
         assert!(!detail.contains(token), "{detail}");
+        s.record_auth_failure("a", &format!("401 {}", "x ".repeat(500)), t0())
+            .unwrap();
+        let detail = &s.account("a").unwrap().last_failure.as_ref().unwrap().detail;
+        assert!(detail.chars().count() <= FAILURE_DETAIL_MAX_CHARS, "{detail}");
     }
 
     #[test]

@@ -252,7 +252,9 @@ impl OutputClassifier {
     }
 
     fn note_session_id(&mut self, id: Option<&str>) {
-        if let Some(id) = id.map(str::trim).filter(|id| !id.is_empty()) {
+        // An id goes into the report and the logs as it is: one that looks like a token
+        // (a CLI echoing a credential where the id belongs) is not an id.
+        if let Some(id) = id.map(str::trim).filter(|id| !id.is_empty() && shown_safely(id)) {
             if self.session_id.is_none() {
                 self.session_id = Some(id.to_string());
             }
@@ -276,7 +278,8 @@ impl OutputClassifier {
                 self.session_started = true;
                 if let Some(info) = event.get("rate_limit_info").filter(|v| v.is_object()) {
                     self.claude.rejection = rejection(info);
-                    self.usage = Some(info.clone());
+                    // Kept in the store and shown by `accounts ls`: mask anything token-shaped.
+                    self.usage = Some(scrub_json(info));
                 }
             }
             Some("assistant") => {
@@ -556,8 +559,13 @@ fn rejection(info: &Value) -> Option<Rejection> {
     let resets_at =
         epoch_secs(info.get("resetsAt")).or_else(|| rejected_window.and_then(|(_, w)| epoch_secs(w.get("resetsAt"))));
     let window = str_field(info, "rateLimitType")
+        .filter(|name| is_plain(name))
         .map(str::to_string)
-        .or_else(|| rejected_window.map(|(name, _)| name.clone()));
+        .or_else(|| {
+            rejected_window
+                .map(|(name, _)| name.clone())
+                .filter(|name| is_plain(name))
+        });
     Some(Rejection { resets_at, window })
 }
 
@@ -709,7 +717,7 @@ fn window_in(normalized: &str) -> Option<String> {
         "weekly" | "7-day" | "seven-day" => "seven_day".to_string(),
         "opus weekly" | "weekly opus" => "seven_day_opus".to_string(),
         "sonnet weekly" | "weekly sonnet" => "seven_day_sonnet".to_string(),
-        other if other.len() <= 40 => other.replace([' ', '-'], "_"),
+        other if other.len() <= 40 && is_plain(other) => other.replace([' ', '-'], "_"),
         _ => return None,
     };
     Some(window)
@@ -776,7 +784,11 @@ fn parse_reset_clock(text: &str, zone: &TimeZone, now: SystemTime) -> Option<Sys
             }
         }
     };
-    Some(SystemTime::from(instant))
+    // A year from the text can put the time before 1970 or after 9999, which no RFC 3339
+    // rendering (the report, the store) can show: not a reset time anyone meant.
+    (0..=MAX_EPOCH_SECS as i64)
+        .contains(&instant.as_second())
+        .then(|| SystemTime::from(instant))
 }
 
 /// Splits a reset text into words (keeping `4:48`, `2:19am`, `Europe/Berlin` whole) and
@@ -861,6 +873,32 @@ fn zone_named(name: &str) -> Option<TimeZone> {
     match name.to_ascii_uppercase().as_str() {
         "UTC" | "GMT" | "Z" => Some(TimeZone::UTC),
         _ => TimeZone::get(name).ok(),
+    }
+}
+
+/// Whether text the CLI printed can be shown as it is: the redactor would leave it alone.
+fn is_plain(text: &str) -> bool {
+    scrub(text) == text
+}
+
+/// Whether a session or thread id can be shown: plain, or a UUID (what both CLIs use, and
+/// what the redactor would mask as a long run of letters and digits).
+fn shown_safely(id: &str) -> bool {
+    let uuid = id.len() == 36
+        && id.char_indices().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == '-',
+            _ => c.is_ascii_hexdigit(),
+        });
+    uuid || is_plain(id)
+}
+
+/// `value` with every string in it (keys too) redacted.
+fn scrub_json(value: &Value) -> Value {
+    match value {
+        Value::String(s) => Value::String(scrub(s)),
+        Value::Array(items) => Value::Array(items.iter().map(scrub_json).collect()),
+        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (scrub(k), scrub_json(v))).collect()),
+        other => other.clone(),
     }
 }
 

@@ -38,6 +38,83 @@ impl fmt::Display for Secret {
     }
 }
 
+/// Shortest value [`Redactor`] masks: shorter ones (`1`, `true`) would blank out prose,
+/// and no token or key moonauth knows is that short.
+pub const MIN_KNOWN_SECRET_CHARS: usize = 8;
+
+/// Masks the exact credential values moonauth knows (the stored accounts' tokens and
+/// keys, the credential variables of the run), then everything [`scrub`] would: a shape
+/// rule alone misses a token like `CANARY-tok-abc/def+ghi=` or `token=abcdef…`.
+#[derive(Clone, Default)]
+pub struct Redactor {
+    /// Longest first, so a value that contains another is masked whole.
+    values: Vec<String>,
+}
+
+impl fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Redactor({} values)", self.values.len())
+    }
+}
+
+impl Redactor {
+    /// A redactor that knows no values yet (it still scrubs shapes).
+    pub fn new() -> Self {
+        Redactor::default()
+    }
+
+    /// Adds a credential value (and the forms it takes in JSON text and in a JWT's parts).
+    pub fn add(&mut self, value: &str) {
+        let value = value.trim();
+        if value.chars().count() < MIN_KNOWN_SECRET_CHARS {
+            return;
+        }
+        let mut forms = vec![value.to_string()];
+        // JSON output may escape `/` as `\/`.
+        if value.contains('/') {
+            forms.push(value.replace('/', "\\/"));
+        }
+        // A JWT's parts travel apart too (a CLI may print only the payload).
+        if value.starts_with("eyJ") {
+            forms.extend(value.split('.').filter(|p| p.len() >= 16).map(str::to_string));
+        }
+        for form in forms {
+            if !self.values.contains(&form) {
+                self.values.push(form);
+            }
+        }
+        self.values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    }
+
+    /// Whether it knows any value.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// `text` with only the known values masked: for text that is parsed afterwards
+    /// (a CLI's output lines), where masking shapes would also blank session ids.
+    pub fn mask_known(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for value in &self.values {
+            if out.contains(value.as_str()) {
+                out = out.replace(value.as_str(), REDACTED);
+            }
+        }
+        out
+    }
+
+    /// `text` with every known value and every token shape masked.
+    pub fn redact(&self, text: &str) -> String {
+        scrub(&self.mask_known(text))
+    }
+
+    /// A redacted excerpt of at most `max` characters: redacted first, then cut, so a
+    /// cut never leaves a secret's prefix that no longer matches the value.
+    pub fn excerpt(&self, text: &str, max: usize) -> String {
+        truncate(self.redact(text).trim(), max)
+    }
+}
+
 /// Prefixes that start a credential in the formats the CLIs use.
 const TOKEN_PREFIXES: &[&str] = &["sk-", "rt_", "eyJ", "ya29.", "ghp_", "gho_", "github_pat_"];
 
@@ -58,6 +135,32 @@ pub fn scrub(text: &str) -> String {
     out
 }
 
+/// Text from a file a person may have edited (an alias), made safe for a terminal:
+/// token-shaped words masked, control characters escaped (`\u{1b}`, never a raw escape
+/// sequence), cut to `max` characters after that.
+pub fn printable(text: &str, max: usize) -> String {
+    let escaped: String = scrub(text)
+        .chars()
+        .flat_map(|c| {
+            let keep = !c.is_control() && c != '\u{2028}' && c != '\u{2029}';
+            let out: Vec<char> = if keep { vec![c] } else { c.escape_default().collect() };
+            out
+        })
+        .collect();
+    truncate(&escaped, max)
+}
+
+/// Cuts `text` to at most `max` characters, marking a cut with `…`. Call it on text that
+/// is redacted already: a cut through a secret would leave a prefix no pattern knows.
+pub fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
 fn is_token_char(ch: char) -> bool {
     ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.' | '+' | '/' | '=' | '*')
 }
@@ -71,9 +174,33 @@ fn flush_word(out: &mut String, word: &mut String) {
     word.clear();
 }
 
+/// A known credential prefix, with more after it, at the start of `word` or glued behind a
+/// mark such as `=` (`key=sk-ant-…`, `Bearer+sk-…`): not behind a letter or digit, so
+/// `task-list` is no `sk-` token.
+fn has_token_prefix(word: &str) -> bool {
+    TOKEN_PREFIXES.iter().any(|prefix| {
+        word.match_indices(prefix).any(|(at, _)| {
+            let behind_a_mark = word[..at]
+                .chars()
+                .next_back()
+                .is_none_or(|c| !c.is_ascii_alphanumeric());
+            behind_a_mark && word.len() - at > 6
+        })
+    })
+}
+
+/// Names that, before `=`, say the value after it is a credential (`token=…`, `api_key=…`).
+const SECRET_NAMES: &[&str] = &["token", "key", "secret", "password", "passwd", "credential", "auth"];
+
 fn looks_like_token(word: &str) -> bool {
     let trimmed = word.trim_matches(|c: char| c == '.' || c == '/');
-    if TOKEN_PREFIXES.iter().any(|p| trimmed.starts_with(p)) && trimmed.len() > 6 {
+    if let Some((name, value)) = trimmed.split_once('=') {
+        let name = name.to_ascii_lowercase();
+        if !value.is_empty() && SECRET_NAMES.iter().any(|s| name.ends_with(s)) {
+            return true;
+        }
+    }
+    if has_token_prefix(trimmed) {
         return true;
     }
     // A long run that mixes letters and digits and is not a path or a URL piece is
@@ -124,6 +251,42 @@ mod tests {
             msg.contains("MOONAUTH_AUTH_MODE") && !msg.contains("secretvalue"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn a_known_value_is_masked_whatever_its_shape_and_before_any_cut() {
+        let mut r = Redactor::new();
+        r.add("CANARY-tok-abc/def+ghi=");
+        r.add("CANARYabcdefghijklmnopqrstu");
+        r.add("short");
+        let text = "401 OAuth token revoked CANARY-tok-abc/def+ghi= (key CANARYabcdefghijklmnopqrstu) short";
+        let out = r.redact(text);
+        assert!(!out.contains("CANARY"), "{out}");
+        assert!(out.ends_with("short"), "values under the minimum are left: {out}");
+        // Cut inside where the secret was: the excerpt still holds none of it.
+        let cut = r.excerpt(text, 30);
+        assert!(!cut.contains("CANARY") && cut.chars().count() <= 30, "{cut}");
+        assert!(!r.redact(r#"{"t":"CANARY-tok-abc\/def+ghi="}"#).contains("CANARY"));
+    }
+
+    #[test]
+    fn scrub_masks_values_named_as_credentials() {
+        let out = scrub("failed: token=CANARYabcdefghijklmnopqrstu, api_key=xyz and mode=fast");
+        assert!(!out.contains("CANARY") && !out.contains("xyz"), "{out}");
+        assert!(out.contains("mode=fast"), "{out}");
+    }
+
+    #[test]
+    fn printable_escapes_control_characters() {
+        assert_eq!(printable("\u{1b}[31mx\u{7}", 40), "\\u{1b}[31mx\\u{7}");
+        assert_eq!(printable("abcdef", 4), "abc…");
+    }
+
+    #[test]
+    fn scrub_masks_a_token_glued_behind_a_mark() {
+        let out = scrub("key=sk-proj-CANARY9U1im2q7B9 and auth=Bearer+rt_CANARYvalue");
+        assert!(!out.contains("CANARY"), "{out}");
+        assert_eq!(scrub("task-list-entries, disk-usage"), "task-list-entries, disk-usage");
     }
 
     #[test]

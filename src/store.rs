@@ -27,10 +27,11 @@ use nix::fcntl::{Flock, FlockArg};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::accounts::{Account, Credential, State};
+use crate::accounts::{self, Account, Credential, SetAside, State};
 use crate::apply::sync_dir;
 use crate::error::{Error, Result};
 use crate::fsx::{Dir, ReadRefused};
+use crate::redact;
 
 /// The format version this moonauth reads and writes.
 pub const VERSION: u64 = 2;
@@ -379,16 +380,17 @@ pub enum Undecodable {
 /// read as far as it fits this version's shape (unknown fields are kept).
 pub fn decode(bytes: &[u8]) -> std::result::Result<Decoded, Undecodable> {
     let broken = |e: String| Undecodable::Broken(e);
-    let mut value: Value = serde_json::from_slice(bytes).map_err(|e| broken(e.to_string()))?;
+    let mut value: Value = serde_json::from_slice(bytes).map_err(|e| broken(describe(&e)))?;
     let obj = value
         .as_object_mut()
         .ok_or_else(|| broken("not a JSON object".into()))?;
     let version = match obj.remove("version") {
         None => 1,
+        // Never the value itself: a key pasted into the wrong place would be echoed.
         Some(v) => v
             .as_u64()
             .filter(|v| *v >= 1)
-            .ok_or_else(|| broken(format!("\"version\": {v} is not a format version")))?,
+            .ok_or_else(|| broken("\"version\" is not a format version (a whole number from 1)".into()))?,
     };
     let state = match version {
         1 => migrate_v1(value).map_err(broken)?,
@@ -413,21 +415,95 @@ fn decode_v2(mut value: Value) -> std::result::Result<State, String> {
         Some(Value::Array(records)) => records,
         Some(_) => return Err("\"accounts\" is not a list".into()),
     };
-    let mut state = State::deserialize(value).map_err(|e| e.to_string())?;
-    for record in records {
+    let mut state = State::deserialize(value).map_err(|e| format!("the top level {}", describe(&e)))?;
+    for (i, record) in records.into_iter().enumerate() {
         match Account::deserialize(&record) {
-            Ok(account) => state.accounts.push(account),
+            Ok(account) => admit(&mut state, i, account, record),
             Err(e) if record.get("alias").is_some_and(Value::is_string) => {
-                tracing::warn!(
-                    "account {} in the store is not readable by this moonauth ({e}); it is kept as it is and not used",
-                    record["alias"]
-                );
-                state.unreadable_accounts.push(record);
+                let rule = format!("this moonauth cannot read it (it {})", describe(&e));
+                set_aside(&mut state, i, record, rule);
             }
-            Err(e) => return Err(format!("an account record without an alias: {e}")),
+            Err(e) => return Err(format!("account record {} has no alias and {}", i + 1, describe(&e))),
         }
     }
     Ok(state)
+}
+
+/// Adds a decoded record to the state when it keeps the rules `accounts add` applies
+/// ([`accounts::record_problem`]) and its alias is not taken; sets it aside otherwise.
+fn admit(state: &mut State, position: usize, account: Account, record: Value) {
+    let rule = accounts::record_problem(&account).or_else(|| {
+        state
+            .account(&account.alias)
+            .map(|_| "an earlier record has the same alias".to_string())
+    });
+    match rule {
+        None => state.accounts.push(account),
+        Some(rule) => set_aside(state, position, record, rule),
+    }
+}
+
+/// Keeps a record in the file as it is but out of use, and says so once per load.
+fn set_aside(state: &mut State, position: usize, record: Value, rule: String) {
+    let aside = SetAside {
+        record: position + 1,
+        alias: record
+            .get("alias")
+            .and_then(Value::as_str)
+            // Quoted by hand: Debug would escape printable's escapes a second time.
+            .map(|a| format!("\"{}\"", redact::printable(a, 48))),
+        rule,
+    };
+    tracing::warn!("{aside}");
+    state.set_aside.push(aside);
+    state.unreadable_accounts.push(record);
+}
+
+/// What is wrong with JSON that did not parse or fit, without the text that was parsed:
+/// serde's own messages quote the offending value (`invalid type: string "sk-…"`),
+/// which may be a credential pasted into the wrong place. The kind and the position are
+/// what a person needs to find it in the file.
+fn describe(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let what = match e.classify() {
+        Category::Io => "could not be read".to_string(),
+        Category::Syntax => "is not valid JSON".to_string(),
+        Category::Eof => "ends before the JSON does (a truncated file?)".to_string(),
+        Category::Data => data_error_kind(&e.to_string()),
+    };
+    // Values deserialized from an already parsed tree have no position (line 0).
+    if e.line() > 0 {
+        format!("{what} at line {} column {}", e.line(), e.column())
+    } else {
+        what
+    }
+}
+
+/// The kind of a serde data error, from the fixed start of its message. A missing
+/// field's name is kept: it comes from moonauth's schema, not from the file.
+fn data_error_kind(message: &str) -> String {
+    if let Some(name) = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split('`').next())
+        .filter(|n| !n.is_empty() && n.len() <= 32 && n.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+    {
+        return format!("has no field {name}");
+    }
+    let kinds = [
+        ("invalid type", "has a value of the wrong type"),
+        ("invalid value", "has a value that is not allowed"),
+        ("invalid length", "has a list of the wrong length"),
+        ("unknown variant", "has a value that is not one of the allowed words"),
+        ("duplicate field", "has a field twice"),
+    ];
+    kinds
+        .iter()
+        .find(|(prefix, _)| message.starts_with(prefix))
+        .map_or(
+            "has a value this moonauth does not accept (a time, a runtime, …)",
+            |(_, kind)| kind,
+        )
+        .to_string()
 }
 
 /// Serializes the state as a version-[`VERSION`] file: `version`, `revision`,
@@ -476,6 +552,26 @@ struct AccountV1 {
     extra: Map<String, Value>,
 }
 
+/// The fields of a version-2 account record (what [`Account`] reads itself).
+const V2_ACCOUNT_FIELDS: [&str; 16] = [
+    "alias",
+    "runtime",
+    "kind",
+    "login_dir",
+    "volume",
+    "api_key_env",
+    "api_key_file",
+    "enabled",
+    "priority",
+    "cooldown_until",
+    "consecutive_quota_hits",
+    "last_failure",
+    "needs_relogin",
+    "last_used",
+    "usage",
+    "refresh_failures",
+];
+
 fn migrate_v1(mut value: Value) -> std::result::Result<State, String> {
     // The caller checked that `value` is an object.
     let obj = value.as_object_mut().ok_or("not a JSON object")?;
@@ -486,9 +582,12 @@ fn migrate_v1(mut value: Value) -> std::result::Result<State, String> {
     };
     let mut state = State::default();
     for (position, (alias, raw)) in accounts.into_iter().enumerate() {
-        let v1 = AccountV1::deserialize(raw).map_err(|e| format!("version 1: account {alias:?}: {e}"))?;
-        let runtime = crate::runtime::parse_login_runtime(&v1.runtime)
-            .map_err(|e| format!("version 1: account {alias:?}: runtime {:?}: {e}", v1.runtime))?;
+        // The alias is a key of the file: printed only made safe, and values never.
+        let shown = format!("\"{}\"", redact::printable(&alias, 48));
+        let v1 = AccountV1::deserialize(raw).map_err(|e| format!("version 1: account {shown} {}", describe(&e)))?;
+        let runtime = crate::runtime::parse_login_runtime(&v1.runtime).map_err(|_| {
+            format!("version 1: account {shown} has a runtime this moonauth does not know (claude or codex)")
+        })?;
         let mut account = Account::new(
             &alias,
             runtime,
@@ -504,7 +603,21 @@ fn migrate_v1(mut value: Value) -> std::result::Result<State, String> {
         account.cooldown_until = v1.cooldown_until;
         account.last_used = v1.last_used;
         account.extra = v1.extra;
-        state.accounts.push(account);
+        // A version-1 file has no field of these names, but a hand-made one may: kept in
+        // `extra`, it would be written next to the real field, twice under one key, and
+        // read back as the wrong value (found by tests/store_props.rs).
+        account.extra.retain(|key, _| {
+            let clashes = V2_ACCOUNT_FIELDS.contains(&key.as_str());
+            if clashes {
+                tracing::warn!("version 1: account {shown}: dropping its field {key:?}, which version 1 does not have");
+            }
+            !clashes
+        });
+        // Set aside as a version-2 record, so it is written back in a shape that reads
+        // (and is set aside) again rather than lost. An account always serializes (plain
+        // fields, string keys; `encode` relies on the same); the fallback keeps the alias.
+        let record = serde_json::to_value(&account).unwrap_or_else(|_| serde_json::json!({ "alias": alias }));
+        admit(&mut state, position, account, record);
     }
     state.extra = std::mem::take(obj);
     Ok(state)

@@ -420,3 +420,134 @@ fn exit_10_is_in_the_table() {
     assert!(moonauth::exit::Exit::ALL.contains(&exit));
     assert!(exit.meaning().contains("no account"));
 }
+
+/// Appends raw records to the store file, as a person editing it by hand would.
+fn hand_edit(f: &Fleet, records: &[Value]) {
+    let path = f.state_dir().join(store::STATE_FILE);
+    let mut file: Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+    for r in records {
+        file["accounts"].as_array_mut().unwrap().push(r.clone());
+    }
+    fs::write(&path, serde_json::to_vec_pretty(&file).unwrap()).unwrap();
+}
+
+#[test]
+fn hand_edited_records_that_break_the_add_rules_are_set_aside_named_and_never_printed_raw() {
+    let f = Fleet::new();
+    f.ok(&["add", "good", "--runtime", "claude", "--dir", "/home/app/.claude-good"]);
+    let rec = |alias: &str, extra: Value| {
+        let mut r =
+            serde_json::json!({"alias": alias, "runtime": "claude", "kind": "oauth", "login_dir": "/home/app/x"});
+        for (k, v) in extra.as_object().unwrap() {
+            r[k] = v.clone();
+        }
+        r
+    };
+    let bad = [
+        rec("\u{1b}[31mevil\u{7}", serde_json::json!({})),
+        rec("../../etc", serde_json::json!({})),
+        rec("rel", serde_json::json!({"login_dir": "relative/dir"})),
+        rec("vol", serde_json::json!({"volume": "../volumes/x"})),
+        rec(
+            "envname",
+            serde_json::json!({"kind": "api-key", "login_dir": null, "api_key_env": "A B"}),
+        ),
+        rec("good", serde_json::json!({})),
+    ];
+    hand_edit(&f, &bad);
+
+    let out = f.cmd(&["ls"]).assert().success().get_output().clone();
+    let (stdout, stderr) = (
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    );
+    for text in [&stdout, &stderr] {
+        // (The log's own colour codes may be there; the alias's escape must not.)
+        assert!(
+            !text.contains("\u{1b}[31m") && !text.contains('\u{7}'),
+            "a raw control character: {text:?}"
+        );
+        for (n, rule) in [
+            (2, "alias rule"),
+            (3, "alias rule"),
+            (4, "login_dir must be an absolute path"),
+            (5, "volume breaks Docker's rule"),
+            (6, "api_key_env must be the name of a variable"),
+            (7, "an earlier record has the same alias"),
+        ] {
+            assert!(
+                text.lines()
+                    .any(|l| l.contains(&format!("account record {n} ")) && l.contains(rule)),
+                "record {n} / {rule} not named in {text}"
+            );
+        }
+    }
+    assert!(
+        stdout.contains(r#"\u{1b}[31mevil\u{7}"#),
+        "escaped, not dropped: {stdout}"
+    );
+    // Only the good record is an account: listed, picked.
+    let json = f.json(&["ls"]);
+    assert_eq!(json["accounts"].as_array().unwrap().len(), 1);
+    assert_eq!(json["set_aside"].as_array().unwrap().len(), 6);
+    assert_eq!(f.ok(&["pick", "claude", "--peek"]), "good /home/app/.claude-good\n");
+    // Nothing is lost: a write keeps every set-aside record as it was.
+    f.ok(&["add", "other", "--runtime", "codex", "--dir", "/home/app/.codex"]);
+    let written: Value = serde_json::from_slice(&fs::read(f.state_dir().join(store::STATE_FILE)).unwrap()).unwrap();
+    let kept: Vec<&Value> = written["accounts"].as_array().unwrap().iter().collect();
+    for r in &bad {
+        assert!(kept.contains(&r), "{r} was dropped");
+    }
+    // A set-aside alias stays taken.
+    f.cmd(&["add", "rel", "--runtime", "claude", "--dir", "/x"])
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn a_store_that_does_not_parse_is_named_with_file_position_and_kind_never_its_content() {
+    let secret = "sk-ant-api03-CANARY-store-echo-0123456789abcdefghij";
+    let short = "CANARYabcdefghijklmnopqrstu";
+    let cases: Vec<(String, &str)> = vec![
+        (format!(r#"{{"version":"{secret}"}}"#), "version"),
+        (
+            format!(r#"{{"version":2,"revision":"{short}","accounts":[]}}"#),
+            "wrong type",
+        ),
+        (
+            format!("{{\"version\": 2,\n \"accounts\": [{{\"alias\": \"{short}\" {secret}}}]}}"),
+            "line 2 column",
+        ),
+        (
+            format!(r#"{{"version":2,"accounts":[{{"runtime":"{secret}"}}]}}"#),
+            "account record 1",
+        ),
+        (
+            format!(r#"{{"accounts":{{"a":{{"runtime":"claude","last_used":"{short}"}}}}}}"#),
+            "version 1",
+        ),
+        (format!(r#"{{"accounts":{{"a":{{"runtime":"{short}"}}}}}}"#), "runtime"),
+        (
+            format!(r#"{{"version":2,"accounts":[{{"alias":"a","runtime":"claude","kind":"{short}"}}]}}"#),
+            "",
+        ),
+    ];
+    for (text, expected) in cases {
+        let f = Fleet::new();
+        fs::create_dir_all(f.state_dir()).unwrap();
+        fs::write(f.state_dir().join(store::STATE_FILE), &text).unwrap();
+        let out = f.cmd(&["ls"]).output().unwrap();
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!all.contains("CANARY"), "{text}: the content was echoed:\n{all}");
+        assert!(all.contains(expected), "{text}: {expected:?} not in\n{all}");
+        if out.status.code() != Some(0) {
+            // A file that does not parse at all: named, with what is wrong.
+            assert_eq!(out.status.code(), Some(1), "{all}");
+            assert!(all.contains("state.json"), "{all}");
+        }
+    }
+}

@@ -259,6 +259,93 @@ fn docker_volume_lifecycle_labels_idempotence_and_refusals() {
     assert!(!gone.status.success(), "volume still there");
 }
 
+/// The codes of `volumes rm`, against the real engine, are the ones docs/exit-codes.md
+/// gives: 2 without --force (whatever the volume's state) and for a name that breaks
+/// Docker's rule (nothing is removed), 7 for a volume in use or not moonauth's.
+#[test]
+fn docker_volumes_rm_exit_codes_match_the_docs() {
+    if !docker_ready() {
+        return;
+    }
+    let usage = i32::from(moonauth::exit::Exit::Usage.code());
+    let docker_failed = i32::from(moonauth::exit::Exit::DockerFailed.code());
+    let doc = std::fs::read_to_string(repo().join("docs/exit-codes.md")).unwrap();
+    let line = doc
+        .lines()
+        .find(|l| l.contains("`moonauth volumes"))
+        .expect("docs/exit-codes.md has a line on volumes");
+    assert!(
+        line.contains(&format!("`rm` gives {usage} without `--force`")),
+        "{line}"
+    );
+    assert!(doc.contains(&format!("{docker_failed} for a volume in use")), "{doc}");
+
+    let vols = Volumes::new("rmcodes", 2);
+    let (managed, foreign) = (&vols.0[0], &vols.0[1]);
+    let env = [("CLAUDE_VOLUME_NAME", managed.as_str())];
+    let out = run(&env, &["volumes", "ensure", "claude"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(Command::new("docker")
+        .args(["volume", "create", foreign])
+        .output()
+        .unwrap()
+        .status
+        .success());
+    let exists = |v: &str| {
+        Command::new("docker")
+            .args(["volume", "inspect", v])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+
+    // Without --force: 2, for a managed, an unlabelled and a missing volume alike.
+    for v in [managed.as_str(), foreign.as_str(), "mt-rmcodes-never-created"] {
+        let out = run(&env, &["volumes", "rm", v]);
+        assert_eq!(out.status.code(), Some(usage), "{v}: {}", text(&out));
+        assert!(text(&out).contains("--force"), "{}", text(&out));
+    }
+    // A name that breaks Docker's rule never reaches the API path (where
+    // `../volumes/NAME` and `NAME?x=1` would both address NAME).
+    for bad in [
+        format!("../volumes/{managed}"),
+        format!("{managed}?x=1"),
+        format!("{managed}/"),
+        "_x".to_string(),
+        "a".to_string(),
+    ] {
+        let out = run(&env, &["volumes", "rm", "--force", &bad]);
+        assert_eq!(out.status.code(), Some(usage), "{bad}: {}", text(&out));
+        assert!(
+            text(&out).contains("[a-zA-Z0-9_.-]"),
+            "the rule is named: {}",
+            text(&out)
+        );
+        assert!(exists(managed), "{bad} removed {managed}");
+    }
+    // One bad name among good ones: nothing is removed.
+    let out = run(&env, &["volumes", "rm", "--force", managed, "x?x=1"]);
+    assert_eq!(out.status.code(), Some(usage), "{}", text(&out));
+    assert!(exists(managed));
+    // A bad name from the environment is a usage error naming the variable.
+    let out = run(
+        &[("CLAUDE_VOLUME_NAME", "../volumes/x")],
+        &["volumes", "ensure", "claude"],
+    );
+    assert_eq!(out.status.code(), Some(usage), "{}", text(&out));
+    assert!(text(&out).contains("CLAUDE_VOLUME_NAME"), "{}", text(&out));
+
+    // With --force: 7 for an unlabelled volume, 0 for a missing one, 0 when removed.
+    let out = run(&env, &["volumes", "rm", "--force", foreign]);
+    assert_eq!(out.status.code(), Some(docker_failed), "{}", text(&out));
+    let out = run(&env, &["volumes", "rm", "--force", "mt-rmcodes-never-created"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = run(&env, &["volumes", "rm", "--force", managed]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!exists(managed));
+}
+
 #[test]
 fn docker_sync_then_status_round_trip_with_owner_and_modes() {
     if !docker_ready() {

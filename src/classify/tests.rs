@@ -367,3 +367,317 @@ fn claude_error_without_api_error_names_its_subtype() {
     );
     assert!(c.resumable());
 }
+
+#[test]
+fn a_token_where_the_session_id_belongs_is_not_kept() {
+    let token = "sk-ant-oat01-CANARYsession";
+    let init = serde_json::json!({"type":"system","subtype":"init","session_id":token}).to_string();
+    let c = classify(Runtime::Claude, &[&init], &[], Some(0));
+    assert_eq!(c.session_id, None);
+    let c = classify(Runtime::Codex, &[], &[&format!("session id: {token}")], Some(1));
+    assert_eq!(c.session_id, None);
+    // The real ids, UUIDs, stay, though the redactor would mask them in prose.
+    let c = classify(
+        Runtime::Codex,
+        &[],
+        &["session id: 01a20af9-6528-7e50-bebe-14114645dbbc"],
+        Some(1),
+    );
+    assert_eq!(c.session_id.as_deref(), Some("01a20af9-6528-7e50-bebe-14114645dbbc"));
+}
+
+#[test]
+fn a_token_in_the_rate_limit_info_reaches_neither_the_window_nor_the_usage() {
+    let token = "sk-ant-oat01-CANARYwindow";
+    let event = serde_json::json!({"type":"rate_limit_event","rate_limit_info":{
+        "status":"rejected","resetsAt":1795520880,"rateLimitType":token,"note":format!("key={token}"),
+        "unifiedWindows":{token:{"status":"rejected","resetsAt":1795520880}}}})
+    .to_string();
+    let text = format!("You've hit your {token} limit");
+    let c = classify(Runtime::Claude, &[&event], &[&text], Some(1));
+    let rendered = format!("{c:?} {}", serde_json::to_string(&c).unwrap());
+    assert!(!rendered.to_lowercase().contains("canary"), "{rendered}");
+    assert_eq!(
+        c.outcome,
+        Outcome::UsageLimit {
+            resets_at: Some(at(1_795_520_880)),
+            window: None
+        }
+    );
+}
+
+#[test]
+fn a_reset_date_before_1970_or_after_9999_is_no_reset_time() {
+    assert_eq!(utc("Jan 1st, 1900 1:00 AM."), None);
+    // 23:59 on the last day of 9999 at UTC-5 is already year 10000 in UTC.
+    let west = TimeZone::fixed(jiff::tz::offset(-5));
+    assert_eq!(parse_reset_clock("Dec 31st, 9999 11:59 PM", &west, now()), None);
+    assert!(utc("Dec 30th, 9999 1:00 PM").is_some(), "late in 9999 UTC still is one");
+    let line = serde_json::json!({"type":"error","message":"You've hit your usage limit. try again at Jan 2nd, 1903 4:48 PM."}).to_string();
+    let c = classify(Runtime::Codex, &[&line], &[], Some(1));
+    assert_eq!(
+        c.outcome,
+        Outcome::UsageLimit {
+            resets_at: None,
+            window: None
+        }
+    );
+    assert!(serde_json::to_string(&c).is_ok(), "the report can render it");
+}
+
+/// Arbitrary CLI output never panics the classifier, and no token in it reaches any
+/// rendering of the classification (Debug, JSON). Lines mix the real shapes of
+/// `tests/samples/` (rate-limit events, API-error messages, results, Codex events, reset
+/// texts) with arbitrary text, odd numbers and a canary token in every free-text slot.
+mod properties {
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    use super::*;
+
+    /// The prefixes of the tokens the CLIs hold (Claude OAuth access/refresh, API keys, Codex).
+    const PREFIXES: [&str; 5] = ["sk-ant-oat01-", "sk-ant-ort01-", "sk-ant-api03-", "sk-proj-", "rt_"];
+
+    /// A token whose `CANARY…` part must never be printed, in any case.
+    #[derive(Debug, Clone)]
+    struct Canary {
+        token: String,
+        marker: String,
+    }
+
+    fn canary() -> BoxedStrategy<Canary> {
+        (prop::sample::select(&PREFIXES[..]), "[A-Za-z0-9]{6,24}")
+            .prop_map(|(prefix, tail)| Canary {
+                token: format!("{prefix}CANARY{tail}"),
+                marker: format!("canary{}", tail.to_lowercase()),
+            })
+            .boxed()
+    }
+
+    /// JSON number literals, the edges included: `u64::MAX`, beyond it, negatives, exponents.
+    fn number() -> BoxedStrategy<String> {
+        prop_oneof![
+            any::<u64>().prop_map(|n| n.to_string()),
+            any::<i64>().prop_map(|n| n.to_string()),
+            any::<f64>()
+                .prop_filter("JSON has no NaN or infinity", |f| f.is_finite())
+                .prop_map(|f| format!("{f:e}")),
+            prop::sample::select(
+                &[
+                    "18446744073709551615",
+                    "18446744073709551616",
+                    "-9223372036854775808",
+                    "99999999999999999999999999",
+                    "1e308",
+                    "-1e308",
+                    "253402300799",
+                    "253402300800",
+                    "-1",
+                    "0",
+                    "0.5",
+                    "429",
+                    "401",
+                    "529",
+                    "1795487640",
+                ][..]
+            )
+            .prop_map(str::to_string),
+        ]
+        .boxed()
+    }
+
+    /// A free-text slot: the canary alone, glued to a key, inside prose, or arbitrary text.
+    fn text(c: &Canary) -> BoxedStrategy<String> {
+        let t = c.token.clone();
+        prop_oneof![
+            Just(t.clone()),
+            prop::sample::select(
+                &[
+                    "{}",
+                    "key={}",
+                    "Authorization: Bearer {}",
+                    "Invalid API key: {}.",
+                    "Failed to authenticate. API Error: 401 token {} revoked",
+                    "You've hit your {} limit · resets 2:34am (UTC)",
+                    "You’ve hit your usage limit. try again at {} 4:48 PM.",
+                    "unexpected status 429 Too Many Requests: {}, try again in 20s",
+                    "API Error: 529 {\"type\":\"overloaded_error\",\"message\":\"{}\"}",
+                    "'{}'",
+                    "\"{}\"",
+                    "({})",
+                    "token:{}",
+                    "{},{}",
+                ][..]
+            )
+            .prop_map(move |template| template.replace("{}", &t)),
+            ("\\PC{0,40}", "\\PC{0,40}").prop_map({
+                let t = c.token.clone();
+                move |(a, b)| format!("{a} {t} {b}")
+            }),
+            "\\PC{0,80}",
+            reset_text(),
+        ]
+        .boxed()
+    }
+
+    /// Reset texts as the CLIs print them, with any year, clock and zone.
+    fn reset_text() -> BoxedStrategy<String> {
+        (
+            prop::sample::select(&["resets ", "try again at ", "reset at "][..]),
+            prop::sample::select(&["Jan", "Nov", "Dec", "Feb", ""][..]),
+            0u32..40,
+            0u32..=9999,
+            0u32..30,
+            0u32..70,
+            prop::sample::select(&["AM", "PM", "am", "", "pm"][..]),
+            prop::sample::select(&["", " (UTC)", " (Europe/Berlin)", " (Nowhere/Else)", " (GMT)"][..]),
+        )
+            .prop_map(|(marker, month, day, year, hour, minute, meridiem, zone)| {
+                let date = if month.is_empty() {
+                    String::new()
+                } else {
+                    format!("{month} {day}th, {year:04} ")
+                };
+                format!("You've hit your usage limit · {marker}{date}{hour}:{minute:02} {meridiem}{zone}.")
+            })
+            .boxed()
+    }
+
+    /// A session or thread id: a real-looking one, the canary, or anything.
+    fn id(c: &Canary) -> BoxedStrategy<Value> {
+        prop_oneof![
+            Just(json!("60494aa8-603f-4fe3-9a0c-43924155db5c")),
+            Just(json!(c.token)),
+            text(c).prop_map(Value::from),
+            Just(Value::Null),
+        ]
+        .boxed()
+    }
+
+    fn num(c: &Canary) -> BoxedStrategy<Value> {
+        prop_oneof![
+            4 => number().prop_map(|n| serde_json::from_str(&n).unwrap_or(Value::Null)),
+            1 => Just(json!(c.token)),
+        ]
+        .boxed()
+    }
+
+    /// `rate_limit_info` as Claude 2.1.197/2.1.330 print it, with any values.
+    fn rate_limit_info(c: &Canary) -> BoxedStrategy<Value> {
+        (
+            prop::sample::select(&["rejected", "allowed", "allowed_warning"][..]),
+            num(c),
+            prop_oneof![
+                Just(json!("five_hour")),
+                Just(json!("seven_day")),
+                Just(json!(c.token)),
+                text(c).prop_map(Value::from)
+            ],
+            prop_oneof![Just("five_hour".to_string()), Just(c.token.clone()), "\\PC{0,20}"],
+            num(c),
+        )
+            .prop_map(|(status, resets, kind, window, window_resets)| {
+                json!({
+                    "status": status,
+                    "resetsAt": resets,
+                    "rateLimitType": kind,
+                    "isUsingOverage": false,
+                    "unifiedWindows": { window: { "utilization": 1, "resetsAt": window_resets, "status": status } },
+                })
+            })
+            .boxed()
+    }
+
+    /// One line of a CLI's stdout or stderr.
+    fn line(c: &Canary) -> BoxedStrategy<String> {
+        let claude = prop_oneof![
+            (id(c), rate_limit_info(c)).prop_map(|(id, info)| json!({
+                "type": "rate_limit_event", "rate_limit_info": info, "session_id": id
+            })),
+            (id(c), num(c), text(c), text(c), rate_limit_info(c)).prop_map(|(id, status, kind, text, info)| json!({
+                "type": "assistant", "is_api_error_message": true, "api_error_status": status,
+                "api_error": "usage_limit_reached", "api_error_type": kind,
+                "message": { "content": [{ "type": "text", "text": text }] },
+                "api_error_params": { "rate_limit_info": info }, "session_id": id
+            })),
+            (id(c), any::<bool>(), num(c), num(c), text(c), text(c), text(c)).prop_map(
+                |(id, is_error, turns, status, subtype, kind, result)| json!({
+                    "type": "result", "is_error": is_error, "num_turns": turns, "subtype": subtype,
+                    "api_error_status": status, "api_error_type": kind, "result": result, "session_id": id
+                })
+            ),
+            (id(c), num(c)).prop_map(|(id, status)| json!({
+                "type": "system", "subtype": "api_retry", "error_status": status, "session_id": id
+            })),
+            id(c).prop_map(|id| json!({ "type": "system", "subtype": "init", "session_id": id })),
+        ];
+        let codex = prop_oneof![
+            id(c).prop_map(|id| json!({ "type": "thread.started", "thread_id": id })),
+            text(c).prop_map(|m| json!({ "type": "turn.failed", "error": { "message": m } })),
+            text(c).prop_map(|m| json!({ "type": "error", "message": m })),
+            Just(json!({ "type": "turn.completed" })),
+        ];
+        prop_oneof![
+            claude.prop_map(|v| v.to_string()),
+            codex.prop_map(|v| v.to_string()),
+            text(c),
+            text(c).prop_map(|t| format!("session id: {t}")),
+            text(c).prop_map(|t| format!("ERROR: {t}")),
+        ]
+        .boxed()
+    }
+
+    /// A whole run: the runtime, the zone its clock times are read in, lines on either
+    /// stream, the exit code and the time it ended (1970–2100: a real clock's).
+    /// (canary, runtime, UTC offset in hours, (stdout?, line)…, exit code, end in epoch seconds).
+    type Run = (Canary, Runtime, i8, Vec<(bool, String)>, Option<i32>, u64);
+
+    fn run() -> BoxedStrategy<Run> {
+        canary()
+            .prop_flat_map(|c| {
+                let lines = prop::collection::vec((any::<bool>(), line(&c)), 0..8);
+                (
+                    Just(c),
+                    prop::sample::select(&[Runtime::Claude, Runtime::Codex, Runtime::Gemini][..]),
+                    -12i8..=14,
+                    lines,
+                    any::<Option<i32>>(),
+                    0u64..=4_102_444_800,
+                )
+            })
+            .boxed()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn arbitrary_output_never_panics_nor_leaks_a_token(
+            (c, runtime, offset, lines, exit, now) in run()
+        ) {
+            let zone = jiff::tz::TimeZone::fixed(jiff::tz::Offset::constant(offset));
+            let mut classifier = OutputClassifier::with_time_zone(runtime, zone);
+            for (stdout, line) in &lines {
+                if *stdout {
+                    classifier.stdout_line(line);
+                } else {
+                    classifier.stderr_line(line);
+                }
+            }
+            let classification = classifier.finish(exit, at(now));
+            let json = serde_json::to_string(&classification);
+            prop_assert!(json.is_ok(), "the classification serializes: {json:?}");
+            let renderings = [
+                format!("{classification:?}"),
+                json.unwrap_or_default(),
+                classification.outcome.kind().to_string(),
+            ];
+            for rendering in renderings {
+                prop_assert!(
+                    !rendering.to_lowercase().contains(&c.marker),
+                    "{} leaked into {rendering}", c.token
+                );
+            }
+        }
+    }
+}

@@ -114,9 +114,7 @@ fn credential(args: &AccountAddArgs) -> Result<Credential> {
         });
     }
     if let Some(var) = &args.api_key_env {
-        let ok = var.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !ok {
+        if !accounts::is_variable_name(var) {
             return Err(Error::InvalidFlag {
                 flag: "--api-key-env",
                 // Not echoed: what was given may be the key itself.
@@ -225,10 +223,17 @@ pub struct AccountsReport {
     /// The store's revision (number of writes) when it was read.
     pub revision: u64,
     pub accounts: Vec<AccountRow>,
+    /// Records in the store that break a rule and are not used (kept in the file as they are).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub set_aside: Vec<accounts::SetAside>,
 }
 
 impl Render for AccountsReport {
     fn human(&self, w: &mut dyn Write) -> io::Result<()> {
+        // Set-aside records first: a person looking for an account should see why it is missing.
+        for aside in &self.set_aside {
+            writeln!(w, "warning: {aside}")?;
+        }
         if self.accounts.is_empty() {
             return writeln!(
                 w,
@@ -319,6 +324,7 @@ fn ls(store: &Store, args: AccountLsArgs, now: SystemTime) -> Result<Exit> {
             .filter(|a| only.is_none_or(|r| a.runtime == r))
             .map(|a| AccountRow::new(a, now))
             .collect(),
+        set_aside: state.set_aside.clone(),
     };
     super::written(output::emit(&report, args.json))?;
     Ok(Exit::Ok)

@@ -112,6 +112,16 @@ impl Render for VolumeList {
 }
 
 async fn rm(config: &Config, args: RmArgs) -> Result<Exit> {
+    // Usage errors first, for every name, so `rm good bad` removes nothing and a
+    // missing --force is exit 2 whatever state the volumes are in (docs/exit-codes.md).
+    for name in &args.volumes {
+        volumes::validate_name("VOLUME", name)?;
+    }
+    if !args.force {
+        return Err(crate::error::Error::NeedsForce {
+            action: format!("removing {} (and the login in it)", args.volumes.join(", ")),
+        });
+    }
     let engine = Engine::connect(&config.docker).await?;
     for name in &args.volumes {
         if volumes::remove(&engine, name, args.force).await? {

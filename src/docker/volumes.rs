@@ -48,6 +48,21 @@ pub fn validate_account(name: &str) -> Result<()> {
     }
 }
 
+/// Checks a volume name against Docker's own rule (`[a-zA-Z0-9][a-zA-Z0-9_.-]+`) before
+/// it reaches the Engine API: the name becomes a URL path segment, so `../volumes/x` or
+/// `x?x=1` would otherwise address another volume. `input` names where it came from.
+pub fn validate_name(input: &'static str, name: &str) -> Result<()> {
+    if crate::config::is_volume_name(name) {
+        Ok(())
+    } else {
+        Err(Error::InvalidFlag {
+            flag: input,
+            value: name.to_string(),
+            reason: crate::config::VOLUME_NAME_RULE.into(),
+        })
+    }
+}
+
 /// The volume of `runtime` for `account` (the configured one for the default account,
 /// `<runtime>_auth_<account>` otherwise).
 pub fn spec(config: &Config, runtime: Runtime, account: Option<&str>) -> Result<VolumeSpec> {
@@ -57,15 +72,29 @@ pub fn spec(config: &Config, runtime: Runtime, account: Option<&str>) -> Result<
         reason: "allowed values: claude, codex".into(),
     })?;
     match account {
-        None | Some(DEFAULT_ACCOUNT) => Ok(VolumeSpec {
-            name: settings.volume_name.value.clone(),
-            runtime,
-            account: DEFAULT_ACCOUNT.into(),
-        }),
+        None | Some(DEFAULT_ACCOUNT) => {
+            // Config checks CLAUDE_VOLUME_NAME / CODEX_VOLUME_NAME when it reads them;
+            // a library caller may build a Config by hand, so check again here.
+            validate_name(
+                match runtime {
+                    Runtime::Claude => "CLAUDE_VOLUME_NAME",
+                    _ => "CODEX_VOLUME_NAME",
+                },
+                &settings.volume_name.value,
+            )?;
+            Ok(VolumeSpec {
+                name: settings.volume_name.value.clone(),
+                runtime,
+                account: DEFAULT_ACCOUNT.into(),
+            })
+        }
         Some(a) => {
             validate_account(a)?;
+            let name = format!("{runtime}_auth_{a}");
+            // The account rule implies the volume rule; checked anyway, as every name is.
+            validate_name("--account", &name)?;
             Ok(VolumeSpec {
-                name: format!("{runtime}_auth_{a}"),
+                name,
                 runtime,
                 account: a.into(),
             })
@@ -99,6 +128,7 @@ pub fn is_managed(v: &Volume) -> bool {
 
 /// Inspects a volume; `None` when it does not exist.
 pub async fn inspect(engine: &Engine, name: &str) -> Result<Option<Volume>> {
+    validate_name("VOLUME", name)?;
     engine
         .call_opt(format!("inspect volume {name}"), engine.client().inspect_volume(name))
         .await
@@ -106,6 +136,7 @@ pub async fn inspect(engine: &Engine, name: &str) -> Result<Option<Volume>> {
 
 /// Creates the volume with moonauth's labels unless it exists. Idempotent.
 pub async fn ensure(engine: &Engine, spec: &VolumeSpec) -> Result<Ensured> {
+    validate_name("VOLUME", &spec.name)?;
     if let Some(v) = inspect(engine, &spec.name).await? {
         return Ok(if is_managed(&v) {
             Ensured::Existed
@@ -164,8 +195,15 @@ pub async fn users(engine: &Engine, name: &str) -> Result<Vec<String>> {
         .collect())
 }
 
-/// Removes a moonauth volume: refuses unlabelled volumes, volumes in use, and anything without `force`.
+/// Removes a moonauth volume: refuses a bad name and anything without `force` (usage
+/// errors, before the engine is asked anything), then unlabelled volumes and volumes in use.
 pub async fn remove(engine: &Engine, name: &str, force: bool) -> Result<bool> {
+    validate_name("VOLUME", name)?;
+    if !force {
+        return Err(Error::NeedsForce {
+            action: format!("removing volume {name} (and the login in it)"),
+        });
+    }
     let Some(volume) = inspect(engine, name).await? else {
         return Ok(false);
     };
@@ -180,11 +218,6 @@ pub async fn remove(engine: &Engine, name: &str, force: bool) -> Result<bool> {
         return Err(Error::VolumeInUse {
             volume: name.to_string(),
             containers: users.join(", "),
-        });
-    }
-    if !force {
-        return Err(Error::NeedsForce {
-            action: format!("removing volume {name} (and the login in it)"),
         });
     }
     let options = RemoveVolumeOptionsBuilder::default().force(false).build();

@@ -22,7 +22,7 @@ use crate::classify::{Classification, Outcome};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::exit::Exit;
-use crate::redact::Secret;
+use crate::redact::{Redactor, Secret};
 use crate::renew::{self, RenewOptions, RenewStatus};
 use crate::runtime::Runtime;
 use crate::store::Store;
@@ -133,6 +133,93 @@ fn resolve_key(account: &Account, env: &crate::config::Env) -> Option<Secret> {
         return child::first_line_of(path).ok().map(Secret::new);
     }
     None
+}
+
+/// Every variable a stored account names for its key, of any runtime (set-aside records
+/// too): removed from every child, so one account's key never reaches another's attempt.
+fn named_key_vars(state: Option<&accounts::State>) -> Vec<String> {
+    let Some(state) = state else { return Vec::new() };
+    let mut vars: Vec<String> = state
+        .accounts
+        .iter()
+        .filter_map(|a| a.api_key_env.clone())
+        .chain(
+            state
+                .unreadable_accounts
+                .iter()
+                .filter_map(|r| r.get("api_key_env").and_then(serde_json::Value::as_str))
+                .filter(|v| accounts::is_variable_name(v))
+                .map(str::to_string),
+        )
+        .collect();
+    vars.sort();
+    vars.dedup();
+    vars
+}
+
+/// The credential values this run knows: every stored account's tokens (from its login
+/// file) and key (from its variable or file), the default login's tokens, and the
+/// credential variables of the environment. What the run records or reports is masked
+/// with them, not only by shape.
+fn known_secrets(
+    config: &Config,
+    env: &crate::config::Env,
+    state: Option<&accounts::State>,
+    key_vars: &[String],
+) -> Redactor {
+    let mut redactor = Redactor::new();
+    let mut logins: Vec<(Runtime, PathBuf)> = [Runtime::Claude, Runtime::Codex]
+        .into_iter()
+        .filter_map(|rt| config.runtime(rt).map(|s| (rt, s.login_dir.value.clone())))
+        .collect();
+    for a in state.map(|s| s.accounts.as_slice()).unwrap_or_default() {
+        if let Some(dir) = &a.login_dir {
+            logins.push((a.runtime, dir.clone()));
+        }
+        if let Some(key) = resolve_key(a, env) {
+            redactor.add(key.expose());
+        }
+    }
+    for (runtime, dir) in logins {
+        let file = crate::credentials::login_file(runtime, &dir);
+        // Bounded and link-safe; a login that cannot be read has no values to mask.
+        if let Ok(Some(bytes)) = crate::credentials::read_login_file(&dir, &file) {
+            if let Ok(value) = serde_json::from_slice::<serde_json::Value>(&bytes) {
+                credential_strings(&value, false, &mut |s| redactor.add(s));
+            }
+        }
+    }
+    for var in CREDENTIAL_VARS
+        .iter()
+        .copied()
+        .chain(key_vars.iter().map(String::as_str))
+    {
+        if let Some(value) = env.non_blank(var) {
+            redactor.add(value);
+        }
+    }
+    redactor
+}
+
+/// Calls `found` with every string in a login file held under a credential-like key
+/// (`accessToken`, `refresh_token`, `OPENAI_API_KEY`, …), at any depth.
+fn credential_strings(value: &serde_json::Value, under_secret: bool, found: &mut dyn FnMut(&str)) {
+    match value {
+        serde_json::Value::String(s) if under_secret => found(s),
+        serde_json::Value::Array(items) => {
+            for item in items {
+                credential_strings(item, under_secret, found);
+            }
+        }
+        serde_json::Value::Object(map) => {
+            for (key, v) in map {
+                let k = key.to_ascii_lowercase();
+                let secret = ["token", "key", "secret", "password"].iter().any(|n| k.contains(n));
+                credential_strings(v, under_secret || secret, found);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// The credentials a run may use, in order, and the accounts that are out before it starts.
@@ -296,6 +383,9 @@ pub fn run(config: &Config, env: &crate::config::Env, request: &RunRequest) -> R
         now,
     )?;
 
+    let key_vars = named_key_vars(state.as_ref());
+    let redactor = known_secrets(config, env, state.as_ref(), &key_vars);
+
     let record = |f: &dyn Fn(&mut accounts::State) -> Result<()>| -> Result<()> {
         if let Some(s) = &store {
             s.update(lock_wait, |state| f(state))??;
@@ -369,8 +459,9 @@ pub fn run(config: &Config, env: &crate::config::Env, request: &RunRequest) -> R
                     quota_only = false;
                     let now = SystemTime::now();
                     let alias = candidate.alias.clone();
+                    let renewal_detail = redactor.redact(&renewal.detail);
                     if candidate.stored && renewal.status != RenewStatus::PendingWrite {
-                        let detail = renewal.detail.clone();
+                        let detail = renewal_detail.clone();
                         let dead = renewal.status != RenewStatus::Missing;
                         record(&|s| s.record_refresh_failure(&alias, &detail, dead, now).map(|_| ()))?;
                     }
@@ -378,7 +469,7 @@ pub fn run(config: &Config, env: &crate::config::Env, request: &RunRequest) -> R
                         account: alias.clone(),
                         kind: candidate.kind,
                         outcome: "auth-failure".into(),
-                        reason: Some(format!("login not usable before start: {}", renewal.detail)),
+                        reason: Some(format!("login not usable before start: {renewal_detail}")),
                         resets_at: None,
                         session_id: None,
                         resumed: false,
@@ -403,7 +494,7 @@ pub fn run(config: &Config, env: &crate::config::Env, request: &RunRequest) -> R
                     tracing::warn!(
                         "{}: {}; starting the CLI on the login as it is",
                         candidate.alias,
-                        renewal.detail
+                        redactor.redact(&renewal.detail)
                     )
                 }
                 _ => {}
@@ -441,12 +532,20 @@ pub fn run(config: &Config, env: &crate::config::Env, request: &RunRequest) -> R
                 set.push((var.to_string(), key.expose().to_string()));
             }
         }
-        let remove: Vec<String> = CREDENTIAL_VARS.iter().map(|s| s.to_string()).collect();
+        // Every credential variable out, then only the one this attempt uses back in
+        // (`set` wins over `remove`): a custom key variable of one account
+        // (`--api-key-env WORK_KEY_2`) must not reach an attempt on another.
+        let remove: Vec<String> = CREDENTIAL_VARS
+            .iter()
+            .map(|s| s.to_string())
+            .chain(key_vars.iter().cloned())
+            .collect();
         let spec = ChildSpec {
             program: program.clone(),
             args,
             set,
             remove,
+            redact: redactor.clone(),
         };
 
         let finished = attempt(
@@ -510,7 +609,7 @@ pub fn run(config: &Config, env: &crate::config::Env, request: &RunRequest) -> R
             Outcome::AuthFailure { detail } => {
                 quota_only = false;
                 if candidate.stored {
-                    let detail = detail.clone();
+                    let detail = redactor.redact(detail);
                     record(&|s| s.record_auth_failure(&alias, &detail, now))?;
                 }
                 if candidate.kind == AccountKind::ApiKey {
@@ -537,6 +636,9 @@ pub fn run(config: &Config, env: &crate::config::Env, request: &RunRequest) -> R
     Ok(report)
 }
 
+/// How often a wait between attempts looks for a signal moonauth received.
+const SIGNAL_POLL: Duration = Duration::from_millis(50);
+
 /// Runs one credential's attempt, retrying the same credential after a throttle or an
 /// overload (bounded, with backoff); every try is recorded in `attempts`.
 #[allow(clippy::too_many_arguments)]
@@ -562,7 +664,7 @@ fn attempt(
             account: candidate.alias.clone(),
             kind: candidate.kind,
             outcome: c.outcome.kind().to_string(),
-            reason: reason(&c.outcome),
+            reason: reason(&c.outcome).map(|r| spec.redact.redact(&r)),
             resets_at: match &c.outcome {
                 Outcome::UsageLimit { resets_at, .. } => resets_at.map(rfc3339),
                 _ => None,
@@ -583,9 +685,7 @@ fn attempt(
             Outcome::Throttle { retry_after } => *retry_after,
             _ => None,
         };
-        let wait = hinted
-            .unwrap_or(request.backoff * 2u32.pow(tries))
-            .min(Duration::from_secs(60));
+        let wait = retry_wait(hinted, request.backoff, tries);
         tracing::warn!(
             "{}: {} on account {}; retrying in {} ({}/{})",
             runtime,
@@ -595,9 +695,34 @@ fn attempt(
             tries + 1,
             request.throttle_retries
         );
-        std::thread::sleep(wait);
+        // A signal in the wait ends the run now: the retry would start a CLI that never
+        // hears of it.
+        let until = Instant::now() + wait;
+        while signals.received().is_none() && Instant::now() < until {
+            std::thread::sleep(until.saturating_duration_since(Instant::now()).min(SIGNAL_POLL));
+        }
+        if let Some(sig) = signals.received() {
+            return Ok(child::Finished {
+                interrupted_by: Some(sig),
+                ..f
+            });
+        }
         tries += 1;
     }
+}
+
+/// The longest wait before a retry on the same account.
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(60);
+
+/// The wait before retry number `tries + 1`: the CLI's hint, else `backoff` doubled per
+/// earlier try, at most [`MAX_RETRY_WAIT`]. Saturating: `MOONAUTH_THROTTLE_BACKOFF` may be
+/// any duration, and a product past `Duration::MAX` would panic.
+fn retry_wait(hinted: Option<Duration>, backoff: Duration, tries: u32) -> Duration {
+    let doubled = 2u32
+        .checked_pow(tries)
+        .and_then(|factor| backoff.checked_mul(factor))
+        .unwrap_or(Duration::MAX);
+    hinted.unwrap_or(doubled).min(MAX_RETRY_WAIT)
 }
 
 fn reason(outcome: &Outcome) -> Option<String> {
@@ -661,4 +786,21 @@ pub fn github_summary(report: &RunReport, summary_file: Option<&Path>) -> std::i
     };
     let mut out = std::io::stdout().lock();
     writeln!(out, "{line}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_wait_doubles_and_stays_under_a_minute_for_any_backoff() {
+        let secs = Duration::from_secs;
+        assert_eq!(retry_wait(None, secs(5), 0), secs(5));
+        assert_eq!(retry_wait(None, secs(5), 2), secs(20));
+        assert_eq!(retry_wait(Some(secs(2)), secs(5), 3), secs(2));
+        assert_eq!(retry_wait(Some(secs(3600)), secs(5), 0), MAX_RETRY_WAIT);
+        // A backoff of u64::MAX seconds (a valid MOONAUTH_THROTTLE_BACKOFF) used to overflow.
+        assert_eq!(retry_wait(None, secs(u64::MAX), 1), MAX_RETRY_WAIT);
+        assert_eq!(retry_wait(None, secs(5), 40), MAX_RETRY_WAIT);
+    }
 }
