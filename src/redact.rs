@@ -192,11 +192,21 @@ fn has_token_prefix(word: &str) -> bool {
 /// Names that, before `=`, say the value after it is a credential (`token=…`, `api_key=…`).
 const SECRET_NAMES: &[&str] = &["token", "key", "secret", "password", "passwd", "credential", "auth"];
 
+/// Values that say a credential is absent (`key=unset`), which are worth keeping in a
+/// message and are never a secret.
+fn is_placeholder(value: &str) -> bool {
+    const WORDS: &[&str] = &[
+        "unset", "none", "null", "nil", "empty", "missing", "set", "true", "false", "yes", "no",
+    ];
+    let v = value.trim_matches(|c: char| !c.is_ascii_alphanumeric());
+    v.is_empty() || WORDS.iter().any(|w| v.eq_ignore_ascii_case(w))
+}
+
 fn looks_like_token(word: &str) -> bool {
     let trimmed = word.trim_matches(|c: char| c == '.' || c == '/');
     if let Some((name, value)) = trimmed.split_once('=') {
         let name = name.to_ascii_lowercase();
-        if !value.is_empty() && SECRET_NAMES.iter().any(|s| name.ends_with(s)) {
+        if !value.is_empty() && !is_placeholder(value) && SECRET_NAMES.iter().any(|s| name.ends_with(s)) {
             return true;
         }
     }
@@ -274,6 +284,11 @@ mod tests {
         let out = scrub("failed: token=CANARYabcdefghijklmnopqrstu, api_key=xyz and mode=fast");
         assert!(!out.contains("CANARY") && !out.contains("xyz"), "{out}");
         assert!(out.contains("mode=fast"), "{out}");
+        assert_eq!(
+            scrub("key=unset token=none"),
+            "key=unset token=none",
+            "absence is no secret"
+        );
     }
 
     #[test]
