@@ -1,7 +1,7 @@
 // Resolving a task's runtime from Rust, as `moonauth runtime resolve` does.
 // This file is the example in docs/runtime-resolution.md (a test keeps them equal).
-use moonauth::config::Env;
-use moonauth::runtime::{default_task_runtime, normalize_payload, resolve_explicit, Runtime};
+use moonauth::agents::{default_task_runtime, normalize_payload, resolve_explicit, Runtime};
+use moonauth::source::Env;
 use serde_json::json;
 
 fn main() -> Result<(), moonauth::error::Error> {

@@ -4,200 +4,15 @@
 //! The environment is injected: [`Env`] is a plain value built by `main` from the
 //! process and the `.env` file, so tests build their own and never touch the real one.
 
-use std::collections::BTreeMap;
-use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::agents::{self, Runtime, WorkerMode};
 use crate::error::{Error, Result};
 use crate::redact::Secret;
-use crate::runtime::{self, Runtime, WorkerMode};
-
-/// Where a variable's value came from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Origin {
-    /// The process environment.
-    Process,
-    /// The `.env` file (dotenvy).
-    DotEnv,
-}
-
-/// The variables moonauth may read: the process environment over the `.env` file.
-#[derive(Debug, Clone, Default)]
-pub struct Env {
-    vars: BTreeMap<String, (String, Origin)>,
-}
-
-impl Env {
-    /// An environment from explicit pairs (tests, library callers).
-    pub fn from_pairs<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
-        let vars = pairs
-            .into_iter()
-            .map(|(k, v)| (k.into(), (v.into(), Origin::Process)))
-            .collect();
-        Env { vars }
-    }
-
-    /// The process environment layered over an optional `.env` file. An explicitly
-    /// named file must exist; the default `./.env` is read only when present.
-    pub fn load(process: impl IntoIterator<Item = (String, String)>, env_file: Option<&Path>) -> Result<Self> {
-        let mut vars = BTreeMap::new();
-        let (path, required) = match env_file {
-            Some(p) => (p.to_path_buf(), true),
-            None => (PathBuf::from(".env"), false),
-        };
-        if required || path.is_file() {
-            let iter = dotenvy::from_path_iter(&path).map_err(|e| Error::EnvFile {
-                path: path.clone(),
-                reason: describe_dotenv_error(&e, &path),
-            })?;
-            for item in iter {
-                let (k, v) = item.map_err(|e| Error::EnvFile {
-                    path: path.clone(),
-                    reason: describe_dotenv_error(&e, &path),
-                })?;
-                vars.insert(k, (v, Origin::DotEnv));
-            }
-        }
-        for (k, v) in process {
-            vars.insert(k, (v, Origin::Process));
-        }
-        Ok(Env { vars })
-    }
-
-    /// A variable's raw value.
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.vars.get(name).map(|(v, _)| v.as_str())
-    }
-
-    /// A variable's value when set and not blank, trimmed.
-    pub fn non_blank(&self, name: &str) -> Option<&str> {
-        self.get(name).map(str::trim).filter(|v| !v.is_empty())
-    }
-
-    /// Where a variable came from, when set.
-    pub fn origin(&self, name: &str) -> Option<&Origin> {
-        self.vars.get(name).map(|(_, o)| o)
-    }
-
-    /// The source to report for a variable that was read.
-    pub fn source_of(&self, name: &str) -> Source {
-        match self.origin(name) {
-            Some(Origin::DotEnv) => Source::DotEnv(name.to_string()),
-            _ => Source::Env(name.to_string()),
-        }
-    }
-
-    /// Variables that came from the `.env` file only (handed on to an exec'd worker,
-    /// so it sees what preflight checked).
-    pub fn dotenv_only(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.vars
-            .iter()
-            .filter(|(_, (_, o))| *o == Origin::DotEnv)
-            .map(|(k, (v, _))| (k.as_str(), v.as_str()))
-    }
-
-    fn pairs(&self) -> impl Iterator<Item = (String, String)> + '_ {
-        self.vars.iter().map(|(k, (v, _))| (k.clone(), v.clone()))
-    }
-}
-
-/// Says what is wrong with an env file without ever repeating a value: dotenvy's parse
-/// error carries the line, or only its value, which may be a key; so the file is read
-/// again to find the line's number and its variable's name, and only those are shown.
-fn describe_dotenv_error(e: &dotenvy::Error, path: &Path) -> String {
-    match e {
-        dotenvy::Error::LineParse(text, idx) => {
-            let at = match locate_bad_line(path, text) {
-                Some((n, Some(k))) => format!("line {n} ({k})"),
-                Some((n, None)) => format!("line {n}"),
-                None => "a line".to_string(),
-            };
-            format!(
-                "{at} could not be parsed near character {idx}; a value with spaces, `#` or quotes \
-                 must be quoted, e.g. KEY=\"two words\""
-            )
-        }
-        dotenvy::Error::Io(io) => io.to_string(),
-        dotenvy::Error::EnvVar(v) => v.to_string(),
-        _ => "unreadable".to_string(),
-    }
-}
-
-/// The 1-based number and the variable name of the first line of `path` that is `text`
-/// or whose value is `text` (dotenvy reports text, not a number). The file was just read
-/// whole by dotenvy; this second read is bounded all the same.
-fn locate_bad_line(path: &Path, text: &str) -> Option<(usize, Option<String>)> {
-    use std::io::Read;
-    let first = text.lines().next()?.trim();
-    let mut file = String::new();
-    std::fs::File::open(path)
-        .ok()?
-        .take(ENV_FILE_MAX_BYTES)
-        .read_to_string(&mut file)
-        .ok()?;
-    file.lines().enumerate().find_map(|(i, line)| {
-        let line = line.trim();
-        let (key, value) = line.split_once('=').unwrap_or((line, ""));
-        let key = key.trim().trim_start_matches("export ").trim();
-        if line.starts_with('#') || (line != first && value.trim() != first) {
-            return None;
-        }
-        let named = !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        Some((i + 1, named.then(|| key.to_string())))
-    })
-}
-
-/// The most of an env file read again to find a bad line's number.
-const ENV_FILE_MAX_BYTES: u64 = 1 << 20;
-
-/// Where a resolved setting came from, reported in `--json` and error messages.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Source {
-    /// A command-line flag.
-    Flag(&'static str),
-    /// A process environment variable.
-    Env(String),
-    /// A variable from the `.env` file.
-    DotEnv(String),
-    /// A field of a task payload.
-    Payload(&'static str),
-    /// moonauth's built-in default.
-    Default,
-}
-
-impl fmt::Display for Source {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Source::Flag(flag) => write!(f, "flag {flag}"),
-            Source::Env(var) => write!(f, "env {var}"),
-            Source::DotEnv(var) => write!(f, ".env {var}"),
-            Source::Payload(field) => write!(f, "payload {field}"),
-            Source::Default => f.write_str("default"),
-        }
-    }
-}
-
-impl Serialize for Source {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-/// A value with the place it came from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Sourced<T> {
-    pub value: T,
-    pub source: Source,
-}
-
-impl<T> Sourced<T> {
-    pub fn new(value: T, source: Source) -> Self {
-        Sourced { value, source }
-    }
-}
+pub use crate::source::{Env, Origin, Source, Sourced};
 
 /// Who may pay for a run: what `MOONAUTH_AUTH_MODE` allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -330,6 +145,9 @@ struct RawVars {
 }
 
 /// Default login directory of Codex inside a worker (MoonMind's `CODEX_VOLUME_PATH`).
+/// The continuation prompt when none is configured.
+pub const DEFAULT_CONTINUATION: &str = "Continue from where you left off.";
+
 pub const DEFAULT_CODEX_HOME: &str = "/home/app/.codex";
 /// Default login directory of Claude Code inside a worker (MoonMind's `CLAUDE_VOLUME_PATH`).
 pub const DEFAULT_CLAUDE_HOME: &str = "/home/app/.claude";
@@ -389,10 +207,10 @@ impl Config {
             "MOONMIND_WORKER_RUNTIME",
             &raw.moonmind_worker_runtime,
             WorkerMode::Codex,
-            runtime::parse_worker_mode,
+            agents::parse_worker_mode,
         )?;
 
-        let default_task_runtime = runtime::default_task_runtime(env)?;
+        let default_task_runtime = agents::default_task_runtime(env)?;
 
         let codex_dir = first_set(env, &["CODEX_HOME", "CODEX_VOLUME_PATH"], DEFAULT_CODEX_HOME);
         let claude_dir = first_set(
@@ -504,7 +322,7 @@ impl Config {
             )?,
             continuation: match non_blank(&raw.moonauth_continue_prompt) {
                 Some(v) => Sourced::new(v.to_string(), env.source_of("MOONAUTH_CONTINUE_PROMPT")),
-                None => Sourced::new(crate::run::resume::DEFAULT_CONTINUATION.to_string(), Source::Default),
+                None => Sourced::new(DEFAULT_CONTINUATION.to_string(), Source::Default),
             },
             throttle_retries: pick(
                 env,
@@ -981,7 +799,8 @@ mod tests {
 
     #[test]
     fn missing_explicit_env_file_is_a_usage_error() {
-        let err = Env::load(Vec::new(), Some(Path::new("/nonexistent/moonauth.env"))).unwrap_err();
+        let err =
+            Error::from(Env::load(Vec::new(), Some(std::path::Path::new("/nonexistent/moonauth.env"))).unwrap_err());
         assert_eq!(err.exit(), crate::exit::Exit::Usage);
         assert!(err.to_string().contains("/nonexistent/moonauth.env"));
     }

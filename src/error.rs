@@ -212,3 +212,12 @@ impl Error {
 
 /// Result with moonauth's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<crate::source::EnvFileError> for Error {
+    fn from(e: crate::source::EnvFileError) -> Self {
+        Error::EnvFile {
+            path: e.path,
+            reason: e.reason,
+        }
+    }
+}

@@ -8,12 +8,12 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::apply;
+use crate::agents::Runtime;
 use crate::config::Config;
+use crate::credentials::apply;
 use crate::credentials::{self, codex};
 use crate::error::{Error, Result};
 use crate::fsx::{self, Dir, Owned};
-use crate::runtime::Runtime;
 
 /// One change `init` made (or, as non-root, would have needed to make).
 #[derive(Debug, Clone, Serialize)]
@@ -53,7 +53,7 @@ pub fn init(config: &Config, runtimes: &[Runtime]) -> Result<Vec<DirReport>> {
     if let Some(state) = config
         .state_dir
         .as_ref()
-        .filter(|s| s.source != crate::config::Source::Default)
+        .filter(|s| s.source != crate::source::Source::Default)
     {
         let mut changes = Vec::new();
         prepare_state_dir(&state.value, uid, gid, &mut changes)?;
@@ -225,7 +225,8 @@ fn permission(path: &Path, e: std::io::Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Env, Overrides};
+    use crate::config::Overrides;
+    use crate::source::Env;
     use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 
     #[test]

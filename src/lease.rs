@@ -26,7 +26,7 @@ use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
-use crate::runtime::Runtime;
+use crate::agents::Runtime;
 
 /// moonauth's lease file inside a login directory.
 pub const LEASE_FILE: &str = ".moonauth-refresh.lock";

@@ -2,16 +2,18 @@
 //! Codex workers in Docker containers.
 //!
 //! The binary is a thin wrapper over this library: [`commands::run`] takes parsed
-//! arguments and an injected [`config::Env`]. Rust callers use the pieces directly:
-//! [`runtime::normalize_payload`] and [`runtime::default_task_runtime`] to resolve a
-//! task's runtime, [`credentials::inspect_dir`] to read a login, [`preflight::run_checks`]
-//! for the worker checks, [`store::Store`] and [`accounts::pick`] for the shared account
-//! state, [`classify::OutputClassifier`] to tell how a CLI run ended, [`run::run`] for the
-//! failover loop, and [`renew::renew_dir`] to refresh a shared login under its lease.
+//! arguments and an injected [`source::Env`]. Rust callers use the pieces directly:
+//! [`agents::normalize_payload`] and [`agents::default_task_runtime`] to resolve a
+//! task's runtime, [`credentials::inspect_dir`] to read a login,
+//! [`checks::preflight::run_checks`] for the worker checks, [`state::open`] and
+//! [`state::accounts::pick`] for the shared account state,
+//! [`failover::classify::OutputClassifier`] to tell how a CLI run ended,
+//! [`failover::run`] for the failover loop, and [`renew::renew_dir`] to refresh a shared
+//! login under its lease. docs/architecture.md maps the folders and the arrows allowed
+//! between them.
 
-pub mod accounts;
-pub mod apply;
-pub mod classify;
+pub mod agents;
+pub mod checks;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -19,16 +21,13 @@ pub mod credentials;
 pub mod docker;
 pub mod error;
 pub mod exit;
+pub mod failover;
 pub mod fsx;
 pub mod init;
 pub mod lease;
-pub mod login;
 pub mod output;
-pub mod preflight;
 pub mod redact;
-pub mod refresh;
 pub mod renew;
-pub mod run;
-pub mod runtime;
-pub mod status;
-pub mod store;
+pub mod source;
+pub mod state;
+pub mod time;

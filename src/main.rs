@@ -4,14 +4,16 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use moonauth::{cli::Cli, commands, config::Env, exit::Exit};
+use moonauth::{cli::Cli, commands, error::Error, exit::Exit, source::Env};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.verbose, cli.quiet);
     // Variables that are not valid UTF-8 cannot be moonauth settings; they still reach child processes.
     let process = std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
-    let outcome = Env::load(process, cli.env_file.as_deref()).and_then(|env| commands::run(cli.command, &env));
+    let outcome = Env::load(process, cli.env_file.as_deref())
+        .map_err(Error::from)
+        .and_then(|env| commands::run(cli.command, &env));
     match outcome {
         Ok(exit) => exit.into(),
         Err(err) => {

@@ -5,8 +5,8 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
+use crate::checks::preflight::{CheckStatus, PreflightReport};
 use crate::credentials::LoginReport;
-use crate::preflight::{CheckStatus, PreflightReport};
 
 /// A report with a human rendering; its JSON rendering is its `Serialize` form.
 pub trait Render: Serialize {
@@ -137,8 +137,8 @@ impl Render for InspectReport {
 /// The resolved task runtime, for `moonauth runtime resolve` without a payload.
 #[derive(Debug, Serialize)]
 pub struct ResolveReport {
-    pub runtime: crate::runtime::Runtime,
-    pub source: crate::config::Source,
+    pub runtime: crate::agents::Runtime,
+    pub source: crate::source::Source,
 }
 
 impl Render for ResolveReport {
@@ -148,7 +148,7 @@ impl Render for ResolveReport {
     }
 }
 
-impl Render for crate::status::StatusReport {
+impl Render for crate::docker::status::StatusReport {
     fn human(&self, w: &mut dyn Write) -> io::Result<()> {
         for v in &self.volumes {
             writeln!(w, "{} ({}, account {})", v.volume, v.runtime, v.account)?;

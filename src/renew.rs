@@ -2,7 +2,7 @@
 //!
 //! [`renew_dir`] renews one login directory: it reads the login, and when the access token
 //! is inside the lead it takes the [`Lease`], reads the file again (another holder may have
-//! refreshed meanwhile), performs the CLI's own refresh ([`crate::refresh`]) with bounded
+//! refreshed meanwhile), performs the CLI's own refresh ([`crate::credentials::refresh`]) with bounded
 //! retries, and writes the answer back atomically with the file's owner and mode. A failed
 //! refresh leaves the file as it was and is recorded in `<dir>/.moonauth-renew.json`, so a
 //! dead login (or one that failed [`MAX_CONSECUTIVE_FAILURES`] times in a row) is not
@@ -18,13 +18,13 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize, Serializer};
 
-use crate::apply;
+use crate::agents::Runtime;
 use crate::config::Config;
+use crate::credentials::apply;
+use crate::credentials::refresh::{self, RefreshError};
 use crate::credentials::{self, human_duration};
 use crate::exit::Exit;
 use crate::lease::{self, Lease, LeaseError};
-use crate::refresh::{self, RefreshError};
-use crate::runtime::Runtime;
 
 /// The record of failed refreshes inside a login directory.
 pub const STATE_FILE: &str = ".moonauth-renew.json";
@@ -235,7 +235,7 @@ pub fn renew_dir(runtime: Runtime, dir: &Path, opts: &RenewOptions, now: SystemT
                 RenewStatus::Missing,
                 format!("no {} in {}", file_name(&file), dir.display()),
             )
-            .with_fix(crate::runtime::login_command(runtime, None))
+            .with_fix(crate::agents::login_command(runtime, None))
         }
         Err(reason) => return RenewOutcome::new(runtime, dir, RenewStatus::NotRefreshable, reason),
     };
@@ -270,7 +270,7 @@ pub fn renew_dir(runtime: Runtime, dir: &Path, opts: &RenewOptions, now: SystemT
                 RenewStatus::Missing,
                 "the login file was removed while waiting for the lease",
             )
-            .with_fix(crate::runtime::login_command(runtime, None))
+            .with_fix(crate::agents::login_command(runtime, None))
         }
         Err(reason) => return RenewOutcome::new(runtime, dir, RenewStatus::NotRefreshable, reason),
     };
@@ -421,7 +421,7 @@ fn failed(
             RenewStatus::Dead,
             format!("{}; the login file is unchanged", e.reason()),
         )
-        .with_fix(crate::runtime::login_command(runtime, None))
+        .with_fix(crate::agents::login_command(runtime, None))
     } else {
         let mut o = RenewOutcome::new(
             runtime,
@@ -448,7 +448,7 @@ fn failed(
 fn blocked(runtime: Runtime, dir: &Path, why: String) -> RenewOutcome {
     RenewOutcome::new(runtime, dir, RenewStatus::Blocked, why).with_fix(format!(
         "{} (or `moonauth renew {runtime} --force` to try once more)",
-        crate::runtime::login_command(runtime, None)
+        crate::agents::login_command(runtime, None)
     ))
 }
 
@@ -746,7 +746,7 @@ fn apply_pending(
                 RenewOutcome::new(runtime, dir, RenewStatus::PendingWrite, why).with_fix(format!(
                     "check that `moonauth inspect {runtime} --dir {}` is usable and remove {PENDING_FILE}, or run `{}`",
                     dir.display(),
-                    crate::runtime::login_command(runtime, None)
+                    crate::agents::login_command(runtime, None)
                 )),
             )
         }

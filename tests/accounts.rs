@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use assert_cmd::Command;
-use moonauth::accounts::parse_time;
-use moonauth::store::{self, Store};
+use moonauth::state::store::{self, Store};
+use moonauth::time::parse_time;
 use predicates::str::contains;
 use serde_json::Value;
 

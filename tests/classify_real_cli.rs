@@ -14,8 +14,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jiff::tz::TimeZone;
-use moonauth::classify::{Classification, Outcome};
-use moonauth::runtime::Runtime;
+use moonauth::agents::Runtime;
+use moonauth::failover::classify::{Classification, Outcome};
 
 use support::cli::{
     claude_command, claude_oauth_login, claude_transcript_exists, cli_version, codex_chatgpt_login, codex_command,

@@ -7,8 +7,8 @@ mod support;
 use std::time::{Duration, SystemTime};
 
 use jiff::tz::TimeZone;
-use moonauth::classify::{Classification, Outcome};
-use moonauth::runtime::Runtime;
+use moonauth::agents::Runtime;
+use moonauth::failover::classify::{Classification, Outcome};
 
 use support::samples::{self, Sample};
 

@@ -562,7 +562,7 @@ fn the_env_template_reads_the_same_in_moonauth_and_docker_compose() {
     // The README's quick start is `cp .env-template .env`; both readers of that file must
     // accept it and agree on every value.
     let template = repo().join(".env-template");
-    let env = moonauth::config::Env::load(Vec::new(), Some(&template))
+    let env = moonauth::source::Env::load(Vec::new(), Some(&template))
         .unwrap_or_else(|e| panic!("moonauth cannot read .env-template: {e}"));
     let ours: Vec<(String, String)> = env.dotenv_only().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     assert!(

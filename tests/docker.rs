@@ -739,14 +739,15 @@ fn docker_login_of_a_stored_account_clears_its_relogin_mark() {
         ],
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let store = moonauth::store::Store::open(state.path()).unwrap();
+    let store = moonauth::state::store::Store::open(state.path()).unwrap();
     store
         .update(Duration::from_secs(5), |s| {
             s.record_auth_failure(&account, "revoked", std::time::SystemTime::now())
         })
         .unwrap()
         .unwrap();
-    let flag = |store: &moonauth::store::Store| store.read_unlocked().unwrap().account(&account).unwrap().needs_relogin;
+    let flag =
+        |store: &moonauth::state::store::Store| store.read_unlocked().unwrap().account(&account).unwrap().needs_relogin;
     assert!(flag(&store));
 
     let src = tempfile::tempdir().unwrap();

@@ -11,9 +11,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use moonauth::agents::Runtime;
+use moonauth::credentials::refresh::{self, RefreshError, MAX_ACCESS_TOKEN_LIFETIME};
 use moonauth::credentials::{self, jwt, Inspection, LoginClass, LoginReport};
-use moonauth::refresh::{self, RefreshError, MAX_ACCESS_TOKEN_LIFETIME};
-use moonauth::runtime::Runtime;
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 
@@ -258,7 +258,7 @@ fn check_inspection(runtime: Runtime, i: &Inspection) {
     let json = serde_json::to_string(&report).expect("an inspection always serializes");
     assert_no_canary("JSON of the inspection", &json);
     assert_no_canary("Debug of the inspection", &format!("{i:?}"));
-    assert_no_canary("preflight summary", &moonauth::preflight::summarize(&report));
+    assert_no_canary("preflight summary", &moonauth::checks::preflight::summarize(&report));
     assert_no_canary("detail", &i.detail);
 }
 

@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use moonauth::accounts::{Account, Credential};
-use moonauth::runtime::Runtime;
-use moonauth::store::{self, Store};
+use moonauth::agents::Runtime;
+use moonauth::state::accounts::{Account, Credential};
+use moonauth::state::store::{self, Store};
 
 fn moonauth() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_moonauth"));

@@ -6,9 +6,9 @@
 use std::fs;
 use std::time::Duration;
 
-use moonauth::accounts::{Account, Credential};
-use moonauth::runtime::Runtime;
-use moonauth::store::{self, Store, Undecodable};
+use moonauth::agents::Runtime;
+use moonauth::state::accounts::{Account, Credential};
+use moonauth::state::store::{self, Store, Undecodable};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 

@@ -8,14 +8,15 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
-use crate::accounts::{self, Account, Availability, Credential};
+use crate::agents::{self, Runtime};
 use crate::cli::{AccountAddArgs, AccountArgs, AccountLsArgs, AccountPickArgs, AccountsCommand};
-use crate::config::{self, Config, Env, Overrides};
+use crate::config::{self, Config, Overrides};
 use crate::error::{Error, Result};
 use crate::exit::Exit;
 use crate::output::{self, Render};
-use crate::runtime::{self, Runtime};
-use crate::store::{Store, DEFAULT_LOCK_TIMEOUT};
+use crate::source::Env;
+use crate::state::accounts::{self, Account, Availability, Credential};
+use crate::state::store::{Store, DEFAULT_LOCK_TIMEOUT};
 
 pub fn run(cmd: AccountsCommand, env: &Env) -> Result<Exit> {
     let config = Config::resolve(env, &Overrides::default())?;
@@ -80,7 +81,7 @@ fn time(t: SystemTime) -> String {
 }
 
 fn parse_runtime(flag: &'static str, value: &str) -> Result<Runtime> {
-    runtime::parse_login_runtime(value).map_err(|reason| Error::InvalidFlag {
+    agents::parse_login_runtime(value).map_err(|reason| Error::InvalidFlag {
         flag,
         value: value.to_string(),
         reason,

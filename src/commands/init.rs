@@ -3,11 +3,12 @@
 use serde::Serialize;
 
 use crate::cli::InitArgs;
-use crate::config::{Config, Env, Overrides};
+use crate::config::{Config, Overrides};
 use crate::error::Result;
 use crate::exit::Exit;
 use crate::init::{self, DirReport};
 use crate::output::{self, Render};
+use crate::source::Env;
 
 /// What init did, per login directory.
 #[derive(Debug, Serialize)]

@@ -1,11 +1,12 @@
 //! `moonauth inspect`: what a local login directory holds.
 
 use crate::cli::InspectArgs;
-use crate::config::{Config, Env, Overrides};
+use crate::config::{Config, Overrides};
 use crate::credentials;
 use crate::error::Result;
 use crate::exit::Exit;
 use crate::output::{self, InspectReport};
+use crate::source::Env;
 
 pub fn run(args: InspectArgs, env: &Env) -> Result<Exit> {
     let runtime = super::login_runtime(&args.runtime, "RUNTIME")?;

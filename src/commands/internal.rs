@@ -3,13 +3,14 @@
 
 use std::time::Instant;
 
-use crate::accounts;
-use crate::apply;
 use crate::cli::{ApplyLoginArgs, StoreBenchArgs};
-use crate::config::{Config, Env, Overrides};
+use crate::config::{Config, Overrides};
+use crate::credentials::apply;
 use crate::error::Result;
 use crate::exit::Exit;
-use crate::store::{self, Store};
+use crate::source::Env;
+use crate::state::accounts;
+use crate::state::store::{self, Store};
 
 pub fn apply_login(args: ApplyLoginArgs) -> Result<Exit> {
     let runtime = super::login_runtime(&args.runtime, "--runtime")?;

@@ -1,13 +1,14 @@
 //! `moonauth login claude|codex [--account A] [--image I] [--sync-from DIR]`.
 
 use crate::cli::LoginArgs;
-use crate::config::{Config, Env, Overrides};
+use crate::config::{Config, Overrides};
+use crate::docker::login::{self, Target};
+use crate::docker::status::{self, StatusReport};
 use crate::docker::{self, session, volumes, Engine};
 use crate::error::{Error, Result};
 use crate::exit::Exit;
-use crate::login::{self, Target};
 use crate::output;
-use crate::status::{self, StatusReport};
+use crate::source::Env;
 
 pub fn run(args: LoginArgs, env: &Env) -> Result<Exit> {
     let runtime = super::login_runtime(&args.runtime, "RUNTIME")?;
@@ -39,9 +40,9 @@ pub fn run(args: LoginArgs, env: &Env) -> Result<Exit> {
     // A fresh login of a stored account clears its re-login mark.
     if report.ok {
         if let (Some(alias), Some(dir)) = (&args.account, config.state_dir.as_ref()) {
-            if dir.value.join(crate::store::STATE_FILE).exists() {
-                let store = crate::store::Store::open(&dir.value)?;
-                let cleared = store.update(crate::store::DEFAULT_LOCK_TIMEOUT, |state| {
+            if dir.value.join(crate::state::store::STATE_FILE).exists() {
+                let store = crate::state::store::Store::open(&dir.value)?;
+                let cleared = store.update(crate::state::store::DEFAULT_LOCK_TIMEOUT, |state| {
                     state.account(alias).is_some() && state.record_login(alias).is_ok()
                 })?;
                 if cleared {

@@ -16,9 +16,9 @@ mod volumes;
 use std::time::SystemTime;
 
 use crate::cli::{Command, InternalCommand, RuntimeCommand};
-use crate::config::Env;
 use crate::error::{Error, Result};
 use crate::exit::Exit;
+use crate::source::Env;
 
 /// Runs a parsed command.
 pub fn run(command: Command, env: &Env) -> Result<Exit> {
@@ -39,8 +39,8 @@ pub fn run(command: Command, env: &Env) -> Result<Exit> {
 }
 
 /// Parses a runtime argument that must have a login (claude or codex), naming `flag` in the error.
-pub(crate) fn login_runtime(value: &str, flag: &'static str) -> Result<crate::runtime::Runtime> {
-    crate::runtime::parse_login_runtime(value).map_err(|reason| Error::InvalidFlag {
+pub(crate) fn login_runtime(value: &str, flag: &'static str) -> Result<crate::agents::Runtime> {
+    crate::agents::parse_login_runtime(value).map_err(|reason| Error::InvalidFlag {
         flag,
         value: value.to_string(),
         reason,
@@ -48,8 +48,8 @@ pub(crate) fn login_runtime(value: &str, flag: &'static str) -> Result<crate::ru
 }
 
 /// Parses runtime arguments (claude, codex); none means both.
-pub(crate) fn login_runtimes(values: &[String]) -> Result<Vec<crate::runtime::Runtime>> {
-    use crate::runtime::Runtime;
+pub(crate) fn login_runtimes(values: &[String]) -> Result<Vec<crate::agents::Runtime>> {
+    use crate::agents::Runtime;
     if values.is_empty() {
         return Ok(vec![Runtime::Codex, Runtime::Claude]);
     }

@@ -2,12 +2,13 @@
 
 use std::time::Duration;
 
+use crate::checks::preflight::{self, Inputs};
 use crate::cli::PreflightArgs;
-use crate::config::{self, Config, Env, Overrides};
+use crate::config::{self, Config, Overrides};
 use crate::error::{Error, Result};
 use crate::exit::Exit;
 use crate::output;
-use crate::preflight::{self, Inputs};
+use crate::source::Env;
 
 /// How often `--wait` re-checks.
 const WAIT_INTERVAL: Duration = Duration::from_secs(2);
@@ -37,12 +38,12 @@ pub fn run(args: PreflightArgs, env: &Env) -> Result<Exit> {
     };
     // A moonauth killed mid-refresh leaves Claude's own refresh lock behind, and the
     // worker's claude would wait out its stale time: clear it before starting the worker.
-    if let Some(claude) = config.runtime(crate::runtime::Runtime::Claude) {
+    if let Some(claude) = config.runtime(crate::agents::Runtime::Claude) {
         if config
             .worker_mode
             .value
             .runtimes()
-            .contains(&crate::runtime::Runtime::Claude)
+            .contains(&crate::agents::Runtime::Claude)
         {
             crate::lease::release_dead_holders_claude_locks(&claude.login_dir.value);
         }

@@ -7,14 +7,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
 
+use crate::agents::{self, Runtime};
 use crate::cli::RenewArgs;
-use crate::config::{Config, Env, Overrides};
+use crate::config::{Config, Overrides};
 use crate::credentials::{self, human_duration};
 use crate::error::{Error, Result};
 use crate::exit::Exit;
 use crate::output::{self, Render};
 use crate::renew::{self, RenewOptions, RenewOutcome, RenewStatus};
-use crate::runtime::{self, Runtime};
+use crate::source::Env;
 
 /// Set by SIGTERM / SIGINT: the current refresh finishes, its locks are released, and
 /// the command ends with the status it has.
@@ -156,7 +157,7 @@ fn print_event(o: &RenewOutcome, json: bool) -> io::Result<()> {
 fn targets(args: &RenewArgs, config: &Config) -> Result<Vec<Target>> {
     let runtime = match &args.runtime {
         None => None,
-        Some(v) => Some(runtime::parse_login_runtime(v).map_err(|reason| Error::InvalidFlag {
+        Some(v) => Some(agents::parse_login_runtime(v).map_err(|reason| Error::InvalidFlag {
             flag: "RUNTIME",
             value: v.clone(),
             reason,
@@ -257,10 +258,10 @@ fn targets(args: &RenewArgs, config: &Config) -> Result<Vec<Target>> {
 }
 
 /// The OAuth accounts in the store, when there is one.
-fn stored_accounts(config: &Config) -> Result<Vec<crate::accounts::Account>> {
+fn stored_accounts(config: &Config) -> Result<Vec<crate::state::accounts::Account>> {
     match config.state_dir.as_ref() {
-        Some(dir) if dir.value.join(crate::store::STATE_FILE).exists() => {
-            let state = crate::store::Store::open(&dir.value)?.read_unlocked()?;
+        Some(dir) if dir.value.join(crate::state::store::STATE_FILE).exists() => {
+            let state = crate::state::store::Store::open(&dir.value)?.read_unlocked()?;
             Ok(state.accounts.into_iter().filter(|a| a.login_dir.is_some()).collect())
         }
         _ => Ok(Vec::new()),
@@ -278,9 +279,9 @@ fn record_in_store(config: &Config, alias: &str, outcome: &RenewOutcome) -> Resu
     let Some(dir) = config.state_dir.as_ref() else {
         return Ok(());
     };
-    let store = crate::store::Store::open(&dir.value)?;
+    let store = crate::state::store::Store::open(&dir.value)?;
     let now = std::time::SystemTime::now();
-    store.update(crate::store::DEFAULT_LOCK_TIMEOUT, |s| {
+    store.update(crate::state::store::DEFAULT_LOCK_TIMEOUT, |s| {
         s.record_refresh_failure(alias, &outcome.detail, dead, now).map(|_| ())
     })??;
     Ok(())

@@ -3,10 +3,11 @@
 use std::io::Write;
 
 use crate::cli::RunArgs;
-use crate::config::{Config, Env, Overrides};
+use crate::config::{Config, Overrides};
 use crate::error::{Error, Result};
 use crate::exit::Exit;
-use crate::run::{self, RunRequest};
+use crate::failover::{self, RunRequest};
+use crate::source::Env;
 
 pub fn run(args: RunArgs, env: &Env) -> Result<Exit> {
     let runtime = super::login_runtime(&args.runtime, "RUNTIME")?;
@@ -21,7 +22,7 @@ pub fn run(args: RunArgs, env: &Env) -> Result<Exit> {
         backoff: config.run.throttle_backoff.value,
         cli_max_retries: config.run.cli_max_retries.value,
     };
-    let report = run::run(&config, env, &request)?;
+    let report = failover::run(&config, env, &request)?;
 
     let json = serde_json::to_string(&report).expect("the report serializes");
     match &args.report {
@@ -42,7 +43,7 @@ pub fn run(args: RunArgs, env: &Env) -> Result<Exit> {
     }
     if env.get("GITHUB_ACTIONS") == Some("true") {
         let summary = env.non_blank("GITHUB_STEP_SUMMARY").map(std::path::PathBuf::from);
-        if let Err(e) = run::github_summary(&report, summary.as_deref()) {
+        if let Err(e) = failover::github_summary(&report, summary.as_deref()) {
             tracing::warn!("could not write the GitHub job summary: {e}");
         }
     }

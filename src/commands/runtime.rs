@@ -2,23 +2,24 @@
 
 use std::io::Read;
 
+use crate::agents;
 use crate::cli::ResolveArgs;
-use crate::config::{Config, Env, Overrides};
+use crate::config::{Config, Overrides};
 use crate::error::{Error, Result};
 use crate::exit::Exit;
 use crate::output::{self, ResolveReport};
-use crate::runtime;
+use crate::source::Env;
 
 pub fn resolve(args: ResolveArgs, env: &Env) -> Result<Exit> {
     // Validate the default first: a bad MOONMIND_DEFAULT_TASK_RUNTIME fails every task.
-    let default = runtime::default_task_runtime(env)?;
+    let default = agents::default_task_runtime(env)?;
     // Then every other setting, as every command does: a bad value fails fast here too
     // instead of surfacing later in a worker that shares this configuration.
     Config::resolve(env, &Overrides::default())?;
     super::clock(env)?;
     match &args.payload {
         None => {
-            let resolved = runtime::resolve_explicit(args.explicit.as_deref(), &default)?;
+            let resolved = agents::resolve_explicit(args.explicit.as_deref(), &default)?;
             let report = ResolveReport {
                 runtime: resolved.value,
                 source: resolved.source,
@@ -46,7 +47,7 @@ pub fn resolve(args: ResolveArgs, env: &Env) -> Result<Exit> {
                 reason: format!("not valid JSON: {e}"),
             })?;
             let normalized =
-                runtime::normalize_payload(payload, args.explicit.as_deref(), &default).map_err(|e| match e {
+                agents::normalize_payload(payload, args.explicit.as_deref(), &default).map_err(|e| match e {
                     Error::Payload { reason, .. } => Error::Payload {
                         source_name: name,
                         reason,

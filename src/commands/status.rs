@@ -1,14 +1,15 @@
 //! `moonauth status`: every configured auth volume and the login it holds.
 
+use crate::agents::Runtime;
 use crate::cli::StatusArgs;
-use crate::config::{Config, Env, Overrides, Source};
+use crate::config::{Config, Overrides};
+use crate::docker::status::{self, StatusReport};
 use crate::docker::volumes::{self, VolumeSpec, LABEL_ACCOUNT, LABEL_RUNTIME};
 use crate::docker::{self, Engine};
 use crate::error::Result;
 use crate::exit::Exit;
 use crate::output;
-use crate::runtime::Runtime;
-use crate::status::{self, StatusReport};
+use crate::source::{Env, Source};
 
 pub fn run(args: StatusArgs, env: &Env) -> Result<Exit> {
     let config = Config::resolve(
@@ -61,7 +62,7 @@ pub(crate) async fn configured_specs(
         let runtime = v
             .labels
             .get(LABEL_RUNTIME)
-            .and_then(|r| crate::runtime::parse_login_runtime(r).ok());
+            .and_then(|r| crate::agents::parse_login_runtime(r).ok());
         let account = v
             .labels
             .get(LABEL_ACCOUNT)

@@ -3,13 +3,14 @@
 use serde::Serialize;
 
 use crate::cli::{EnsureArgs, LsArgs, RmArgs, VolumesCommand};
-use crate::config::{Config, Env, Overrides};
+use crate::config::{Config, Overrides};
+use crate::docker::status::{self, StatusReport};
 use crate::docker::volumes::{self, Ensured, VolumeSpec};
 use crate::docker::{self, Engine};
 use crate::error::Result;
 use crate::exit::Exit;
 use crate::output::{self, Render};
-use crate::status::{self, StatusReport};
+use crate::source::Env;
 
 pub fn run(cmd: VolumesCommand, env: &Env) -> Result<Exit> {
     let config = Config::resolve(env, &Overrides::default())?;

@@ -6,15 +6,21 @@
 
 pub mod claude;
 pub mod codex;
+pub use crate::time::{
+    human_duration, is_far_future, latest_time, rfc3339, time_from_millis, time_from_secs, LATEST_EPOCH_SECS,
+};
+
+pub mod apply;
 pub mod jwt;
+pub mod refresh;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use serde::{Serialize, Serializer};
 
-use crate::runtime::Runtime;
+use crate::agents::Runtime;
 
 /// Login files larger than this are refused: real ones are a few kilobytes.
 pub const MAX_CREDENTIAL_BYTES: u64 = 256 * 1024;
@@ -79,43 +85,6 @@ impl LoginClass {
             LoginClass::OauthExpiredNotRefreshable => "oauth-expired-not-refreshable",
         }
     }
-}
-
-/// The last second moonauth builds from a login file or a token service's answer:
-/// 9999-12-31T23:59:59Z, the last one RFC 3339 (four-digit years) can write. A later
-/// expiry is clamped to it and read as "far future", so no input can overflow
-/// `SystemTime` or make the formatting of a report fail.
-pub const LATEST_EPOCH_SECS: u64 = 253_402_300_799;
-
-/// [`LATEST_EPOCH_SECS`] as a time.
-pub fn latest_time() -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(LATEST_EPOCH_SECS)
-}
-
-/// The time `secs` seconds after the epoch (a JWT's `exp`), clamped to [`latest_time`].
-pub fn time_from_secs(secs: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(secs.min(LATEST_EPOCH_SECS))
-}
-
-/// The time `ms` milliseconds after the epoch (Claude's `expiresAt`), clamped to [`latest_time`].
-pub fn time_from_millis(ms: u64) -> SystemTime {
-    if ms / 1000 >= LATEST_EPOCH_SECS {
-        latest_time()
-    } else {
-        UNIX_EPOCH + Duration::from_millis(ms)
-    }
-}
-
-/// Whether `t` is at (or past) [`latest_time`]: an expiry that was clamped.
-pub fn is_far_future(t: SystemTime) -> bool {
-    t >= latest_time()
-}
-
-/// RFC 3339 to the second for any time: humantime panics before the epoch and fails
-/// past the year 9999, so the time is first brought into that range.
-pub fn rfc3339(t: SystemTime) -> String {
-    let t = t.clamp(UNIX_EPOCH, latest_time());
-    humantime::format_rfc3339_seconds(t).to_string()
 }
 
 /// The verdict on one login file's bytes, with the metadata a person needs.
@@ -208,32 +177,6 @@ pub(crate) fn oauth_class(
             format!("OAuth login, access token valid for {}", human_duration(left)),
         ),
     }
-}
-
-/// A duration for people: its two largest units (`3h 12m`, `22d 8h`, `1y 10mo`).
-pub fn human_duration(d: Duration) -> String {
-    const UNITS: [(&str, u64); 6] = [
-        ("y", 365 * 86_400),
-        ("mo", 30 * 86_400),
-        ("d", 86_400),
-        ("h", 3600),
-        ("m", 60),
-        ("s", 1),
-    ];
-    let mut left = d.as_secs();
-    let mut parts = Vec::with_capacity(2);
-    for (name, size) in UNITS {
-        if left >= size || (parts.is_empty() && size == 1) {
-            parts.push(format!("{}{name}", left / size));
-            left %= size;
-        } else if !parts.is_empty() {
-            break;
-        }
-        if parts.len() == 2 {
-            break;
-        }
-    }
-    parts.join(" ")
 }
 
 fn opt_time<S: Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {

@@ -3,7 +3,9 @@
 //! attached terminal of a login container. moonauth never runs the `docker` CLI.
 
 pub mod archive;
+pub mod login;
 pub mod session;
+pub mod status;
 pub mod volumes;
 
 use std::future::Future;

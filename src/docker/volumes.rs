@@ -9,9 +9,9 @@ use bollard::query_parameters::{ListContainersOptionsBuilder, ListVolumesOptions
 use serde::Serialize;
 
 use super::Engine;
+use crate::agents::Runtime;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::runtime::Runtime;
 
 /// Label saying moonauth created the volume.
 pub const LABEL_MANAGED_BY: &str = "io.moonauth.managed-by";
@@ -20,7 +20,7 @@ pub const LABEL_RUNTIME: &str = "io.moonauth.runtime";
 /// Label holding the account name (`default` for the configured volume).
 pub const LABEL_ACCOUNT: &str = "io.moonauth.account";
 /// The name of the account whose volume is `CLAUDE_VOLUME_NAME` / `CODEX_VOLUME_NAME`.
-pub const DEFAULT_ACCOUNT: &str = "default";
+pub use crate::agents::DEFAULT_ACCOUNT;
 
 /// A volume moonauth expects to exist: which runtime and account it holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -30,23 +30,7 @@ pub struct VolumeSpec {
     pub account: String,
 }
 
-/// Checks an account name: lower-case letters, digits, `-` and `_`, 1 to 40 characters.
-pub fn validate_account(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 40
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::InvalidFlag {
-            flag: "--account",
-            value: name.to_string(),
-            reason: "use 1 to 40 characters from a-z, 0-9, - and _".into(),
-        })
-    }
-}
+pub use crate::agents::validate_account;
 
 /// Checks a volume name against Docker's own rule (`[a-zA-Z0-9][a-zA-Z0-9_.-]+`) before
 /// it reaches the Engine API: the name becomes a URL path segment, so `../volumes/x` or

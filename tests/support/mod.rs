@@ -13,8 +13,8 @@ pub mod samples;
 
 use std::time::SystemTime;
 
-use moonauth::classify::{Classification, OutputClassifier};
-use moonauth::runtime::Runtime;
+use moonauth::agents::Runtime;
+use moonauth::failover::classify::{Classification, OutputClassifier};
 
 /// Feeds a finished run's output to a classifier line by line, as `moonauth run` does
 /// (stdout first, then stderr: the two streams are independent), in `zone`.

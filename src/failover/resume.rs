@@ -7,11 +7,10 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use crate::agents::Runtime;
 use crate::error::{Error, Result};
-use crate::runtime::Runtime;
 
-/// The continuation prompt when none is configured.
-pub const DEFAULT_CONTINUATION: &str = "Continue from where you left off.";
+pub use crate::config::DEFAULT_CONTINUATION;
 
 /// Claude Code options that take a value (so the word after them is not the prompt).
 const CLAUDE_VALUE_FLAGS: &[&str] = &[
@@ -241,7 +240,7 @@ pub fn carry_session(runtime: Runtime, from: &Path, to: &Path, id: &str) -> Resu
         }
     }
     let bytes = fs::read(&src).map_err(|e| Error::io(format!("read {}", src.display()), e))?;
-    crate::apply::write_atomic(
+    crate::credentials::apply::write_atomic(
         &dst,
         &bytes,
         nix::unistd::geteuid().as_raw(),

@@ -9,8 +9,8 @@ use std::fmt;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::config::{Env, Source, Sourced};
 use crate::error::{Error, Result};
+use crate::source::{Env, Source, Sourced};
 
 /// A CLI a task runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -97,6 +97,40 @@ pub fn login_command(runtime: Runtime, account: Option<&str>) -> String {
     match account {
         None => format!("moonauth login {runtime}"),
         Some(a) => format!("moonauth login {runtime} --account {a}"),
+    }
+}
+
+/// The account name of the configured login directory (no `--account`).
+pub const DEFAULT_ACCOUNT: &str = "default";
+
+/// The `moonauth login` command for `account` of `runtime` (none for the default account).
+pub fn account_login_command(runtime: Runtime, account: &str) -> String {
+    login_command(runtime, (account != DEFAULT_ACCOUNT).then_some(account))
+}
+
+/// The variable a runtime's CLI reads its login directory from.
+pub fn dir_variable(runtime: Runtime) -> &'static str {
+    match runtime {
+        Runtime::Claude => "CLAUDE_CONFIG_DIR",
+        Runtime::Codex | Runtime::Gemini => "CODEX_HOME",
+    }
+}
+
+/// Checks an account name: lower-case letters, digits, `-` and `_`, 1 to 40 characters.
+pub fn validate_account(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 40
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidFlag {
+            flag: "--account",
+            value: name.to_string(),
+            reason: "use 1 to 40 characters from a-z, 0-9, - and _".into(),
+        })
     }
 }
 

@@ -15,12 +15,13 @@ use std::time::{Duration, Instant, SystemTime};
 use nix::unistd::{access, AccessFlags};
 use serde::Serialize;
 
-use crate::config::{AuthMode, Config, Env, RuntimeSettings, Source, Sourced};
+use crate::agents::{Runtime, WorkerMode};
+use crate::config::{AuthMode, Config, RuntimeSettings};
 use crate::credentials::{self, LoginClass, LoginReport};
 use crate::error::Error;
 use crate::exit::Exit;
 use crate::redact;
-use crate::runtime::{Runtime, WorkerMode};
+use crate::source::{Env, Source, Sourced};
 
 /// How a check ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -168,13 +169,7 @@ pub fn run_checks(inputs: &Inputs<'_>) -> PreflightReport {
     report
 }
 
-/// The variable a runtime's CLI reads its login directory from.
-pub fn dir_variable(runtime: Runtime) -> &'static str {
-    match runtime {
-        Runtime::Claude => "CLAUDE_CONFIG_DIR",
-        Runtime::Codex | Runtime::Gemini => "CODEX_HOME",
-    }
-}
+pub use crate::agents::dir_variable;
 
 fn install_hint(runtime: Runtime) -> &'static str {
     match runtime {
@@ -289,7 +284,7 @@ fn check_login(settings: &RuntimeSettings, config: &Config, now: SystemTime) -> 
     check = match (config.auth_mode.value, report.usable, env_var) {
         (AuthMode::Oauth, true, _) if !class.is_oauth() => check.fail(
             Exit::LoginUnusable,
-            format!("MOONAUTH_AUTH_MODE=oauth needs an OAuth login: run `{}`", crate::runtime::login_command(runtime, None)),
+            format!("MOONAUTH_AUTH_MODE=oauth needs an OAuth login: run `{}`", crate::agents::login_command(runtime, None)),
         ),
         (AuthMode::ApiKey, _, Some(var)) => {
             check.detail = format!("using {var} from the environment (API billing); login file: {summary}");
@@ -308,7 +303,7 @@ fn check_login(settings: &RuntimeSettings, config: &Config, now: SystemTime) -> 
             check.detail = format!("using {var} from the environment; the login file is not usable: {summary}");
             check.warn(format!(
                 "{var} bills that credential; run `{}` to use the subscription login instead",
-                crate::runtime::login_command(runtime, None)
+                crate::agents::login_command(runtime, None)
             ))
         }
         (_, false, _) if pending.is_some() => check.fail(
@@ -322,9 +317,9 @@ fn check_login(settings: &RuntimeSettings, config: &Config, now: SystemTime) -> 
                 LoginClass::Refused => format!(
                     "replace {} with a regular file inside the directory, or run `{}`",
                     report.file.display(),
-                    crate::runtime::login_command(runtime, None)
+                    crate::agents::login_command(runtime, None)
                 ),
-                _ => format!("run `{}` (or sync a host login with --sync-from)", crate::runtime::login_command(runtime, None)),
+                _ => format!("run `{}` (or sync a host login with --sync-from)", crate::agents::login_command(runtime, None)),
             };
             check.fail(Exit::LoginUnusable, fix)
         }
@@ -562,7 +557,7 @@ fn check_cli_status(
         )
         .warn(format!(
             "run `{}` to replace the login",
-            crate::runtime::login_command(runtime, None)
+            crate::agents::login_command(runtime, None)
         )),
         (false, true) => check(
             CheckStatus::Fail,
@@ -574,7 +569,7 @@ fn check_cli_status(
         )
         .fail(
             Exit::LoginUnusable,
-            format!("run `{}`", crate::runtime::login_command(runtime, None)),
+            format!("run `{}`", crate::agents::login_command(runtime, None)),
         ),
     }
 }

@@ -1,7 +1,7 @@
 //! The state store: the [`State`] every moonauth process on a host shares, kept in
 //! `MOONAUTH_STATE_DIR` (in compose, a volume all workers mount). This module knows the
 //! files, the format and its versions, crash safety and the cross-process lock; what
-//! the state means, and the policy over it, is [`crate::accounts`]'s.
+//! the state means, and the policy over it, is [`crate::state::accounts`]'s.
 //!
 //! Files in the directory:
 //! - `state.json`: the current state (format version [`VERSION`]);
@@ -27,11 +27,11 @@ use nix::fcntl::{Flock, FlockArg};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::accounts::{self, Account, Credential, SetAside, State};
-use crate::apply::sync_dir;
+use crate::credentials::apply::sync_dir;
 use crate::error::{Error, Result};
 use crate::fsx::{Dir, ReadRefused};
 use crate::redact;
+use crate::state::accounts::{self, Account, Credential, SetAside, State};
 
 /// The format version this moonauth reads and writes.
 pub const VERSION: u64 = 2;
@@ -325,7 +325,7 @@ fn load(dir: &Path, locked: bool) -> Result<Loaded> {
 
 /// A time for file names: RFC 3339 without colons.
 fn broken_stamp(now: SystemTime) -> String {
-    crate::accounts::format_time(now).replace(':', "")
+    crate::time::format_time(now).replace(':', "")
 }
 
 enum FileRead {
@@ -544,9 +544,9 @@ struct AccountV1 {
     volume: Option<String>,
     #[serde(default)]
     disabled: bool,
-    #[serde(default, with = "crate::accounts::rfc3339_opt")]
+    #[serde(default, with = "crate::time::serde_rfc3339_opt")]
     cooldown_until: Option<SystemTime>,
-    #[serde(default, with = "crate::accounts::rfc3339_opt")]
+    #[serde(default, with = "crate::time::serde_rfc3339_opt")]
     last_used: Option<SystemTime>,
     #[serde(flatten)]
     extra: Map<String, Value>,
@@ -585,7 +585,7 @@ fn migrate_v1(mut value: Value) -> std::result::Result<State, String> {
         // The alias is a key of the file: printed only made safe, and values never.
         let shown = format!("\"{}\"", redact::printable(&alias, 48));
         let v1 = AccountV1::deserialize(raw).map_err(|e| format!("version 1: account {shown} {}", describe(&e)))?;
-        let runtime = crate::runtime::parse_login_runtime(&v1.runtime).map_err(|_| {
+        let runtime = crate::agents::parse_login_runtime(&v1.runtime).map_err(|_| {
             format!("version 1: account {shown} has a runtime this moonauth does not know (claude or codex)")
         })?;
         let mut account = Account::new(
@@ -672,8 +672,8 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     use super::*;
-    use crate::accounts::{self, AccountKind};
-    use crate::runtime::Runtime;
+    use crate::agents::Runtime;
+    use crate::state::accounts::AccountKind;
 
     const T: Duration = Duration::from_secs(1);
 
@@ -847,11 +847,11 @@ mod tests {
         assert_eq!(work.volume.as_deref(), Some("claude_auth_work"));
         assert_eq!(
             work.cooldown_until,
-            Some(accounts::parse_time("2026-11-24T13:00:00Z").unwrap())
+            Some(crate::time::parse_time("2026-11-24T13:00:00Z").unwrap())
         );
         assert_eq!(
             work.last_used,
-            Some(accounts::parse_time("2026-11-24T11:00:00Z").unwrap())
+            Some(crate::time::parse_time("2026-11-24T11:00:00Z").unwrap())
         );
         let old = &s.accounts[1];
         assert_eq!((old.runtime, old.priority, old.enabled), (Runtime::Codex, 1, false));

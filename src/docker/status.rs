@@ -6,14 +6,15 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
+use crate::agents::account_login_command as login_command;
+use crate::agents::Runtime;
 use crate::config::Config;
 use crate::credentials::{self, codex, LoginReport};
 use crate::docker::archive::{self, Scratch, VolumeMount};
-use crate::docker::volumes::{self, VolumeSpec, DEFAULT_ACCOUNT};
+use crate::docker::volumes::{self, VolumeSpec};
 use crate::docker::Engine;
 use crate::error::Result;
 use crate::exit::Exit;
-use crate::runtime::Runtime;
 
 /// One volume's state.
 #[derive(Debug, Clone, Serialize)]
@@ -37,11 +38,6 @@ impl VolumeStatus {
     pub fn ok(&self) -> bool {
         self.exists && self.login.as_ref().is_some_and(|l| l.usable)
     }
-}
-
-/// The command that logs an account's volume in (`default`: the configured volume).
-pub fn login_command(runtime: Runtime, account: &str) -> String {
-    crate::runtime::login_command(runtime, (account != DEFAULT_ACCOUNT).then_some(account))
 }
 
 /// Reads the state of every volume in `specs`, with one never-started container.
@@ -159,7 +155,7 @@ async fn read_logins(
             inspection.detail = format!("{}; {why}", inspection.detail);
         }
         if !usable {
-            status.fix = Some(login_command(runtime, &status.account));
+            status.fix = Some(crate::agents::account_login_command(runtime, &status.account));
         }
         status.login = Some(LoginReport {
             runtime,

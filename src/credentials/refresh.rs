@@ -13,9 +13,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::agents::Runtime;
 use crate::credentials::{self, jwt};
 use crate::redact::{self, Secret};
-use crate::runtime::Runtime;
 
 /// Claude Code's OAuth client id.
 pub const CLAUDE_CLIENT_ID: &str = "9d1c250a-e61b-44d9-88ed-5944d1962f5e";

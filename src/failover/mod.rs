@@ -10,6 +10,7 @@
 //! for quota reasons and `MOONAUTH_API_FALLBACK` is on. Each credential is tried once.
 
 pub mod child;
+pub mod classify;
 pub mod resume;
 
 use std::path::{Path, PathBuf};
@@ -17,15 +18,15 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 
-use crate::accounts::{self, Account, AccountKind, Availability};
-use crate::classify::{Classification, Outcome};
+use crate::agents::Runtime;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::exit::Exit;
+use crate::failover::classify::{Classification, Outcome};
 use crate::redact::{Redactor, Secret};
 use crate::renew::{self, RenewOptions, RenewStatus};
-use crate::runtime::Runtime;
-use crate::store::Store;
+use crate::state::accounts::{self, Account, AccountKind, Availability};
+use crate::state::store::Store;
 
 use child::{ChildSpec, SignalForwarder};
 
@@ -125,7 +126,7 @@ fn api_key_vars(runtime: Runtime) -> &'static [&'static str] {
     }
 }
 
-fn resolve_key(account: &Account, env: &crate::config::Env) -> Option<Secret> {
+fn resolve_key(account: &Account, env: &crate::source::Env) -> Option<Secret> {
     if let Some(var) = &account.api_key_env {
         return env.non_blank(var).map(Secret::new);
     }
@@ -163,7 +164,7 @@ fn named_key_vars(state: Option<&accounts::State>) -> Vec<String> {
 /// with them, not only by shape.
 fn known_secrets(
     config: &Config,
-    env: &crate::config::Env,
+    env: &crate::source::Env,
     state: Option<&accounts::State>,
     key_vars: &[String],
 ) -> Redactor {
@@ -235,7 +236,7 @@ struct Plan {
 /// before keys), or without any, the configured login and the environment's key.
 fn plan(
     config: &Config,
-    env: &crate::config::Env,
+    env: &crate::source::Env,
     runtime: Runtime,
     state: Option<&accounts::State>,
     stored: &[Account],
@@ -340,7 +341,7 @@ fn plan(
 }
 
 /// Runs the request to completion and returns its report.
-pub fn run(config: &Config, env: &crate::config::Env, request: &RunRequest) -> Result<RunReport> {
+pub fn run(config: &Config, env: &crate::source::Env, request: &RunRequest) -> Result<RunReport> {
     let signals = SignalForwarder::install()?;
     let runtime = request.runtime;
     let program = which::which_in(
@@ -354,7 +355,7 @@ pub fn run(config: &Config, env: &crate::config::Env, request: &RunRequest) -> R
 
     // The store, when there is one and it has accounts of this runtime.
     let store = match config.state_dir.as_ref() {
-        Some(dir) if dir.value.join(crate::store::STATE_FILE).exists() => Some(Store::open(&dir.value)?),
+        Some(dir) if dir.value.join(crate::state::store::STATE_FILE).exists() => Some(Store::open(&dir.value)?),
         _ => None,
     };
     let lock_wait = Duration::from_secs(10);
@@ -485,7 +486,7 @@ pub fn run(config: &Config, env: &crate::config::Env, request: &RunRequest) -> R
                         until: None,
                         fix: Some(match (renewal.status, &renewal.fix) {
                             (RenewStatus::PendingWrite, Some(fix)) => fix.clone(),
-                            _ => crate::status::login_command(runtime, &alias),
+                            _ => crate::agents::account_login_command(runtime, &alias),
                         }),
                     });
                     continue;
@@ -521,7 +522,7 @@ pub fn run(config: &Config, env: &crate::config::Env, request: &RunRequest) -> R
         };
 
         let mut set = vec![(
-            crate::preflight::dir_variable(runtime).to_string(),
+            crate::agents::dir_variable(runtime).to_string(),
             dir.display().to_string(),
         )];
         if runtime == Runtime::Claude && env.get("CLAUDE_CODE_MAX_RETRIES").is_none() {
@@ -619,7 +620,7 @@ pub fn run(config: &Config, env: &crate::config::Env, request: &RunRequest) -> R
                     account: alias.clone(),
                     reason: "auth-failure".into(),
                     until: None,
-                    fix: Some(crate::status::login_command(runtime, &alias)),
+                    fix: Some(crate::agents::account_login_command(runtime, &alias)),
                 });
             }
             Outcome::Throttle { .. } | Outcome::Overload | Outcome::Other { .. } => {

@@ -2,7 +2,7 @@
 //! remembers about them (cooldowns, failures, last use), and the policy that picks the
 //! next one. Everything here is pure: functions take the state and `now` and return
 //! values. How the state is kept on disk and shared between processes is
-//! [`crate::store`]'s business.
+//! [`crate::state::store`]'s business.
 
 use std::cmp::Ordering;
 use std::path::PathBuf;
@@ -11,8 +11,8 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::agents::Runtime;
 use crate::error::{Error, Result};
-use crate::runtime::Runtime;
 
 /// Failure reasons moonauth records (`Failure::reason`); classifiers may add others.
 pub mod reason {
@@ -135,7 +135,7 @@ pub struct Account {
     #[serde(default)]
     pub priority: i32,
     /// Not picked before this time (a usage limit's reset).
-    #[serde(default, with = "rfc3339_opt")]
+    #[serde(default, with = "crate::time::serde_rfc3339_opt")]
     pub cooldown_until: Option<SystemTime>,
     /// Quota hits since the last success; grows the default cooldown.
     #[serde(default)]
@@ -145,7 +145,7 @@ pub struct Account {
     /// The login was refused or cannot be refreshed: never picked until it is logged in again.
     #[serde(default)]
     pub needs_relogin: bool,
-    #[serde(default, with = "rfc3339_opt")]
+    #[serde(default, with = "crate::time::serde_rfc3339_opt")]
     pub last_used: Option<SystemTime>,
     /// The last usage snapshot a run reported, as the CLI gave it.
     #[serde(default)]
@@ -170,7 +170,7 @@ pub struct Failure {
     /// What happened, for people (redacted).
     #[serde(default)]
     pub detail: String,
-    #[serde(with = "rfc3339")]
+    #[serde(with = "crate::time::serde_rfc3339")]
     pub at: SystemTime,
 }
 
@@ -244,7 +244,7 @@ impl Account {
                 // whose store is elsewhere (a compose volume), `enable` does.
                 AccountKind::Oauth => format!(
                     "{}, then moonauth accounts enable {}",
-                    crate::runtime::login_command(self.runtime, Some(&self.alias)),
+                    crate::agents::login_command(self.runtime, Some(&self.alias)),
                     self.alias
                 ),
                 AccountKind::ApiKey => format!(
@@ -331,7 +331,7 @@ pub fn default_cooldown(hits: u32) -> Duration {
 /// Checks an alias. Aliases follow the rule of volume account names, because an
 /// account's volume is `<runtime>_auth_<alias>` (`moonauth login --account`).
 pub fn validate_alias(alias: &str) -> Result<()> {
-    crate::docker::volumes::validate_account(alias).map_err(|e| match e {
+    crate::agents::validate_account(alias).map_err(|e| match e {
         Error::InvalidFlag { value, reason, .. } => Error::InvalidFlag {
             flag: "ALIAS",
             value,
@@ -517,54 +517,13 @@ impl State {
 /// Accepts only runtimes that have a login (claude, codex).
 fn deserialize_login_runtime<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Runtime, D::Error> {
     let s = String::deserialize(d)?;
-    crate::runtime::parse_login_runtime(&s).map_err(serde::de::Error::custom)
-}
-
-/// Formats a time the way the store and reports write it: RFC 3339, UTC, milliseconds.
-pub fn format_time(t: SystemTime) -> String {
-    humantime::format_rfc3339_millis(t).to_string()
-}
-
-/// Parses an RFC 3339 UTC time as the store writes it.
-pub fn parse_time(s: &str) -> std::result::Result<SystemTime, String> {
-    humantime::parse_rfc3339_weak(s).map_err(|e| format!("{s:?} is not an RFC 3339 time: {e}"))
-}
-
-/// Serde for `SystemTime` as RFC 3339.
-pub mod rfc3339 {
-    use super::*;
-
-    pub fn serialize<S: serde::Serializer>(t: &SystemTime, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.serialize_str(&format_time(*t))
-    }
-
-    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<SystemTime, D::Error> {
-        parse_time(&String::deserialize(d)?).map_err(serde::de::Error::custom)
-    }
-}
-
-/// Serde for `Option<SystemTime>` as RFC 3339 or null.
-pub mod rfc3339_opt {
-    use super::*;
-
-    pub fn serialize<S: serde::Serializer>(t: &Option<SystemTime>, s: S) -> std::result::Result<S::Ok, S::Error> {
-        match t {
-            Some(t) => s.serialize_str(&format_time(*t)),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<SystemTime>, D::Error> {
-        match Option::<String>::deserialize(d)? {
-            None => Ok(None),
-            Some(s) => parse_time(&s).map(Some).map_err(serde::de::Error::custom),
-        }
-    }
+    crate::agents::parse_login_runtime(&s).map_err(serde::de::Error::custom)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::time::parse_time;
 
     const MIN: Duration = Duration::from_secs(60);
 

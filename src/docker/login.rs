@@ -13,14 +13,14 @@ use bollard::query_parameters::LogsOptionsBuilder;
 use futures_util::StreamExt;
 use serde::Serialize;
 
-use crate::apply::STAGING_PREFIX;
+use crate::agents::Runtime;
 use crate::config::Config;
+use crate::credentials::apply::STAGING_PREFIX;
 use crate::credentials::{self, codex, LoginClass};
 use crate::docker::archive::{self, Scratch, TarEntry, VolumeMount};
 use crate::docker::volumes::{self, VolumeSpec, LABEL_MANAGED_BY};
 use crate::docker::{session, Engine};
 use crate::error::{Error, Result};
-use crate::runtime::Runtime;
 
 /// Blanked in login containers so the login cannot silently land on an API key.
 pub use crate::config::COMPETING_CREDENTIALS;
@@ -138,7 +138,7 @@ async fn read_files(engine: &Engine, container: &str, dir: &str, runtime: Runtim
 }
 
 fn base_env(runtime: Runtime, dir: &str) -> Vec<String> {
-    let dir_var = crate::preflight::dir_variable(runtime);
+    let dir_var = crate::agents::dir_variable(runtime);
     let mut env: Vec<String> = COMPETING_CREDENTIALS.iter().map(|v| format!("{v}=")).collect();
     env.push(format!("{dir_var}={dir}"));
     // HOME inside the persisted tree: the CLI's own settings file persists with the login.

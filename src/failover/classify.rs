@@ -18,8 +18,8 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::agents::Runtime;
 use crate::redact::scrub;
-use crate::runtime::Runtime;
 
 /// Longest `detail` kept, in characters, counted after redaction.
 pub const DETAIL_MAX_CHARS: usize = 300;

@@ -9,10 +9,10 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use crate::agents::Runtime;
 use crate::credentials::{codex, login_files, MAX_CONFIG_BYTES};
 use crate::error::{Error, Result};
 use crate::fsx::Dir;
-use crate::runtime::Runtime;
 
 /// Staging directories start with this, so nothing else is ever removed.
 pub const STAGING_PREFIX: &str = ".moonauth-staging-";

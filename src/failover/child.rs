@@ -14,10 +14,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 
-use crate::classify::{Classification, OutputClassifier};
+use crate::agents::Runtime;
 use crate::error::{Error, Result};
+use crate::failover::classify::{Classification, OutputClassifier};
 use crate::redact::Redactor;
-use crate::runtime::Runtime;
 
 /// One child process to run.
 pub struct ChildSpec {
