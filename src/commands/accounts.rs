@@ -20,7 +20,7 @@ use crate::state::store::{Store, DEFAULT_LOCK_TIMEOUT};
 
 pub fn run(cmd: AccountsCommand, env: &Env) -> Result<Exit> {
     let config = Config::resolve(env, &Overrides::default())?;
-    let store = Store::open(&config.state_dir()?.value)?;
+    let store = crate::state::open(&config)?;
     let now = super::clock(env)?;
     match cmd {
         AccountsCommand::Add(args) => add(&store, args, now),

@@ -10,7 +10,7 @@ use crate::error::Result;
 use crate::exit::Exit;
 use crate::source::Env;
 use crate::state::accounts;
-use crate::state::store::{self, Store};
+use crate::state::store;
 
 pub fn apply_login(args: ApplyLoginArgs) -> Result<Exit> {
     let runtime = super::login_runtime(&args.runtime, "--runtime")?;
@@ -30,7 +30,7 @@ pub fn apply_login(args: ApplyLoginArgs) -> Result<Exit> {
 pub fn store_bench(args: StoreBenchArgs, env: &Env) -> Result<Exit> {
     let runtime = super::login_runtime(&args.runtime, "--runtime")?;
     let config = Config::resolve(env, &Overrides::default())?;
-    let store = Store::open(&config.state_dir()?.value)?;
+    let store = crate::state::open(&config)?;
     let start = Instant::now();
     for _ in 0..args.ops {
         let now = std::time::SystemTime::now();

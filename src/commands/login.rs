@@ -39,10 +39,9 @@ pub fn run(args: LoginArgs, env: &Env) -> Result<Exit> {
     })?;
     // A fresh login of a stored account clears its re-login mark.
     if report.ok {
-        if let (Some(alias), Some(dir)) = (&args.account, config.state_dir.as_ref()) {
-            if dir.value.join(crate::state::store::STATE_FILE).exists() {
-                let store = crate::state::store::Store::open(&dir.value)?;
-                let cleared = store.update(crate::state::store::DEFAULT_LOCK_TIMEOUT, |state| {
+        if let Some(alias) = &args.account {
+            if let Some(store) = crate::state::open_existing(&config)? {
+                let cleared = store.update(crate::state::DEFAULT_LOCK_TIMEOUT, |state| {
                     state.account(alias).is_some() && state.record_login(alias).is_ok()
                 })?;
                 if cleared {

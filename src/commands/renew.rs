@@ -259,12 +259,12 @@ fn targets(args: &RenewArgs, config: &Config) -> Result<Vec<Target>> {
 
 /// The OAuth accounts in the store, when there is one.
 fn stored_accounts(config: &Config) -> Result<Vec<crate::state::accounts::Account>> {
-    match config.state_dir.as_ref() {
-        Some(dir) if dir.value.join(crate::state::store::STATE_FILE).exists() => {
-            let state = crate::state::store::Store::open(&dir.value)?.read_unlocked()?;
+    match crate::state::open_existing(config)? {
+        Some(store) => {
+            let state = store.read_unlocked()?;
             Ok(state.accounts.into_iter().filter(|a| a.login_dir.is_some()).collect())
         }
-        _ => Ok(Vec::new()),
+        None => Ok(Vec::new()),
     }
 }
 
@@ -276,12 +276,11 @@ fn record_in_store(config: &Config, alias: &str, outcome: &RenewOutcome) -> Resu
         RenewStatus::Failed => false,
         _ => return Ok(()),
     };
-    let Some(dir) = config.state_dir.as_ref() else {
+    let Some(store) = crate::state::open_existing(config)? else {
         return Ok(());
     };
-    let store = crate::state::store::Store::open(&dir.value)?;
     let now = std::time::SystemTime::now();
-    store.update(crate::state::store::DEFAULT_LOCK_TIMEOUT, |s| {
+    store.update(crate::state::DEFAULT_LOCK_TIMEOUT, |s| {
         s.record_refresh_failure(alias, &outcome.detail, dead, now).map(|_| ())
     })??;
     Ok(())

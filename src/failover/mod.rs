@@ -26,7 +26,6 @@ use crate::failover::classify::{Classification, Outcome};
 use crate::redact::{Redactor, Secret};
 use crate::renew::{self, RenewOptions, RenewStatus};
 use crate::state::accounts::{self, Account, AccountKind, Availability};
-use crate::state::store::Store;
 
 use child::{ChildSpec, SignalForwarder};
 
@@ -354,10 +353,7 @@ pub fn run(config: &Config, env: &crate::source::Env, request: &RunRequest) -> R
     })?;
 
     // The store, when there is one and it has accounts of this runtime.
-    let store = match config.state_dir.as_ref() {
-        Some(dir) if dir.value.join(crate::state::store::STATE_FILE).exists() => Some(Store::open(&dir.value)?),
-        _ => None,
-    };
+    let store = crate::state::open_existing(config)?;
     let lock_wait = Duration::from_secs(10);
     let now = SystemTime::now();
     let state = match &store {

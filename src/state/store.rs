@@ -83,6 +83,11 @@ pub struct StoreGuard {
 
 impl Store {
     /// Opens the store in `dir`, creating the directory (mode 0700) when it is missing.
+    /// Whether a store was ever written in `dir`.
+    pub fn exists_in(dir: &Path) -> bool {
+        dir.join(STATE_FILE).exists()
+    }
+
     pub fn open(dir: &Path) -> Result<Store> {
         fs::DirBuilder::new()
             .recursive(true)
