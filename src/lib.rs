@@ -31,3 +31,6 @@ pub mod renew;
 pub mod source;
 pub mod state;
 pub mod time;
+
+#[cfg(test)]
+mod architecture;
