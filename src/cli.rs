@@ -20,8 +20,32 @@ pub struct Cli {
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
 
+    /// Colour in logs: auto (only when stderr is a terminal and NO_COLOR is unset), always, never.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// When to use colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorChoice {
+    /// Whether to colour a stream: `auto` asks whether it is a terminal and honours
+    /// `NO_COLOR` (no-color.org: set and not empty).
+    pub fn enabled(self, is_terminal: bool, no_color: Option<&str>) -> bool {
+        match self {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => is_terminal && no_color.is_none_or(str::is_empty),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -388,4 +412,22 @@ pub struct AccountPickArgs {
 
     #[arg(long)]
     pub json: bool,
+}
+
+#[cfg(test)]
+mod color_tests {
+    use super::ColorChoice;
+
+    #[test]
+    fn colour_only_on_a_terminal_unless_forced_and_no_color_wins_over_auto() {
+        assert!(
+            !ColorChoice::Auto.enabled(false, None),
+            "a pipe or docker logs gets no escapes"
+        );
+        assert!(ColorChoice::Auto.enabled(true, None));
+        assert!(!ColorChoice::Auto.enabled(true, Some("1")));
+        assert!(ColorChoice::Auto.enabled(true, Some("")), "an empty NO_COLOR is unset");
+        assert!(ColorChoice::Always.enabled(false, Some("1")));
+        assert!(!ColorChoice::Never.enabled(true, None));
+    }
 }

@@ -8,7 +8,12 @@ use moonauth::{cli::Cli, commands, error::Error, exit::Exit, source::Env};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.verbose, cli.quiet);
+    let no_color = std::env::var("NO_COLOR").ok();
+    let color = cli.color.enabled(
+        std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        no_color.as_deref(),
+    );
+    init_tracing(cli.verbose, cli.quiet, color);
     // Variables that are not valid UTF-8 cannot be moonauth settings; they still reach child processes.
     let process = std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
     let outcome = Env::load(process, cli.env_file.as_deref())
@@ -28,7 +33,8 @@ fn main() -> ExitCode {
 }
 
 /// Logs go to stderr: warnings by default, more with -v, only errors with -q; RUST_LOG wins.
-fn init_tracing(verbose: u8, quiet: bool) {
+/// Colour only when `color` says so (never into `docker logs` or a file by default).
+fn init_tracing(verbose: u8, quiet: bool, color: bool) {
     use tracing_subscriber::filter::LevelFilter;
     let level = match (quiet, verbose) {
         (true, _) => LevelFilter::ERROR,
@@ -40,6 +46,7 @@ fn init_tracing(verbose: u8, quiet: bool) {
     let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_ansi(color)
         .without_time();
     // Parsing a filter costs time on every container start; only do it when asked to.
     match std::env::var("RUST_LOG") {
