@@ -4,9 +4,20 @@ use std::path::PathBuf;
 
 use clap::{ArgGroup, Args, Parser, Subcommand};
 
+/// `moonauth --version`: the version, the commit, and the CLI versions verified against.
+pub const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("MOONAUTH_COMMIT"),
+    ")\nverified with: claude ",
+    env!("MOONAUTH_VERIFIED_CLAUDE"),
+    ", codex ",
+    env!("MOONAUTH_VERIFIED_CODEX"),
+);
+
 /// Logins, preflight and runtime resolution for fleets of Claude Code and Codex workers.
 #[derive(Debug, Parser)]
-#[command(name = "moonauth", version, about, propagate_version = true)]
+#[command(name = "moonauth", version, long_version = LONG_VERSION, about, propagate_version = true)]
 pub struct Cli {
     /// Read settings from this .env file (default: ./.env when present). Process variables win over it.
     #[arg(long, global = true, value_name = "PATH")]
@@ -429,5 +440,18 @@ mod color_tests {
         assert!(ColorChoice::Auto.enabled(true, Some("")), "an empty NO_COLOR is unset");
         assert!(ColorChoice::Always.enabled(false, Some("1")));
         assert!(!ColorChoice::Never.enabled(true, None));
+    }
+
+    #[test]
+    fn the_long_version_names_the_pinned_clis_and_a_commit() {
+        let pins = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tools/clis/package.json")).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&pins).unwrap();
+        let deps = &v["dependencies"];
+        let claude = deps["@anthropic-ai/claude-code"].as_str().unwrap();
+        let codex = deps["@openai/codex"].as_str().unwrap();
+        let long = super::LONG_VERSION;
+        assert!(long.contains(&format!("claude {claude}, codex {codex}")), "{long}");
+        assert!(long.starts_with(env!("CARGO_PKG_VERSION")), "{long}");
+        assert!(!long.contains("commit )"), "{long}");
     }
 }
