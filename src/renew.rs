@@ -24,7 +24,7 @@ use crate::credentials::apply;
 use crate::credentials::refresh::{self, RefreshError};
 use crate::credentials::{self, human_duration};
 use crate::exit::Exit;
-use crate::lease::{self, Lease, LeaseError};
+use crate::lease::{self, Lease, LeaseError, LoginKey};
 
 /// The record of failed refreshes inside a login directory.
 pub const STATE_FILE: &str = ".moonauth-renew.json";
@@ -214,10 +214,17 @@ fn opt_time<S: Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Err
     }
 }
 
-/// Renews the login of `runtime` in `dir` when it is inside the lead (or `force`).
-/// `now` is the time decisions are made at (injected for tests); the new expiry is
-/// counted from `now` plus the time spent here.
+/// Renews the login of `runtime` in `dir` when it is inside the lead (or `force`); a
+/// login not named by a store account. See [`renew_login`].
 pub fn renew_dir(runtime: Runtime, dir: &Path, opts: &RenewOptions, now: SystemTime) -> RenewOutcome {
+    renew_login(&LoginKey::new(runtime, None), dir, opts, now)
+}
+
+/// Renews the login `key`, found in `dir` on this host, when it is inside the lead (or
+/// `force`). `now` is the time decisions are made at (injected for tests); the new
+/// expiry is counted from `now` plus the time spent here.
+pub fn renew_login(key: &LoginKey, dir: &Path, opts: &RenewOptions, now: SystemTime) -> RenewOutcome {
+    let runtime = key.runtime;
     let started = Instant::now();
     let clock = || now + started.elapsed();
     if runtime == Runtime::Claude {
@@ -256,7 +263,7 @@ pub fn renew_dir(runtime: Runtime, dir: &Path, opts: &RenewOptions, now: SystemT
         return fresh(runtime, dir, seen.expires_at, now, opts.lead);
     }
 
-    let mut lease = match Lease::acquire(runtime, dir, opts.lock_timeout) {
+    let mut lease = match Lease::acquire(key, dir, opts.lock_timeout) {
         Ok(l) => l,
         Err(e) => return busy(runtime, dir, e),
     };

@@ -13,6 +13,7 @@ use crate::config::{Config, Overrides};
 use crate::credentials::{self, human_duration};
 use crate::error::{Error, Result};
 use crate::exit::Exit;
+use crate::lease::LoginKey;
 use crate::output::{self, Render};
 use crate::renew::{self, RenewOptions, RenewOutcome, RenewStatus};
 use crate::source::Env;
@@ -108,7 +109,8 @@ pub fn run(args: RenewArgs, env: &Env) -> Result<Exit> {
         if STOP.load(Ordering::SeqCst) {
             break;
         }
-        let outcome = renew::renew_dir(t.runtime, &t.dir, &opts, now);
+        let key = LoginKey::new(t.runtime, t.account.clone());
+        let outcome = renew::renew_login(&key, &t.dir, &opts, now);
         if let Some(alias) = &t.account {
             record_in_store(&config, alias, &outcome)?;
         }
