@@ -204,3 +204,8 @@ impl StatusReport {
         }
     }
 }
+
+/// `volumes ls`: the status report as a table (the same JSON as `status`).
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+pub struct VolumeList(pub StatusReport);

@@ -212,6 +212,15 @@ fn opt_time<S: Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Err
     }
 }
 
+/// The report of one `moonauth renew` (schema in docs/shared-logins.md).
+#[derive(Debug, Serialize)]
+pub struct RenewReport {
+    pub schema: &'static str,
+    /// The lead in seconds.
+    pub lead_secs: u64,
+    pub logins: Vec<RenewOutcome>,
+}
+
 /// Renews the login of `runtime` in `dir` when it is inside the lead (or `force`); a
 /// login not named by a store account. See [`renew_login`].
 pub fn renew_dir(runtime: Runtime, dir: &Path, opts: &RenewOptions, now: SystemTime) -> RenewOutcome {
