@@ -184,7 +184,7 @@ impl Render for crate::docker::status::StatusReport {
                     }
                 }
             }
-            if let Some(fix) = &v.fix {
+            if let Some(fix) = &v.check().fix {
                 writeln!(w, "  - Fix: {fix}")?;
             }
         }
@@ -269,9 +269,10 @@ impl Render for AccountsReport {
             })
             .collect();
         table(w, &header, &rows)?;
-        for row in self.accounts.iter().filter(|r| r.fix.is_some()) {
-            let fix = row.fix.as_deref().unwrap_or_default();
-            writeln!(w, "{}: {}; fix: {fix}", row.account.alias, row.why_not())?;
+        for (row, check) in self.accounts.iter().map(|r| (r, r.check())) {
+            if let Some(fix) = &check.fix {
+                writeln!(w, "{}: {}; fix: {fix}", row.account.alias, check.detail)?;
+            }
         }
         Ok(())
     }
@@ -293,8 +294,9 @@ impl Render for PickReport {
         writeln!(w, "no {} account can be used now:", self.runtime)?;
         let width = self.accounts.iter().map(|r| r.account.alias.len()).max().unwrap_or(0);
         for row in &self.accounts {
-            write!(w, "  {:<width$}  {}", row.account.alias, row.why_not())?;
-            match &row.fix {
+            let check = row.check();
+            write!(w, "  {:<width$}  {}", row.account.alias, check.detail)?;
+            match &check.fix {
                 Some(fix) => writeln!(w, "; fix: {fix}")?,
                 None => writeln!(w)?,
             }

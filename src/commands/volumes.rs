@@ -35,7 +35,7 @@ async fn ensure(config: &Config, args: EnsureArgs) -> Result<Exit> {
 async fn ls(config: &Config, env: &Env, args: LsArgs) -> Result<Exit> {
     let engine = Engine::connect(&config.docker).await?;
     let runtimes = super::login_runtimes(&[])?;
-    let specs = super::status::configured_specs(&engine, config, &runtimes, &[]).await?;
+    let specs = status::configured_specs(&engine, config, &runtimes, &[]).await?;
     let now = super::clock(env)?;
     let volumes = status::collect(&engine, config, &specs, now).await?;
     let report = StatusReport::new(&engine, volumes);
