@@ -45,7 +45,10 @@ pub fn run(args: RenewArgs, env: &Env) -> Result<Exit> {
     install_stop_handlers();
 
     if args.watch {
-        let logins: Vec<(Runtime, PathBuf)> = targets.iter().map(|t| (t.runtime, t.dir.clone())).collect();
+        let logins: Vec<(LoginKey, PathBuf)> = targets
+            .iter()
+            .map(|t| (LoginKey::new(t.runtime, t.account.clone()), t.dir.clone()))
+            .collect();
         tracing::info!(logins = logins.len(), lead = %human_duration(opts.lead), "watching");
         let clock = || super::clock(env).unwrap_or_else(|_| std::time::SystemTime::now());
         let mut failed = None;

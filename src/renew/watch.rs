@@ -1,12 +1,12 @@
 //! `renew --watch`: keeps a set of logins outside the lead until stopped, renewing each
-//! through [`super::renew_dir`] when it is due and backing off after failures.
+//! through [`super::renew_login`] when it is due and backing off after failures.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use super::{jittered, renew_dir, RenewOptions, RenewOutcome, RenewStatus};
-use crate::agents::Runtime;
+use super::{jittered, renew_login, RenewOptions, RenewOutcome, RenewStatus};
+use crate::lease::LoginKey;
 
 /// How often `watch` looks at every login even when none is due (other holders may change them).
 pub const WATCH_POLL: Duration = Duration::from_secs(60);
@@ -25,7 +25,7 @@ fn extra_lead(lead: Duration) -> Duration {
 /// refresh and failure, and every change of state. The current renewal always finishes
 /// before `stop` is honoured.
 pub fn watch(
-    logins: &[(Runtime, PathBuf)],
+    logins: &[(LoginKey, PathBuf)],
     opts: &RenewOptions,
     stop: &AtomicBool,
     clock: &dyn Fn() -> SystemTime,
@@ -39,7 +39,7 @@ pub fn watch(
     let mut first = true;
     while !stop.load(Ordering::SeqCst) {
         let mut wake = Instant::now() + jittered_around(WATCH_POLL);
-        for (i, (runtime, dir)) in logins.iter().enumerate() {
+        for (i, (key, dir)) in logins.iter().enumerate() {
             if stop.load(Ordering::SeqCst) {
                 break;
             }
@@ -50,7 +50,7 @@ pub fn watch(
             let mut o = opts.clone();
             o.force = opts.force && first;
             o.lead = opts.lead + extra[i];
-            let outcome = renew_dir(*runtime, dir, &o, clock());
+            let outcome = renew_login(key, dir, &o, clock());
             // Every event that did something, and every change; not the same state each poll.
             let acted = matches!(
                 outcome.status,
