@@ -281,3 +281,46 @@ impl StatusReport {
 #[derive(Debug, Serialize)]
 #[serde(transparent)]
 pub struct VolumeList(pub StatusReport);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::credentials::{Inspection, LoginClass};
+
+    fn volume(exists: bool, usable: Option<bool>) -> VolumeStatus {
+        VolumeStatus {
+            volume: "moonauth-claude-work".into(),
+            runtime: Runtime::Claude,
+            account: "work".into(),
+            exists,
+            managed: true,
+            login: usable.map(|usable| LoginReport {
+                runtime: Runtime::Claude,
+                dir: "/home/app/.claude".into(),
+                file: "/home/app/.claude/.credentials.json".into(),
+                inspection: Inspection::new(LoginClass::Missing, "no login".into()),
+                usable,
+            }),
+            fix: None,
+        }
+    }
+
+    #[test]
+    fn a_volume_needs_a_fix_when_missing_or_unusable_and_only_then() {
+        let login = login_command(Runtime::Claude, "work");
+        for (v, fix) in [
+            (volume(false, None), Some(login.clone())),
+            (volume(true, Some(false)), Some(login.clone())),
+            (volume(true, Some(true)), None),
+            (volume(true, None), None),
+        ] {
+            let check = v.check();
+            assert_eq!(check.fix, fix, "{v:?}");
+            assert_eq!(
+                check.failed(),
+                !(v.exists && v.login.as_ref().is_some_and(|l| l.usable))
+            );
+            assert_eq!(with_fixes(vec![v])[0].fix, fix);
+        }
+    }
+}
