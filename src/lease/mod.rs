@@ -348,11 +348,6 @@ mod tests {
         LoginKey::new(runtime, None)
     }
 
-    fn wait() -> (Instant, Duration) {
-        let t = Duration::from_millis(300);
-        (Instant::now() + t, t)
-    }
-
     #[test]
     fn a_second_lease_waits_and_times_out() {
         let dir = tempfile::tempdir().unwrap();
@@ -371,21 +366,6 @@ mod tests {
     }
 
     #[test]
-    fn codex_commit_locks_exclude_a_codex_writing_auth_json() {
-        let dir = tempfile::tempdir().unwrap();
-        let held = codex_commit_locks(dir.path(), Duration::from_secs(1)).unwrap();
-        // As codex does: auth.lock with a blocking flock (here: non-blocking, to observe it).
-        let f = File::open(dir.path().join("auth.lock")).unwrap();
-        let f = match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
-            Err((f, Errno::EWOULDBLOCK)) => f,
-            other => panic!("auth.lock was not held: {:?}", other.is_ok()),
-        };
-        drop(held);
-        assert!(Flock::lock(f, FlockArg::LockExclusiveNonblock).is_ok());
-        assert!(codex_commit_locks(dir.path(), Duration::from_millis(100)).is_ok());
-    }
-
-    #[test]
     fn claude_leases_take_and_release_claudes_locks() {
         let root = tempfile::tempdir().unwrap();
         let dir = root.path().join("claude");
@@ -396,33 +376,6 @@ mod tests {
         drop(lease);
         assert!(!dir.join(CLAUDE_REFRESH_LOCK).exists());
         assert!(!root.path().join("claude.lock").exists());
-    }
-
-    #[test]
-    fn a_live_claude_lock_blocks_and_a_stale_one_is_taken() {
-        let dir = tempfile::tempdir().unwrap();
-        let lock = dir.path().join(CLAUDE_REFRESH_LOCK);
-        fs::create_dir(&lock).unwrap();
-        let (deadline, t) = wait();
-        assert!(matches!(
-            DirLock::acquire(&lock, CLAUDE_REFRESH_STALE, deadline, t),
-            Err(LeaseError::Busy { .. })
-        ));
-        // Make it look untouched for two minutes.
-        let old = nix::sys::time::TimeSpec::from(
-            (SystemTime::now() - Duration::from_secs(120))
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .unwrap(),
-        );
-        nix::sys::stat::utimensat(None, &lock, &old, &old, nix::sys::stat::UtimensatFlags::NoFollowSymlink).unwrap();
-        let (deadline, t) = wait();
-        let held = DirLock::acquire(&lock, CLAUDE_REFRESH_STALE, deadline, t).unwrap();
-        assert!(
-            !untouched_for(&fs::metadata(&lock).unwrap(), Duration::from_secs(5)),
-            "touched on taking"
-        );
-        drop(held);
-        assert!(!lock.exists());
     }
 
     #[test]
@@ -450,37 +403,5 @@ mod tests {
         // A lock moonauth did not record is never taken over early.
         fs::create_dir(&lock).unwrap();
         assert!(Lease::acquire(&key(Runtime::Claude), dir.path(), Duration::from_millis(300)).is_err());
-    }
-
-    #[test]
-    fn a_dead_holders_claude_locks_are_released_without_a_refresh() {
-        let dir = tempfile::tempdir().unwrap();
-        let lock = dir.path().join(CLAUDE_REFRESH_LOCK);
-        fs::create_dir(&lock).unwrap();
-        let record = HolderRecord {
-            pid: 1,
-            host: "gone".into(),
-            claude_locks: vec![identity(&fs::metadata(&lock).unwrap())],
-        };
-        fs::write(dir.path().join(LEASE_FILE), serde_json::to_string(&record).unwrap()).unwrap();
-        // While the lease is held, its holder is alive: nothing is touched.
-        let held = Flock::lock(
-            File::open(dir.path().join(LEASE_FILE)).unwrap(),
-            FlockArg::LockExclusiveNonblock,
-        )
-        .unwrap();
-        assert!(release_dead_holders_claude_locks(dir.path()).is_empty());
-        assert!(lock.exists());
-        drop(held);
-        assert_eq!(release_dead_holders_claude_locks(dir.path()), vec![lock.clone()]);
-        assert!(!lock.exists());
-        // A lock moonauth did not record (a live claude's) is never removed.
-        fs::create_dir(&lock).unwrap();
-        assert!(release_dead_holders_claude_locks(dir.path()).is_empty());
-        assert!(lock.exists());
-        // No lease file: nothing is created.
-        let empty = tempfile::tempdir().unwrap();
-        assert!(release_dead_holders_claude_locks(empty.path()).is_empty());
-        assert!(!empty.path().join(LEASE_FILE).exists());
     }
 }
