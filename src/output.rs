@@ -5,6 +5,7 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
+use crate::checks;
 use crate::checks::preflight::{CheckStatus, PreflightReport};
 use crate::credentials::LoginReport;
 use crate::docker::status::VolumeList;
@@ -269,7 +270,7 @@ impl Render for AccountsReport {
             })
             .collect();
         table(w, &header, &rows)?;
-        for (row, check) in self.accounts.iter().map(|r| (r, r.check())) {
+        for (row, check) in self.accounts.iter().map(|r| (r, checks::account(r))) {
             if let Some(fix) = &check.fix {
                 writeln!(w, "{}: {}; fix: {fix}", row.account.alias, check.detail)?;
             }
@@ -294,7 +295,7 @@ impl Render for PickReport {
         writeln!(w, "no {} account can be used now:", self.runtime)?;
         let width = self.accounts.iter().map(|r| r.account.alias.len()).max().unwrap_or(0);
         for row in &self.accounts {
-            let check = row.check();
+            let check = checks::account(row);
             write!(w, "  {:<width$}  {}", row.account.alias, check.detail)?;
             match &check.fix {
                 Some(fix) => writeln!(w, "; fix: {fix}")?,

@@ -1,8 +1,8 @@
 //! One list of checks: what was checked, how it ended, what was found and what fixes it.
 //! [`Check`] is the one type that says "what is wrong and how to fix it": [`preflight`]
-//! (the container entrypoint) builds a list of them, and `status` (a volume) and
-//! `accounts` (a stored account) derive their verdict and fix from one. Rendering is
-//! `output`'s.
+//! (the container entrypoint) builds a list of them, [`account`] judges a stored account
+//! for `accounts`, and `status` judges a volume with one (`docker::status`, which may
+//! import this; this never imports `docker`). Rendering is `output`'s.
 
 pub mod preflight;
 
@@ -11,6 +11,8 @@ use serde::Serialize;
 use crate::agents::Runtime;
 use crate::credentials::LoginReport;
 use crate::exit::Exit;
+use crate::state::accounts::Availability;
+use crate::state::report::AccountRow;
 
 /// How a check ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -76,4 +78,22 @@ impl Check {
     pub fn failed(&self) -> bool {
         self.status == CheckStatus::Fail
     }
+}
+
+/// What is wrong with a stored account and how to fix it, as an `account` check: ok when
+/// it can be picked, a warning while it cools down (time fixes it), a failure when it is
+/// disabled or needs a new login. The detail is [`AccountRow::why_not`], the fix the
+/// row's `fix`.
+pub fn account(row: &AccountRow) -> Check {
+    let status = match row.availability() {
+        Availability::Ready => CheckStatus::Ok,
+        Availability::CoolingDown(_) => CheckStatus::Warn,
+        Availability::Disabled | Availability::NeedsRelogin => CheckStatus::Fail,
+    };
+    let mut check = Check::new(row.account.runtime, "account", status, row.why_not());
+    check.fix = row.fix.clone();
+    if status == CheckStatus::Fail {
+        check.exit = Exit::LoginUnusable;
+    }
+    check
 }

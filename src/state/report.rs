@@ -8,7 +8,6 @@ use std::time::SystemTime;
 use serde::Serialize;
 
 use crate::agents::Runtime;
-use crate::checks::{Check, CheckStatus};
 use crate::exit::Exit;
 use crate::state::accounts::{self, Account, Availability};
 
@@ -22,7 +21,7 @@ pub struct AccountRow {
     /// `ready`, `disabled`, `needs-relogin` or `cooling-down`.
     pub status: &'static str,
     /// The command that makes the account usable again, when it needs one (also the
-    /// fix of [`AccountRow::check`]).
+    /// fix of its [`crate::checks::account`] check).
     pub fix: Option<String>,
     #[serde(skip)]
     availability: Availability,
@@ -43,24 +42,6 @@ impl AccountRow {
     /// Whether the account can be picked now, and when not, why.
     pub fn availability(&self) -> Availability {
         self.availability
-    }
-
-    /// What is wrong with the account and how to fix it, as an `account` [`Check`]: ok
-    /// when it can be picked, a warning while it cools down (time fixes it), a failure
-    /// when it is disabled or needs a new login (an account that cannot be used). The
-    /// detail is [`AccountRow::why_not`], the fix the row's `fix`.
-    pub fn check(&self) -> Check {
-        let status = match self.availability {
-            Availability::Ready => CheckStatus::Ok,
-            Availability::CoolingDown(_) => CheckStatus::Warn,
-            Availability::Disabled | Availability::NeedsRelogin => CheckStatus::Fail,
-        };
-        let mut check = Check::new(self.account.runtime, "account", status, self.why_not());
-        check.fix = self.fix.clone();
-        if status == CheckStatus::Fail {
-            check.exit = Exit::LoginUnusable;
-        }
-        check
     }
 
     /// Why the account cannot be picked, in words (empty when it can).
