@@ -31,6 +31,15 @@ pub struct DirReport {
     pub changes: Vec<Change>,
 }
 
+/// What init did, per login directory: the report of `moonauth init`.
+#[derive(Debug, Serialize)]
+pub struct InitReport {
+    pub schema: &'static str,
+    pub uid: u32,
+    pub gid: u32,
+    pub dirs: Vec<DirReport>,
+}
+
 /// Prepares the login directory of each runtime for the worker uid/gid.
 pub fn init(config: &Config, runtimes: &[Runtime]) -> Result<Vec<DirReport>> {
     let uid = config.docker.uid.value;

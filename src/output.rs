@@ -5,8 +5,15 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
+use crate::checks;
 use crate::checks::preflight::{CheckStatus, PreflightReport};
 use crate::credentials::LoginReport;
+use crate::docker::status::VolumeList;
+use crate::docker::volumes::{EnsureReport, Ensured};
+use crate::init::InitReport;
+use crate::renew::{RenewOutcome, RenewReport};
+use crate::state::accounts::Availability;
+use crate::state::report::{rfc3339_seconds, AccountsReport, Action, ChangeReport, PickReport};
 
 /// A report with a human rendering; its JSON rendering is its `Serialize` form.
 pub trait Render: Serialize {
@@ -178,9 +185,238 @@ impl Render for crate::docker::status::StatusReport {
                     }
                 }
             }
-            if let Some(fix) = &v.fix {
+            if let Some(fix) = &v.check().fix {
                 writeln!(w, "  - Fix: {fix}")?;
             }
+        }
+        Ok(())
+    }
+}
+
+impl Render for ChangeReport {
+    fn human(&self, w: &mut dyn Write) -> io::Result<()> {
+        let a = &self.account.account;
+        let action = match self.action {
+            Action::Added => "added",
+            Action::Enabled => "enabled",
+            Action::Disabled => "disabled",
+            Action::Removed => "removed",
+        };
+        write!(
+            w,
+            "{action} {} account {} ({}, {}, priority {})",
+            a.runtime,
+            a.alias,
+            a.kind.as_str(),
+            self.account.login,
+            a.priority
+        )?;
+        match self.action {
+            Action::Removed => writeln!(w, "; the login itself is untouched"),
+            _ => writeln!(w, ": {}", self.account.status),
+        }
+    }
+}
+
+impl Render for AccountsReport {
+    fn human(&self, w: &mut dyn Write) -> io::Result<()> {
+        // Set-aside records first: a person looking for an account should see why it is missing.
+        for aside in &self.set_aside {
+            writeln!(w, "warning: {aside}")?;
+        }
+        if self.accounts.is_empty() {
+            return writeln!(
+                w,
+                "no accounts in {}; add one with `moonauth accounts add ALIAS --runtime claude --dir DIR`",
+                self.state_dir.display()
+            );
+        }
+        let header = [
+            "ALIAS",
+            "RUNTIME",
+            "KIND",
+            "PRIO",
+            "ENABLED",
+            "STATUS",
+            "COOLDOWN UNTIL",
+            "LAST FAILURE",
+            "LAST USED",
+            "LOGIN",
+        ];
+        let rows: Vec<Vec<String>> = self
+            .accounts
+            .iter()
+            .map(|row| {
+                let a = &row.account;
+                let login = match &a.volume {
+                    Some(v) => format!("{} (volume {v})", row.login),
+                    None => row.login.clone(),
+                };
+                vec![
+                    a.alias.clone(),
+                    a.runtime.to_string(),
+                    a.kind.as_str().to_string(),
+                    a.priority.to_string(),
+                    if a.enabled { "yes" } else { "no" }.to_string(),
+                    row.status.to_string(),
+                    match row.availability() {
+                        Availability::CoolingDown(until) => rfc3339_seconds(until),
+                        _ => "-".into(),
+                    },
+                    a.last_failure.as_ref().map_or("-".into(), |f| f.reason.clone()),
+                    a.last_used.map_or("never".into(), rfc3339_seconds),
+                    login,
+                ]
+            })
+            .collect();
+        table(w, &header, &rows)?;
+        for (row, check) in self.accounts.iter().map(|r| (r, checks::account(r))) {
+            if let Some(fix) = &check.fix {
+                writeln!(w, "{}: {}; fix: {fix}", row.account.alias, check.detail)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Render for PickReport {
+    fn human(&self, w: &mut dyn Write) -> io::Result<()> {
+        if let Some(row) = &self.picked {
+            // One line, two fields, for `read alias login < <(moonauth accounts pick claude)`.
+            return writeln!(w, "{} {}", row.account.alias, row.login);
+        }
+        if self.accounts.is_empty() {
+            return writeln!(
+                w,
+                "no {rt} accounts; add one with `moonauth accounts add ALIAS --runtime {rt} --dir DIR`",
+                rt = self.runtime
+            );
+        }
+        writeln!(w, "no {} account can be used now:", self.runtime)?;
+        let width = self.accounts.iter().map(|r| r.account.alias.len()).max().unwrap_or(0);
+        for row in &self.accounts {
+            let check = checks::account(row);
+            write!(w, "  {:<width$}  {}", row.account.alias, check.detail)?;
+            match &check.fix {
+                Some(fix) => writeln!(w, "; fix: {fix}")?,
+                None => writeln!(w)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Writes left-aligned columns as wide as their widest cell.
+fn table(w: &mut dyn Write, header: &[&str], rows: &[Vec<String>]) -> io::Result<()> {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |w: &mut dyn Write, cells: &mut dyn Iterator<Item = &str>| -> io::Result<()> {
+        let text: Vec<String> = cells.zip(&widths).map(|(c, width)| format!("{c:<width$}")).collect();
+        writeln!(w, "{}", text.join("  ").trim_end())
+    };
+    line(w, &mut header.iter().copied())?;
+    for row in rows {
+        line(w, &mut row.iter().map(String::as_str))?;
+    }
+    Ok(())
+}
+
+impl Render for RenewReport {
+    fn human(&self, w: &mut dyn Write) -> io::Result<()> {
+        for o in &self.logins {
+            renew_line(w, o)?;
+        }
+        Ok(())
+    }
+}
+
+/// One login of a renew report, as a line (and its fix); `renew --watch` prints one per event.
+pub fn renew_line(w: &mut dyn Write, o: &RenewOutcome) -> io::Result<()> {
+    writeln!(
+        w,
+        "{:<7} {:<20} {}  {}",
+        o.runtime.as_str(),
+        o.status.as_str(),
+        o.dir.display(),
+        o.detail
+    )?;
+    if let Some(fix) = &o.fix {
+        writeln!(w, "{:<29}fix: {fix}", "")?;
+    }
+    Ok(())
+}
+
+impl Render for InitReport {
+    fn human(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
+        for d in &self.dirs {
+            let what = d.runtime.map(|r| r.as_str()).unwrap_or("store");
+            if d.changes.is_empty() {
+                writeln!(
+                    w,
+                    "{:<7} {}: ready for {}:{} (no changes)",
+                    what,
+                    d.dir.display(),
+                    self.uid,
+                    self.gid
+                )?;
+            } else {
+                writeln!(w, "{:<7} {}: {} change(s)", what, d.dir.display(), d.changes.len())?;
+                for c in &d.changes {
+                    writeln!(w, "          {}: {}", c.path.display(), c.what)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Render for EnsureReport {
+    fn human(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
+        for v in &self.volumes {
+            let what = match v.outcome {
+                Ensured::Created => "created",
+                Ensured::Existed => "exists",
+                Ensured::ExistedUnlabelled => "exists (created outside moonauth; left as it is)",
+            };
+            writeln!(
+                w,
+                "{:<28} {:<7} {:<10} {what}",
+                v.spec.name, v.spec.runtime, v.spec.account
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl Render for VolumeList {
+    fn human(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
+        writeln!(
+            w,
+            "{:<28} {:<7} {:<10} {:<8} LOGIN",
+            "VOLUME", "RUNTIME", "ACCOUNT", "MANAGED"
+        )?;
+        for v in &self.0.volumes {
+            let login = match (&v.login, v.exists) {
+                (_, false) => "(volume does not exist)".to_string(),
+                (Some(l), true) => l.inspection.class.as_str().to_string(),
+                (None, true) => "-".to_string(),
+            };
+            let managed = if !v.exists {
+                "-"
+            } else if v.managed {
+                "yes"
+            } else {
+                "no"
+            };
+            writeln!(
+                w,
+                "{:<28} {:<7} {:<10} {:<8} {login}",
+                v.volume, v.runtime, v.account, managed
+            )?;
         }
         Ok(())
     }

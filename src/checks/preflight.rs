@@ -23,62 +23,7 @@ use crate::exit::Exit;
 use crate::redact;
 use crate::source::{Env, Source, Sourced};
 
-/// How a check ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum CheckStatus {
-    Ok,
-    /// Passes, but something deserves a look (a competing credential, an expired token).
-    Warn,
-    Fail,
-}
-
-/// One check: what was checked, how it ended, and what fixes it.
-#[derive(Debug, Clone, Serialize)]
-pub struct Check {
-    /// The runtime the check is about (absent for checks about the whole worker).
-    pub runtime: Option<Runtime>,
-    /// `cli`, `login-dir`, `login`, `env-credentials` or `cli-status`.
-    pub check: &'static str,
-    pub status: CheckStatus,
-    /// What was found; never a credential.
-    pub detail: String,
-    /// The command or change that fixes a failure or warning.
-    pub fix: Option<String>,
-    /// The login verdict, on `login` checks.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub login: Option<LoginReport>,
-    /// The exit status a failure of this check maps to.
-    #[serde(skip)]
-    pub exit: Exit,
-}
-
-impl Check {
-    fn new(runtime: Runtime, check: &'static str, status: CheckStatus, detail: String) -> Self {
-        Check {
-            runtime: Some(runtime),
-            check,
-            status,
-            detail,
-            fix: None,
-            login: None,
-            exit: Exit::Ok,
-        }
-    }
-
-    fn fail(mut self, exit: Exit, fix: impl Into<String>) -> Self {
-        self.status = CheckStatus::Fail;
-        self.exit = exit;
-        self.fix = Some(fix.into());
-        self
-    }
-
-    fn warn(mut self, fix: impl Into<String>) -> Self {
-        self.status = CheckStatus::Warn;
-        self.fix = Some(fix.into());
-        self
-    }
-}
+pub use super::{Check, CheckStatus};
 
 /// The preflight report: rendered as text or as JSON (schema in docs/preflight.md).
 #[derive(Debug, Clone, Serialize)]

@@ -1,21 +1,20 @@
 //! `moonauth accounts add|ls|enable|disable|rm|pick`: the account records in the state
 //! store. Changes go through the store's lock; `ls` and `pick --peek` read without it.
-//! Each subcommand builds one report; `--json` prints the same struct.
+//! Each subcommand builds one report ([`crate::state::report`]); `--json` prints the
+//! same struct.
 
-use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
-
-use serde::Serialize;
 
 use crate::agents::{self, Runtime};
 use crate::cli::{AccountAddArgs, AccountArgs, AccountLsArgs, AccountPickArgs, AccountsCommand};
 use crate::config::{self, Config, Overrides};
 use crate::error::{Error, Result};
 use crate::exit::Exit;
-use crate::output::{self, Render};
+use crate::output;
 use crate::source::Env;
 use crate::state::accounts::{self, Account, Availability, Credential};
+use crate::state::report::{AccountRow, AccountsReport, Action, ChangeReport, PickReport};
 use crate::state::store::{Store, DEFAULT_LOCK_TIMEOUT};
 
 pub fn run(cmd: AccountsCommand, env: &Env) -> Result<Exit> {
@@ -30,54 +29,6 @@ pub fn run(cmd: AccountsCommand, env: &Env) -> Result<Exit> {
         AccountsCommand::Rm(args) => change(&store, args, Action::Removed, now),
         AccountsCommand::Pick(args) => pick(&store, args, now),
     }
-}
-
-/// One account as reported: the stored record plus what it means now.
-#[derive(Debug, Clone, Serialize)]
-pub struct AccountRow {
-    #[serde(flatten)]
-    pub account: Account,
-    /// Where the credential is: the login directory, `env:VAR` or `file:PATH`.
-    pub login: String,
-    /// `ready`, `disabled`, `needs-relogin` or `cooling-down`.
-    pub status: &'static str,
-    /// The command that makes the account usable again, when it needs one.
-    pub fix: Option<String>,
-    #[serde(skip)]
-    availability: Availability,
-}
-
-impl AccountRow {
-    fn new(account: &Account, now: SystemTime) -> AccountRow {
-        let availability = accounts::availability(account, now);
-        AccountRow {
-            login: account.location(),
-            status: availability.as_str(),
-            fix: account.fix(now),
-            availability,
-            account: account.clone(),
-        }
-    }
-
-    /// Why the account cannot be picked, in words (empty when it can).
-    fn why_not(&self) -> String {
-        let failure = self
-            .account
-            .last_failure
-            .as_ref()
-            .map(|f| format!(" ({})", f.reason))
-            .unwrap_or_default();
-        match self.availability {
-            Availability::Ready => String::new(),
-            Availability::Disabled => "disabled".into(),
-            Availability::NeedsRelogin => format!("needs a re-login{failure}"),
-            Availability::CoolingDown(until) => format!("cooling down until {}{failure}", time(until)),
-        }
-    }
-}
-
-fn time(t: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(t).to_string()
 }
 
 fn parse_runtime(flag: &'static str, value: &str) -> Result<Runtime> {
@@ -136,50 +87,6 @@ fn credential(args: &AccountAddArgs) -> Result<Credential> {
     }
 }
 
-/// What a change did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Action {
-    Added,
-    Enabled,
-    Disabled,
-    Removed,
-}
-
-/// The report of `add`, `enable`, `disable` and `rm`: the account after the change
-/// (for `rm`, the record that was removed).
-#[derive(Debug, Serialize)]
-pub struct ChangeReport {
-    pub schema: &'static str,
-    pub action: Action,
-    pub account: AccountRow,
-}
-
-impl Render for ChangeReport {
-    fn human(&self, w: &mut dyn Write) -> io::Result<()> {
-        let a = &self.account.account;
-        let action = match self.action {
-            Action::Added => "added",
-            Action::Enabled => "enabled",
-            Action::Disabled => "disabled",
-            Action::Removed => "removed",
-        };
-        write!(
-            w,
-            "{action} {} account {} ({}, {}, priority {})",
-            a.runtime,
-            a.alias,
-            a.kind.as_str(),
-            self.account.login,
-            a.priority
-        )?;
-        match self.action {
-            Action::Removed => writeln!(w, "; the login itself is untouched"),
-            _ => writeln!(w, ": {}", self.account.status),
-        }
-    }
-}
-
 fn add(store: &Store, args: AccountAddArgs, now: SystemTime) -> Result<Exit> {
     accounts::validate_alias(&args.alias)?;
     let runtime = parse_runtime("--runtime", &args.runtime)?;
@@ -216,98 +123,6 @@ fn change(store: &Store, args: AccountArgs, action: Action, now: SystemTime) -> 
     Ok(Exit::Ok)
 }
 
-/// The report of `accounts ls`.
-#[derive(Debug, Serialize)]
-pub struct AccountsReport {
-    pub schema: &'static str,
-    pub state_dir: PathBuf,
-    /// The store's revision (number of writes) when it was read.
-    pub revision: u64,
-    pub accounts: Vec<AccountRow>,
-    /// Records in the store that break a rule and are not used (kept in the file as they are).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub set_aside: Vec<accounts::SetAside>,
-}
-
-impl Render for AccountsReport {
-    fn human(&self, w: &mut dyn Write) -> io::Result<()> {
-        // Set-aside records first: a person looking for an account should see why it is missing.
-        for aside in &self.set_aside {
-            writeln!(w, "warning: {aside}")?;
-        }
-        if self.accounts.is_empty() {
-            return writeln!(
-                w,
-                "no accounts in {}; add one with `moonauth accounts add ALIAS --runtime claude --dir DIR`",
-                self.state_dir.display()
-            );
-        }
-        let header = [
-            "ALIAS",
-            "RUNTIME",
-            "KIND",
-            "PRIO",
-            "ENABLED",
-            "STATUS",
-            "COOLDOWN UNTIL",
-            "LAST FAILURE",
-            "LAST USED",
-            "LOGIN",
-        ];
-        let rows: Vec<Vec<String>> = self
-            .accounts
-            .iter()
-            .map(|row| {
-                let a = &row.account;
-                let login = match &a.volume {
-                    Some(v) => format!("{} (volume {v})", row.login),
-                    None => row.login.clone(),
-                };
-                vec![
-                    a.alias.clone(),
-                    a.runtime.to_string(),
-                    a.kind.as_str().to_string(),
-                    a.priority.to_string(),
-                    if a.enabled { "yes" } else { "no" }.to_string(),
-                    row.status.to_string(),
-                    match row.availability {
-                        Availability::CoolingDown(until) => time(until),
-                        _ => "-".into(),
-                    },
-                    a.last_failure.as_ref().map_or("-".into(), |f| f.reason.clone()),
-                    a.last_used.map_or("never".into(), time),
-                    login,
-                ]
-            })
-            .collect();
-        table(w, &header, &rows)?;
-        for row in self.accounts.iter().filter(|r| r.fix.is_some()) {
-            let fix = row.fix.as_deref().unwrap_or_default();
-            writeln!(w, "{}: {}; fix: {fix}", row.account.alias, row.why_not())?;
-        }
-        Ok(())
-    }
-}
-
-/// Writes left-aligned columns as wide as their widest cell.
-fn table(w: &mut dyn Write, header: &[&str], rows: &[Vec<String>]) -> io::Result<()> {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let line = |w: &mut dyn Write, cells: &mut dyn Iterator<Item = &str>| -> io::Result<()> {
-        let text: Vec<String> = cells.zip(&widths).map(|(c, width)| format!("{c:<width$}")).collect();
-        writeln!(w, "{}", text.join("  ").trim_end())
-    };
-    line(w, &mut header.iter().copied())?;
-    for row in rows {
-        line(w, &mut row.iter().map(String::as_str))?;
-    }
-    Ok(())
-}
-
 fn ls(store: &Store, args: AccountLsArgs, now: SystemTime) -> Result<Exit> {
     let only = args
         .runtime
@@ -329,55 +144,6 @@ fn ls(store: &Store, args: AccountLsArgs, now: SystemTime) -> Result<Exit> {
     };
     super::written(output::emit(&report, args.json))?;
     Ok(Exit::Ok)
-}
-
-/// The report of `accounts pick`.
-#[derive(Debug, Serialize)]
-pub struct PickReport {
-    pub schema: &'static str,
-    pub runtime: Runtime,
-    /// The account a new task should use; `null` when none can be used (exit 10).
-    pub picked: Option<AccountRow>,
-    /// Whether the pick was recorded as the account's last use (not with `--peek`).
-    pub marked_used: bool,
-    /// Every account of the runtime: the usable ones in pick order, then the others with why.
-    pub accounts: Vec<AccountRow>,
-}
-
-impl PickReport {
-    pub fn exit(&self) -> Exit {
-        if self.picked.is_some() {
-            Exit::Ok
-        } else {
-            Exit::AccountsExhausted
-        }
-    }
-}
-
-impl Render for PickReport {
-    fn human(&self, w: &mut dyn Write) -> io::Result<()> {
-        if let Some(row) = &self.picked {
-            // One line, two fields, for `read alias login < <(moonauth accounts pick claude)`.
-            return writeln!(w, "{} {}", row.account.alias, row.login);
-        }
-        if self.accounts.is_empty() {
-            return writeln!(
-                w,
-                "no {rt} accounts; add one with `moonauth accounts add ALIAS --runtime {rt} --dir DIR`",
-                rt = self.runtime
-            );
-        }
-        writeln!(w, "no {} account can be used now:", self.runtime)?;
-        let width = self.accounts.iter().map(|r| r.account.alias.len()).max().unwrap_or(0);
-        for row in &self.accounts {
-            write!(w, "  {:<width$}  {}", row.account.alias, row.why_not())?;
-            match &row.fix {
-                Some(fix) => writeln!(w, "; fix: {fix}")?,
-                None => writeln!(w)?,
-            }
-        }
-        Ok(())
-    }
 }
 
 fn pick(store: &Store, args: AccountPickArgs, now: SystemTime) -> Result<Exit> {

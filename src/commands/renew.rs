@@ -5,54 +5,20 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use serde::Serialize;
-
 use crate::agents::{self, Runtime};
 use crate::cli::RenewArgs;
 use crate::config::{Config, Overrides};
 use crate::credentials::{self, human_duration};
 use crate::error::{Error, Result};
 use crate::exit::Exit;
-use crate::output::{self, Render};
-use crate::renew::{self, RenewOptions, RenewOutcome, RenewStatus};
+use crate::lease::LoginKey;
+use crate::output;
+use crate::renew::{self, RenewOptions, RenewOutcome, RenewReport, RenewStatus};
 use crate::source::Env;
 
 /// Set by SIGTERM / SIGINT: the current refresh finishes, its locks are released, and
 /// the command ends with the status it has.
 static STOP: AtomicBool = AtomicBool::new(false);
-
-/// The report of one `moonauth renew` (schema in docs/shared-logins.md).
-#[derive(Debug, Serialize)]
-pub struct RenewReport {
-    pub schema: &'static str,
-    /// The lead in seconds.
-    pub lead_secs: u64,
-    pub logins: Vec<RenewOutcome>,
-}
-
-impl Render for RenewReport {
-    fn human(&self, w: &mut dyn Write) -> io::Result<()> {
-        for o in &self.logins {
-            human_line(w, o)?;
-        }
-        Ok(())
-    }
-}
-
-fn human_line(w: &mut dyn Write, o: &RenewOutcome) -> io::Result<()> {
-    writeln!(
-        w,
-        "{:<7} {:<20} {}  {}",
-        o.runtime.as_str(),
-        o.status.as_str(),
-        o.dir.display(),
-        o.detail
-    )?;
-    if let Some(fix) = &o.fix {
-        writeln!(w, "{:<29}fix: {fix}", "")?;
-    }
-    Ok(())
-}
 
 /// One login to renew, and whether the user named it (a missing login they named is an
 /// error; a configured default that does not exist on this machine is not).
@@ -79,7 +45,10 @@ pub fn run(args: RenewArgs, env: &Env) -> Result<Exit> {
     install_stop_handlers();
 
     if args.watch {
-        let logins: Vec<(Runtime, PathBuf)> = targets.iter().map(|t| (t.runtime, t.dir.clone())).collect();
+        let logins: Vec<(LoginKey, PathBuf)> = targets
+            .iter()
+            .map(|t| (LoginKey::new(t.runtime, t.account.clone()), t.dir.clone()))
+            .collect();
         tracing::info!(logins = logins.len(), lead = %human_duration(opts.lead), "watching");
         let clock = || super::clock(env).unwrap_or_else(|_| std::time::SystemTime::now());
         let mut failed = None;
@@ -108,7 +77,8 @@ pub fn run(args: RenewArgs, env: &Env) -> Result<Exit> {
         if STOP.load(Ordering::SeqCst) {
             break;
         }
-        let outcome = renew::renew_dir(t.runtime, &t.dir, &opts, now);
+        let key = LoginKey::new(t.runtime, t.account.clone());
+        let outcome = renew::renew_login(&key, &t.dir, &opts, now);
         if let Some(alias) = &t.account {
             record_in_store(&config, alias, &outcome)?;
         }
@@ -149,7 +119,7 @@ fn print_event(o: &RenewOutcome, json: bool) -> io::Result<()> {
         serde_json::to_writer(&mut w, o).map_err(io::Error::from)?;
         writeln!(w)?;
     } else {
-        human_line(&mut w, o)?;
+        output::renew_line(&mut w, o)?;
     }
     w.flush()
 }

@@ -1,15 +1,13 @@
 //! `moonauth volumes ensure|ls|rm`.
 
-use serde::Serialize;
-
 use crate::cli::{EnsureArgs, LsArgs, RmArgs, VolumesCommand};
 use crate::config::{Config, Overrides};
-use crate::docker::status::{self, StatusReport};
-use crate::docker::volumes::{self, Ensured, VolumeSpec};
+use crate::docker::status::{self, StatusReport, VolumeList};
+use crate::docker::volumes::{self, EnsureReport, EnsuredVolume};
 use crate::docker::{self, Engine};
 use crate::error::Result;
 use crate::exit::Exit;
-use crate::output::{self, Render};
+use crate::output;
 use crate::source::Env;
 
 pub fn run(cmd: VolumesCommand, env: &Env) -> Result<Exit> {
@@ -19,37 +17,6 @@ pub fn run(cmd: VolumesCommand, env: &Env) -> Result<Exit> {
         VolumesCommand::Ensure(args) => rt.block_on(ensure(&config, args)),
         VolumesCommand::Ls(args) => rt.block_on(ls(&config, env, args)),
         VolumesCommand::Rm(args) => rt.block_on(rm(&config, args)),
-    }
-}
-
-/// What `volumes ensure` did to each volume.
-#[derive(Debug, Serialize)]
-pub struct EnsureReport {
-    pub volumes: Vec<EnsuredVolume>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct EnsuredVolume {
-    #[serde(flatten)]
-    pub spec: VolumeSpec,
-    pub outcome: Ensured,
-}
-
-impl Render for EnsureReport {
-    fn human(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
-        for v in &self.volumes {
-            let what = match v.outcome {
-                Ensured::Created => "created",
-                Ensured::Existed => "exists",
-                Ensured::ExistedUnlabelled => "exists (created outside moonauth; left as it is)",
-            };
-            writeln!(
-                w,
-                "{:<28} {:<7} {:<10} {what}",
-                v.spec.name, v.spec.runtime, v.spec.account
-            )?;
-        }
-        Ok(())
     }
 }
 
@@ -68,48 +35,13 @@ async fn ensure(config: &Config, args: EnsureArgs) -> Result<Exit> {
 async fn ls(config: &Config, env: &Env, args: LsArgs) -> Result<Exit> {
     let engine = Engine::connect(&config.docker).await?;
     let runtimes = super::login_runtimes(&[])?;
-    let specs = super::status::configured_specs(&engine, config, &runtimes, &[]).await?;
+    let specs = status::configured_specs(&engine, config, &runtimes, &[]).await?;
     let now = super::clock(env)?;
     let volumes = status::collect(&engine, config, &specs, now).await?;
     let report = StatusReport::new(&engine, volumes);
     let list = VolumeList(report);
     super::written(output::emit(&list, args.json))?;
     Ok(Exit::Ok)
-}
-
-/// `volumes ls`: the status report as a table.
-#[derive(Debug, Serialize)]
-#[serde(transparent)]
-pub struct VolumeList(StatusReport);
-
-impl Render for VolumeList {
-    fn human(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
-        writeln!(
-            w,
-            "{:<28} {:<7} {:<10} {:<8} LOGIN",
-            "VOLUME", "RUNTIME", "ACCOUNT", "MANAGED"
-        )?;
-        for v in &self.0.volumes {
-            let login = match (&v.login, v.exists) {
-                (_, false) => "(volume does not exist)".to_string(),
-                (Some(l), true) => l.inspection.class.as_str().to_string(),
-                (None, true) => "-".to_string(),
-            };
-            let managed = if !v.exists {
-                "-"
-            } else if v.managed {
-                "yes"
-            } else {
-                "no"
-            };
-            writeln!(
-                w,
-                "{:<28} {:<7} {:<10} {:<8} {login}",
-                v.volume, v.runtime, v.account, managed
-            )?;
-        }
-        Ok(())
-    }
 }
 
 async fn rm(config: &Config, args: RmArgs) -> Result<Exit> {

@@ -8,10 +8,11 @@ use serde::Serialize;
 
 use crate::agents::account_login_command as login_command;
 use crate::agents::Runtime;
+use crate::checks::{Check, CheckStatus};
 use crate::config::Config;
 use crate::credentials::{self, codex, LoginReport};
 use crate::docker::archive::{self, Scratch, VolumeMount};
-use crate::docker::volumes::{self, VolumeSpec};
+use crate::docker::volumes::{self, VolumeSpec, LABEL_ACCOUNT, LABEL_RUNTIME};
 use crate::docker::Engine;
 use crate::error::Result;
 use crate::exit::Exit;
@@ -28,7 +29,8 @@ pub struct VolumeStatus {
     /// The login it holds, as a worker that mounts it at its login directory sees it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub login: Option<LoginReport>,
-    /// What to run when it is missing or unusable.
+    /// What to run when it is missing or unusable: the fix of [`VolumeStatus::check`],
+    /// kept as its own field so the JSON stays as it was.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fix: Option<String>,
 }
@@ -36,8 +38,73 @@ pub struct VolumeStatus {
 impl VolumeStatus {
     /// Exists and holds a usable login.
     pub fn ok(&self) -> bool {
-        self.exists && self.login.as_ref().is_some_and(|l| l.usable)
+        !self.check().failed()
     }
+
+    /// What is wrong with the volume and how to fix it, as a `volume` [`Check`]: it fails
+    /// when the volume does not exist or its login is not usable, and the fix is the
+    /// login command for its account (none when the login was not read).
+    pub fn check(&self) -> Check {
+        let fix = || login_command(self.runtime, &self.account);
+        let check = |status, detail| Check::new(self.runtime, "volume", status, detail);
+        match (&self.login, self.exists) {
+            (_, false) => check(CheckStatus::Ok, "volume does not exist".into()).fail(Exit::LoginUnusable, fix()),
+            (None, true) => Check {
+                exit: Exit::LoginUnusable,
+                ..check(CheckStatus::Fail, "login not read".into())
+            },
+            (Some(l), true) => {
+                let detail = format!("{} - {}", l.inspection.class.as_str(), l.inspection.detail);
+                if l.usable {
+                    check(CheckStatus::Ok, detail)
+                } else {
+                    check(CheckStatus::Ok, detail).fail(Exit::LoginUnusable, fix())
+                }
+            }
+        }
+    }
+}
+
+/// The default volume of each runtime, the named accounts, and every volume moonauth
+/// labelled for a named account.
+pub async fn configured_specs(
+    engine: &Engine,
+    config: &Config,
+    runtimes: &[Runtime],
+    accounts: &[String],
+) -> Result<Vec<VolumeSpec>> {
+    let mut specs = Vec::new();
+    for &runtime in runtimes {
+        specs.push(volumes::spec(config, runtime, None)?);
+        for account in accounts {
+            specs.push(volumes::spec(config, runtime, Some(account))?);
+        }
+    }
+    for v in volumes::list_managed(engine).await? {
+        let runtime = v
+            .labels
+            .get(LABEL_RUNTIME)
+            .and_then(|r| crate::agents::parse_login_runtime(r).ok());
+        let account = v
+            .labels
+            .get(LABEL_ACCOUNT)
+            .cloned()
+            .unwrap_or_else(|| volumes::DEFAULT_ACCOUNT.into());
+        // Other deployments' default volumes are theirs to report; account volumes are this fleet's.
+        if account == volumes::DEFAULT_ACCOUNT {
+            continue;
+        }
+        if let Some(runtime) = runtime.filter(|r| runtimes.contains(r)) {
+            if !specs.iter().any(|s| s.name == v.name) {
+                specs.push(VolumeSpec {
+                    name: v.name.clone(),
+                    runtime,
+                    account,
+                });
+            }
+        }
+    }
+    Ok(specs)
 }
 
 /// Reads the state of every volume in `specs`, with one never-started container.
@@ -67,11 +134,11 @@ pub async fn collect(
             exists,
             managed,
             login: None,
-            fix: (!exists).then(|| login_command(spec.runtime, &spec.account)),
+            fix: None,
         });
     }
     if present.is_empty() {
-        return Ok(out);
+        return Ok(with_fixes(out));
     }
     let mounts: Vec<VolumeMount> = present
         .iter()
@@ -86,7 +153,15 @@ pub async fn collect(
     let result = read_logins(engine, config, &scratch.id, &mounts, &present, &mut out, now).await;
     scratch.remove(engine).await?;
     result?;
-    Ok(out)
+    Ok(with_fixes(out))
+}
+
+/// Fills each volume's `fix` from its [`Check`].
+fn with_fixes(mut volumes: Vec<VolumeStatus>) -> Vec<VolumeStatus> {
+    for v in &mut volumes {
+        v.fix = v.check().fix;
+    }
+    volumes
 }
 
 async fn read_logins(
@@ -154,9 +229,6 @@ async fn read_logins(
             usable = false;
             inspection.detail = format!("{}; {why}", inspection.detail);
         }
-        if !usable {
-            status.fix = Some(crate::agents::account_login_command(runtime, &status.account));
-        }
         status.login = Some(LoginReport {
             runtime,
             file: credentials::login_file(runtime, &login_dir),
@@ -201,6 +273,54 @@ impl StatusReport {
             Exit::Ok
         } else {
             Exit::LoginUnusable
+        }
+    }
+}
+
+/// `volumes ls`: the status report as a table (the same JSON as `status`).
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+pub struct VolumeList(pub StatusReport);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::credentials::{Inspection, LoginClass};
+
+    fn volume(exists: bool, usable: Option<bool>) -> VolumeStatus {
+        VolumeStatus {
+            volume: "moonauth-claude-work".into(),
+            runtime: Runtime::Claude,
+            account: "work".into(),
+            exists,
+            managed: true,
+            login: usable.map(|usable| LoginReport {
+                runtime: Runtime::Claude,
+                dir: "/home/app/.claude".into(),
+                file: "/home/app/.claude/.credentials.json".into(),
+                inspection: Inspection::new(LoginClass::Missing, "no login".into()),
+                usable,
+            }),
+            fix: None,
+        }
+    }
+
+    #[test]
+    fn a_volume_needs_a_fix_when_missing_or_unusable_and_only_then() {
+        let login = login_command(Runtime::Claude, "work");
+        for (v, fix) in [
+            (volume(false, None), Some(login.clone())),
+            (volume(true, Some(false)), Some(login.clone())),
+            (volume(true, Some(true)), None),
+            (volume(true, None), None),
+        ] {
+            let check = v.check();
+            assert_eq!(check.fix, fix, "{v:?}");
+            assert_eq!(
+                check.failed(),
+                !(v.exists && v.login.as_ref().is_some_and(|l| l.usable))
+            );
+            assert_eq!(with_fixes(vec![v])[0].fix, fix);
         }
     }
 }

@@ -213,3 +213,16 @@ pub async fn remove(engine: &Engine, name: &str, force: bool) -> Result<bool> {
         .await?;
     Ok(true)
 }
+
+/// What `volumes ensure` did to each volume.
+#[derive(Debug, Serialize)]
+pub struct EnsureReport {
+    pub volumes: Vec<EnsuredVolume>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EnsuredVolume {
+    #[serde(flatten)]
+    pub spec: VolumeSpec,
+    pub outcome: Ensured,
+}

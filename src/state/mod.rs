@@ -1,8 +1,9 @@
 //! The account store: [`accounts`] is the model and the policy over it, [`store`] the
-//! crash-safe file it lives in. [`open`] and [`open_existing`] are the only ways in: no
-//! caller knows where or how the state is kept.
+//! crash-safe file it lives in, [`report`] what `accounts` says about them. [`open`] and
+//! [`open_existing`] are the only ways in: no caller knows where or how the state is kept.
 
 pub mod accounts;
+pub mod report;
 pub mod store;
 
 use crate::config::Config;
