@@ -21,7 +21,8 @@ use crate::state::store::{Store, DEFAULT_LOCK_TIMEOUT};
 pub fn run(cmd: AccountsCommand, env: &Env) -> Result<Exit> {
     let config = Config::resolve(env, &Overrides::default())?;
     let store = crate::state::open(&config)?;
-    let now = super::clock(env)?;
+    // One reading of the command's clock, so every row of a report agrees on now.
+    let now = super::clock(env)?.now();
     match cmd {
         AccountsCommand::Add(args) => add(&store, args, now),
         AccountsCommand::Ls(args) => ls(&store, args, now),
