@@ -270,7 +270,7 @@ fn plan(
         }
     } else {
         let state = state.expect("stored accounts come from a state");
-        let order = accounts::eligible(state, runtime, now);
+        let order = crate::rotation::eligible(state, runtime, now);
         for a in stored {
             if order.iter().any(|e| e.alias == a.alias) {
                 continue;
