@@ -1,14 +1,19 @@
 //! Rotation: the one place that decides which credential a task uses next — the pick
-//! order of `accounts pick` and of `moonauth run`'s attempts. Everything here is pure: it takes the
+//! order of `accounts pick`, and for `moonauth run` the order of its attempts and when an
+//! API key may follow the subscriptions ([`plan`]). Everything here is pure: it takes the
 //! state and the clock's `now` and returns decisions. No randomness: the order is total,
 //! and concurrent pickers spread because `accounts pick` marks its pick under the lock.
 //! What an account is and how its history is recorded is [`crate::state::accounts`]'s.
+
+pub mod plan;
 
 use std::cmp::Ordering;
 use std::time::SystemTime;
 
 use crate::agents::Runtime;
 use crate::state::accounts::{availability, Account, AccountKind, Availability, State};
+
+pub use plan::{Choice, KeySource, PassedOver, Plan};
 
 /// The order accounts are tried in: OAuth before API keys, lower priority first, then
 /// the least recently used (never used first), then by alias so the order is total.
