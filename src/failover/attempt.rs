@@ -3,7 +3,7 @@
 //! after a throttle or an overload (bounded, with backoff).
 
 use std::path::Path;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use super::child::{self, ChildSpec};
 use super::classify::Outcome;
@@ -84,9 +84,9 @@ impl Failover<'_> {
         let signals = &self.signals;
         let mut tries = 0;
         loop {
-            let wall = SystemTime::now();
+            let wall = self.clock.now();
             let switch_ms = self.last_exit.map(|t| t.elapsed().as_secs_f64() * 1000.0);
-            let f = child::run(spec, runtime, signals)?;
+            let f = child::run(spec, runtime, signals, self.clock)?;
             self.last_exit = Some(f.ended);
             let c = &f.classification;
             self.report.attempts.push(Attempt {

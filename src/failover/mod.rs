@@ -19,7 +19,7 @@ pub mod resume;
 mod secrets;
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use crate::agents::Runtime;
 use crate::config::Config;
@@ -31,6 +31,7 @@ use crate::renew::RenewOptions;
 use crate::rotation::{Choice, Plan};
 use crate::source::Env;
 use crate::state::accounts::AccountKind;
+use crate::time::Clock;
 
 use child::SignalForwarder;
 use outcome::{Next, Recorder};
@@ -76,9 +77,10 @@ fn api_key_vars(runtime: Runtime) -> &'static [&'static str] {
     }
 }
 
-/// Runs the request to completion and returns its report.
-pub fn run(config: &Config, env: &Env, request: &RunRequest) -> Result<RunReport> {
-    let (mut failover, mut plan) = Failover::start(config, env, request)?;
+/// Runs the request to completion and returns its report. Every time it reads or
+/// records comes from `clock`.
+pub fn run(config: &Config, env: &Env, request: &RunRequest, clock: &Clock) -> Result<RunReport> {
+    let (mut failover, mut plan) = Failover::start(config, env, request, clock)?;
     while let Some(choice) = plan.next_credential() {
         let candidate = failover.candidate(choice);
         let Some(dir) = failover.usable(&candidate) else {
@@ -115,6 +117,7 @@ struct Failover<'a> {
     config: &'a Config,
     env: &'a Env,
     request: &'a RunRequest,
+    clock: &'a Clock,
     signals: SignalForwarder,
     /// The CLI, found on the environment's PATH.
     program: PathBuf,
@@ -133,7 +136,12 @@ struct Failover<'a> {
 impl<'a> Failover<'a> {
     /// Finds the CLI, reads the store (when there is one) and asks rotation for the
     /// order of the credentials.
-    fn start(config: &'a Config, env: &'a Env, request: &'a RunRequest) -> Result<(Failover<'a>, Plan)> {
+    fn start(
+        config: &'a Config,
+        env: &'a Env,
+        request: &'a RunRequest,
+        clock: &'a Clock,
+    ) -> Result<(Failover<'a>, Plan)> {
         let signals = SignalForwarder::install()?;
         let runtime = request.runtime;
         let program = which::which_in(
@@ -147,7 +155,7 @@ impl<'a> Failover<'a> {
 
         // The store, when there is one and it has accounts of this runtime.
         let store = crate::state::open_existing(config)?;
-        let now = SystemTime::now();
+        let now = clock.now();
         let state = match &store {
             Some(s) => Some(s.read_unlocked()?),
             None => None,
@@ -169,6 +177,7 @@ impl<'a> Failover<'a> {
             config,
             env,
             request,
+            clock,
             signals,
             program,
             masks,

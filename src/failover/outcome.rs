@@ -1,7 +1,7 @@
 //! After an attempt: record in the store what its outcome says about the account, and
 //! decide whether the run ends here or fails over to the next credential.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use super::child::Finished;
 use super::classify::{Classification, Outcome};
@@ -58,7 +58,7 @@ impl Failover<'_> {
             return Ok(Next::Done);
         }
         let usage = finished.classification.usage.clone();
-        let now = SystemTime::now();
+        let now = self.clock.now();
         let alias = candidate.alias.clone();
         let record_usage = |s: &mut State| -> Result<()> {
             if let Some(u) = &usage {

@@ -3,7 +3,6 @@
 //! (docs/shared-logins.md). A login that cannot be used sits this run out.
 
 use std::path::Path;
-use std::time::SystemTime;
 
 use super::report::{rfc3339, Attempt, Unavailable};
 use super::{Candidate, Failover};
@@ -26,13 +25,13 @@ impl Failover<'_> {
             return Ok(Renewal::Start(None));
         }
         let runtime = self.request.runtime;
-        let renewal = renew::renew_dir(runtime, dir, &self.renew_options, SystemTime::now());
+        let renewal = renew::renew_dir(runtime, dir, &self.renew_options, self.clock.now());
         let redactor = &self.masks.redactor;
         match renewal.status {
             // A pending write leaves a spent refresh token in the file: the CLI must not
             // refresh it, so this account sits out until a renewal applies the answer.
             RenewStatus::Dead | RenewStatus::Blocked | RenewStatus::Missing | RenewStatus::PendingWrite => {
-                let now = SystemTime::now();
+                let now = self.clock.now();
                 let alias = candidate.alias.clone();
                 let renewal_detail = redactor.redact(&renewal.detail);
                 if candidate.stored && renewal.status != RenewStatus::PendingWrite {
