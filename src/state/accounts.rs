@@ -1,8 +1,9 @@
 //! Accounts: the OAuth logins and API keys each runtime can run on, what moonauth
 //! remembers about them (cooldowns, failures, last use), and whether each can be used at
 //! a given time. Everything here is pure: functions take the state and `now` and return
-//! values. Which account goes next is [`crate::rotation`]'s decision; how the state is
-//! kept on disk and shared between processes is [`crate::state::store`]'s business.
+//! values. Which account goes next is decided above this layer, in `rotation/`; how the
+//! state is kept on disk and shared between processes is [`crate::state::store`]'s
+//! business.
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
