@@ -6,7 +6,7 @@
 //! [`agents::normalize_payload`] and [`agents::default_task_runtime`] to resolve a
 //! task's runtime, [`credentials::inspect_dir`] to read a login,
 //! [`checks::preflight::run_checks`] for the worker checks, [`state::open`] and
-//! [`state::accounts::pick`] for the shared account state,
+//! [`rotation::next`] for the shared account state,
 //! [`failover::classify::OutputClassifier`] to tell how a CLI run ended,
 //! [`failover::run`] for the failover loop, and [`renew::renew_dir`] to refresh a shared
 //! login under its lease. docs/architecture.md maps the folders and the arrows allowed
@@ -28,6 +28,7 @@ pub mod lease;
 pub mod output;
 pub mod redact;
 pub mod renew;
+pub mod rotation;
 pub mod source;
 pub mod state;
 pub mod time;

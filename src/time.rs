@@ -2,25 +2,23 @@
 //! reproducible output), and every way moonauth writes or reads a time (RFC 3339, a
 //! duration for people). Imports nothing of moonauth.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
 
-/// Where "now" comes from: the system clock, or a pinned start (`MOONAUTH_NOW`) that
-/// moves on with the real elapsed time, so waits and ages still behave.
-#[derive(Debug, Clone, Copy)]
+/// Where "now" comes from: the system clock, or an instant pinned by `MOONAUTH_NOW` that
+/// does not move, so every reading of one command is the same and its output is
+/// reproducible. Waits measure with `Instant`, never with a clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Clock {
     System,
-    Pinned { at: SystemTime, since: Instant },
+    Pinned { at: SystemTime },
 }
 
 impl Clock {
     /// A clock pinned at `at`.
     pub fn pinned(at: SystemTime) -> Clock {
-        Clock::Pinned {
-            at,
-            since: Instant::now(),
-        }
+        Clock::Pinned { at }
     }
 
     /// The clock a command uses: pinned when `moonauth_now` (the value of
@@ -38,7 +36,7 @@ impl Clock {
     pub fn now(&self) -> SystemTime {
         match self {
             Clock::System => SystemTime::now(),
-            Clock::Pinned { at, since } => *at + since.elapsed(),
+            Clock::Pinned { at } => *at,
         }
     }
 }

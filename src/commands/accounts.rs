@@ -12,15 +12,17 @@ use crate::config::{self, Config, Overrides};
 use crate::error::{Error, Result};
 use crate::exit::Exit;
 use crate::output;
+use crate::rotation;
 use crate::source::Env;
-use crate::state::accounts::{self, Account, Availability, Credential};
+use crate::state::accounts::{self, Account, Credential};
 use crate::state::report::{AccountRow, AccountsReport, Action, ChangeReport, PickReport};
 use crate::state::store::{Store, DEFAULT_LOCK_TIMEOUT};
 
 pub fn run(cmd: AccountsCommand, env: &Env) -> Result<Exit> {
     let config = Config::resolve(env, &Overrides::default())?;
     let store = crate::state::open(&config)?;
-    let now = super::clock(env)?;
+    // One reading of the command's clock, so every row of a report agrees on now.
+    let now = super::clock(env)?.now();
     match cmd {
         AccountsCommand::Add(args) => add(&store, args, now),
         AccountsCommand::Ls(args) => ls(&store, args, now),
@@ -150,13 +152,15 @@ fn pick(store: &Store, args: AccountPickArgs, now: SystemTime) -> Result<Exit> {
     let runtime = parse_runtime("RUNTIME", &args.runtime)?;
     let (state, picked) = if args.peek {
         let state = store.read_unlocked()?;
-        let picked = accounts::pick(&state, runtime, now).map(|a| a.alias.clone());
+        let picked = rotation::next(&state, runtime, now).next.map(|a| a.alias.clone());
         (state, picked)
     } else {
         // Pick and mark under one lock, so two orchestrators picking at once spread
         // over accounts of equal priority instead of both taking the same one.
         let mut guard = store.lock(DEFAULT_LOCK_TIMEOUT)?;
-        let picked = accounts::pick(guard.state(), runtime, now).map(|a| a.alias.clone());
+        let picked = rotation::next(guard.state(), runtime, now)
+            .next
+            .map(|a| a.alias.clone());
         match &picked {
             Some(alias) => {
                 guard.state_mut().mark_used(alias, now)?;
@@ -167,16 +171,9 @@ fn pick(store: &Store, args: AccountPickArgs, now: SystemTime) -> Result<Exit> {
             None => (guard.state().clone(), None),
         }
     };
-    // The usable ones in pick order, then the soonest back first: cooling down (by
-    // reset time), needing a re-login, disabled.
-    let mut rows: Vec<&Account> = state.accounts.iter().filter(|a| a.runtime == runtime).collect();
-    let rank = |x: &Account| match accounts::availability(x, now) {
-        Availability::Ready => (0, None),
-        Availability::CoolingDown(until) => (1, Some(until)),
-        Availability::NeedsRelogin => (2, None),
-        Availability::Disabled => (3, None),
-    };
-    rows.sort_by(|a, b| rank(a).cmp(&rank(b)).then(accounts::pick_order(a, b)));
+    // Listed as the state is now (after the mark): the usable ones in pick order, then
+    // the others soonest back first.
+    let ranked = rotation::next(&state, runtime, now).ranked;
     let report = PickReport {
         schema: "moonauth.accounts-pick.v1",
         runtime,
@@ -185,7 +182,7 @@ fn pick(store: &Store, args: AccountPickArgs, now: SystemTime) -> Result<Exit> {
             .and_then(|alias| state.account(alias))
             .map(|a| AccountRow::new(a, now)),
         marked_used: picked.is_some() && !args.peek,
-        accounts: rows.into_iter().map(|a| AccountRow::new(a, now)).collect(),
+        accounts: ranked.iter().map(|c| AccountRow::new(c.account, now)).collect(),
     };
     super::written(output::emit(&report, args.json))?;
     Ok(report.exit())

@@ -8,8 +8,8 @@ use crate::config::{Config, Overrides};
 use crate::credentials::apply;
 use crate::error::Result;
 use crate::exit::Exit;
+use crate::rotation;
 use crate::source::Env;
-use crate::state::accounts;
 use crate::state::store;
 
 pub fn apply_login(args: ApplyLoginArgs) -> Result<Exit> {
@@ -35,7 +35,7 @@ pub fn store_bench(args: StoreBenchArgs, env: &Env) -> Result<Exit> {
     for _ in 0..args.ops {
         let now = std::time::SystemTime::now();
         store.update(store::DEFAULT_LOCK_TIMEOUT, |state| {
-            let picked = accounts::pick(state, runtime, now).map(|a| a.alias.clone());
+            let picked = rotation::pick(state, runtime, now).map(|a| a.alias.clone());
             if let Some(alias) = picked {
                 // The alias was just found in this state, so marking it cannot fail.
                 let _ = state.mark_used(&alias, now);

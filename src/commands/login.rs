@@ -26,7 +26,7 @@ pub fn run(args: LoginArgs, env: &Env) -> Result<Exit> {
         .as_ref()
         .map(|c| c.value.clone())
         .unwrap_or_else(|| login::default_login_command(runtime));
-    let now = super::clock(env)?;
+    let now = super::clock(env)?.now();
     let rt = docker::runtime()?;
     let (outcome, report) = rt.block_on(async {
         let engine = Engine::connect(&config.docker).await?;

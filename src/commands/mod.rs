@@ -13,12 +13,11 @@ mod runtime;
 mod status;
 mod volumes;
 
-use std::time::SystemTime;
-
 use crate::cli::{Command, InternalCommand, RuntimeCommand};
 use crate::error::{Error, Result};
 use crate::exit::Exit;
 use crate::source::Env;
+use crate::time::Clock;
 
 /// Runs a parsed command.
 pub fn run(command: Command, env: &Env) -> Result<Exit> {
@@ -63,16 +62,14 @@ pub(crate) fn login_runtimes(values: &[String]) -> Result<Vec<crate::agents::Run
     Ok(out)
 }
 
-/// The current time, or `MOONAUTH_NOW` (RFC 3339) for reproducible output.
-pub(crate) fn clock(env: &Env) -> Result<SystemTime> {
-    match env.non_blank("MOONAUTH_NOW") {
-        None => Ok(SystemTime::now()),
-        Some(v) => humantime::parse_rfc3339_weak(v).map_err(|_| Error::InvalidVariable {
-            var: "MOONAUTH_NOW".into(),
-            value: v.to_string(),
-            reason: "expected an RFC 3339 time such as 2026-11-24T12:00:00Z".into(),
-        }),
-    }
+/// The command's clock: the system's, or pinned at `MOONAUTH_NOW` (RFC 3339) for
+/// reproducible output. Built once per command and passed to whatever reads the time.
+pub(crate) fn clock(env: &Env) -> Result<Clock> {
+    Clock::from_setting(env.get("MOONAUTH_NOW")).map_err(|reason| Error::InvalidVariable {
+        var: "MOONAUTH_NOW".into(),
+        value: env.non_blank("MOONAUTH_NOW").unwrap_or_default().to_string(),
+        reason,
+    })
 }
 
 /// Maps an output error: a failed write to stdout is a failure of the command.

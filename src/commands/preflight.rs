@@ -29,7 +29,7 @@ pub fn run(args: PreflightArgs, env: &Env) -> Result<Exit> {
             reason,
         })?),
     };
-    let now = super::clock(env)?;
+    let now = super::clock(env)?.now();
     let inputs = Inputs {
         config: &config,
         env,

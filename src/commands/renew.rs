@@ -50,7 +50,7 @@ pub fn run(args: RenewArgs, env: &Env) -> Result<Exit> {
             .map(|t| (LoginKey::new(t.runtime, t.account.clone()), t.dir.clone()))
             .collect();
         tracing::info!(logins = logins.len(), lead = %human_duration(opts.lead), "watching");
-        let clock = || super::clock(env).unwrap_or_else(|_| std::time::SystemTime::now());
+        let clock = || super::clock(env).map_or_else(|_| std::time::SystemTime::now(), |c| c.now());
         let mut failed = None;
         renew::watch(&logins, &opts, &STOP, &clock, &mut |o| {
             if let Some(alias) = targets.iter().find(|t| t.dir == o.dir).and_then(|t| t.account.as_ref()) {
@@ -70,7 +70,7 @@ pub fn run(args: RenewArgs, env: &Env) -> Result<Exit> {
         };
     }
 
-    let now = super::clock(env)?;
+    let now = super::clock(env)?.now();
     let mut logins = Vec::with_capacity(targets.len());
     let mut exit = Exit::Ok;
     for t in &targets {

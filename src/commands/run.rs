@@ -12,6 +12,7 @@ use crate::source::Env;
 pub fn run(args: RunArgs, env: &Env) -> Result<Exit> {
     let runtime = super::login_runtime(&args.runtime, "RUNTIME")?;
     let config = Config::resolve(env, &Overrides::default())?;
+    let clock = super::clock(env)?;
     let request = RunRequest {
         runtime,
         account: args.account.clone(),
@@ -22,7 +23,7 @@ pub fn run(args: RunArgs, env: &Env) -> Result<Exit> {
         backoff: config.run.throttle_backoff.value,
         cli_max_retries: config.run.cli_max_retries.value,
     };
-    let report = failover::run(&config, env, &request)?;
+    let report = failover::run(&config, env, &request, &clock)?;
 
     let json = serde_json::to_string(&report).expect("the report serializes");
     match &args.report {

@@ -30,7 +30,7 @@ pub fn run(args: StatusArgs, env: &Env) -> Result<Exit> {
     } else {
         super::login_runtimes(&args.runtimes)?
     };
-    let now = super::clock(env)?;
+    let now = super::clock(env)?.now();
     let rt = docker::runtime()?;
     let report = rt.block_on(async {
         let engine = Engine::connect(&config.docker).await?;

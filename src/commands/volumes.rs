@@ -36,7 +36,7 @@ async fn ls(config: &Config, env: &Env, args: LsArgs) -> Result<Exit> {
     let engine = Engine::connect(&config.docker).await?;
     let runtimes = super::login_runtimes(&[])?;
     let specs = status::configured_specs(&engine, config, &runtimes, &[]).await?;
-    let now = super::clock(env)?;
+    let now = super::clock(env)?.now();
     let volumes = status::collect(&engine, config, &specs, now).await?;
     let report = StatusReport::new(&engine, volumes);
     let list = VolumeList(report);

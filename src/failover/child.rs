@@ -10,7 +10,7 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 
@@ -18,6 +18,7 @@ use crate::agents::Runtime;
 use crate::error::{Error, Result};
 use crate::failover::classify::{Classification, OutputClassifier};
 use crate::redact::Redactor;
+use crate::time::Clock;
 
 /// One child process to run.
 pub struct ChildSpec {
@@ -215,8 +216,9 @@ fn pump(from: impl Read + Send + 'static, to_stdout: bool, tx: mpsc::Sender<Even
     })
 }
 
-/// Runs the child to completion, passing its output through and classifying it.
-pub fn run(spec: &ChildSpec, runtime: Runtime, signals: &SignalForwarder) -> Result<Finished> {
+/// Runs the child to completion, passing its output through and classifying it (reset
+/// times the CLI gives without a date are read against `clock`).
+pub fn run(spec: &ChildSpec, runtime: Runtime, signals: &SignalForwarder, clock: &Clock) -> Result<Finished> {
     let mut cmd = Command::new(&spec.program);
     cmd.args(&spec.args);
     for var in &spec.remove {
@@ -291,7 +293,7 @@ pub fn run(spec: &ChildSpec, runtime: Runtime, signals: &SignalForwarder) -> Res
     })?;
     let status = status.map_err(|e| Error::io("waiting for the CLI", e))?;
     use std::os::unix::process::ExitStatusExt;
-    let classification = classifier.finish(status.code(), SystemTime::now());
+    let classification = classifier.finish(status.code(), clock.now());
     Ok(Finished {
         exit_code: status.code(),
         signal: status.signal(),

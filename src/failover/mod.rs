@@ -9,27 +9,36 @@
 //! falls back to an API key; the API key is used only when every OAuth account is out
 //! for quota reasons and `MOONAUTH_API_FALLBACK` is on. Each credential is tried once.
 
+mod attempt;
 pub mod child;
 pub mod classify;
+mod outcome;
+mod renewal;
+mod report;
 pub mod resume;
+mod secrets;
 
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime};
-
-use serde::Serialize;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use crate::agents::Runtime;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::exit::Exit;
-use crate::failover::classify::{Classification, Outcome};
-use crate::redact::{Redactor, Secret};
-use crate::renew::{self, RenewOptions, RenewStatus};
-use crate::state::accounts::{self, Account, AccountKind, Availability};
+use crate::failover::classify::Classification;
+use crate::redact::Secret;
+use crate::renew::RenewOptions;
+use crate::rotation::{Choice, Plan};
+use crate::source::Env;
+use crate::state::accounts::AccountKind;
+use crate::time::Clock;
 
-use child::{ChildSpec, SignalForwarder};
+use child::SignalForwarder;
+use outcome::{Next, Recorder};
+use renewal::Renewal;
+use secrets::Masks;
 
-use crate::config::COMPETING_CREDENTIALS as CREDENTIAL_VARS;
+pub use report::{github_summary, Attempt, RunReport, Unavailable};
 
 /// What `moonauth run` was asked to do.
 pub struct RunRequest {
@@ -48,7 +57,8 @@ pub struct RunRequest {
     pub cli_max_retries: u32,
 }
 
-/// A credential `run` can use.
+/// A credential `run` can use: rotation's choice, with its key read and the directory
+/// it runs in.
 #[derive(Debug, Clone)]
 struct Candidate {
     alias: String,
@@ -60,64 +70,6 @@ struct Candidate {
     stored: bool,
 }
 
-/// One attempt, as reported.
-#[derive(Debug, Clone, Serialize)]
-pub struct Attempt {
-    pub account: String,
-    pub kind: AccountKind,
-    pub outcome: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub resets_at: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub session_id: Option<String>,
-    /// Whether this attempt resumed the previous attempt's session.
-    pub resumed: bool,
-    pub exit_code: Option<i32>,
-    pub started_at: String,
-    pub duration_ms: u64,
-    /// Time from the previous child's exit to this child's start.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub switch_ms: Option<f64>,
-    /// What moonauth's own refresh did before the start (`fresh`, `refreshed`, …).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub renewal: Option<String>,
-}
-
-/// An account that could not be used, for the exhaustion listing.
-#[derive(Debug, Clone, Serialize)]
-pub struct Unavailable {
-    pub account: String,
-    pub reason: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub until: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub fix: Option<String>,
-}
-
-/// The report of one `moonauth run` (schema in docs/failover.md).
-#[derive(Debug, Clone, Serialize)]
-pub struct RunReport {
-    pub schema: &'static str,
-    pub runtime: Runtime,
-    pub ok: bool,
-    pub exit_code: i32,
-    /// The account whose credential finished the work.
-    pub finished_by: Option<String>,
-    pub api_billing_used: bool,
-    /// Every credential was out: the run ends with exit 10.
-    pub exhausted: bool,
-    pub attempts: Vec<Attempt>,
-    /// Accounts that were out, with why (filled when every credential is exhausted).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub unavailable: Vec<Unavailable>,
-}
-
-fn rfc3339(t: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(t).to_string()
-}
-
 fn api_key_vars(runtime: Runtime) -> &'static [&'static str] {
     match runtime {
         Runtime::Claude => &["ANTHROPIC_API_KEY"],
@@ -125,679 +77,169 @@ fn api_key_vars(runtime: Runtime) -> &'static [&'static str] {
     }
 }
 
-fn resolve_key(account: &Account, env: &crate::source::Env) -> Option<Secret> {
-    if let Some(var) = &account.api_key_env {
-        return env.non_blank(var).map(Secret::new);
-    }
-    if let Some(path) = &account.api_key_file {
-        return child::first_line_of(path).ok().map(Secret::new);
-    }
-    None
-}
-
-/// Every variable a stored account names for its key, of any runtime (set-aside records
-/// too): removed from every child, so one account's key never reaches another's attempt.
-fn named_key_vars(state: Option<&accounts::State>) -> Vec<String> {
-    let Some(state) = state else { return Vec::new() };
-    let mut vars: Vec<String> = state
-        .accounts
-        .iter()
-        .filter_map(|a| a.api_key_env.clone())
-        .chain(
-            state
-                .unreadable_accounts
-                .iter()
-                .filter_map(|r| r.get("api_key_env").and_then(serde_json::Value::as_str))
-                .filter(|v| accounts::is_variable_name(v))
-                .map(str::to_string),
-        )
-        .collect();
-    vars.sort();
-    vars.dedup();
-    vars
-}
-
-/// The credential values this run knows: every stored account's tokens (from its login
-/// file) and key (from its variable or file), the default login's tokens, and the
-/// credential variables of the environment. What the run records or reports is masked
-/// with them, not only by shape.
-fn known_secrets(
-    config: &Config,
-    env: &crate::source::Env,
-    state: Option<&accounts::State>,
-    key_vars: &[String],
-) -> Redactor {
-    let mut redactor = Redactor::new();
-    let mut logins: Vec<(Runtime, PathBuf)> = [Runtime::Claude, Runtime::Codex]
-        .into_iter()
-        .filter_map(|rt| config.runtime(rt).map(|s| (rt, s.login_dir.value.clone())))
-        .collect();
-    for a in state.map(|s| s.accounts.as_slice()).unwrap_or_default() {
-        if let Some(dir) = &a.login_dir {
-            logins.push((a.runtime, dir.clone()));
-        }
-        if let Some(key) = resolve_key(a, env) {
-            redactor.add(key.expose());
-        }
-    }
-    for (runtime, dir) in logins {
-        let file = crate::credentials::login_file(runtime, &dir);
-        // Bounded and link-safe; a login that cannot be read has no values to mask.
-        if let Ok(Some(bytes)) = crate::credentials::read_login_file(&dir, &file) {
-            if let Ok(value) = serde_json::from_slice::<serde_json::Value>(&bytes) {
-                credential_strings(&value, false, &mut |s| redactor.add(s));
-            }
-        }
-    }
-    for var in CREDENTIAL_VARS
-        .iter()
-        .copied()
-        .chain(key_vars.iter().map(String::as_str))
-    {
-        if let Some(value) = env.non_blank(var) {
-            redactor.add(value);
-        }
-    }
-    redactor
-}
-
-/// Calls `found` with every string in a login file held under a credential-like key
-/// (`accessToken`, `refresh_token`, `OPENAI_API_KEY`, …), at any depth.
-fn credential_strings(value: &serde_json::Value, under_secret: bool, found: &mut dyn FnMut(&str)) {
-    match value {
-        serde_json::Value::String(s) if under_secret => found(s),
-        serde_json::Value::Array(items) => {
-            for item in items {
-                credential_strings(item, under_secret, found);
-            }
-        }
-        serde_json::Value::Object(map) => {
-            for (key, v) in map {
-                let k = key.to_ascii_lowercase();
-                let secret = ["token", "key", "secret", "password"].iter().any(|n| k.contains(n));
-                credential_strings(v, under_secret || secret, found);
-            }
-        }
-        _ => {}
-    }
-}
-
-/// The credentials a run may use, in order, and the accounts that are out before it starts.
-struct Plan {
-    oauth: Vec<Candidate>,
-    api: Vec<Candidate>,
-    unavailable: Vec<Unavailable>,
-    /// Every OAuth account that is out is out for quota (so an API key may follow).
-    quota_only: bool,
-}
-
-/// Orders the credentials of `runtime`: the stored accounts by the pick policy (OAuth
-/// before keys), or without any, the configured login and the environment's key.
-fn plan(
-    config: &Config,
-    env: &crate::source::Env,
-    runtime: Runtime,
-    state: Option<&accounts::State>,
-    stored: &[Account],
-    first: Option<&str>,
-    now: SystemTime,
-) -> Result<Plan> {
-    let mut unavailable = Vec::new();
-    let mut quota_only = true;
-    let mut oauth: Vec<Candidate> = Vec::new();
-    let mut api: Vec<Candidate> = Vec::new();
-    if stored.is_empty() {
-        // No store: the configured login, and the environment's key as the fallback.
-        let dir = config.runtime(runtime).map(|s| s.login_dir.value.clone());
-        oauth.push(Candidate {
-            alias: "default".into(),
-            kind: AccountKind::Oauth,
-            dir,
-            key: None,
-            stored: false,
-        });
-        if let Some((var, key)) = api_key_vars(runtime)
-            .iter()
-            .find_map(|v| env.non_blank(v).map(|k| (*v, k)))
-        {
-            api.push(Candidate {
-                alias: format!("env:{var}"),
-                kind: AccountKind::ApiKey,
-                dir: None,
-                key: Some(Secret::new(key)),
-                stored: false,
-            });
-        }
-    } else {
-        let state = state.expect("stored accounts come from a state");
-        let order = accounts::eligible(state, runtime, now);
-        for a in stored {
-            if order.iter().any(|e| e.alias == a.alias) {
+/// Runs the request to completion and returns its report. Every time it reads or
+/// records comes from `clock`.
+pub fn run(config: &Config, env: &Env, request: &RunRequest, clock: &Clock) -> Result<RunReport> {
+    let (mut failover, mut plan) = Failover::start(config, env, request, clock)?;
+    while let Some(choice) = plan.next_credential() {
+        let candidate = failover.candidate(choice);
+        let Some(dir) = failover.usable(&candidate) else {
+            continue;
+        };
+        let renewed = match failover.renew_before_start(&candidate, &dir)? {
+            Renewal::Start(status) => status,
+            Renewal::SitOut => {
+                plan.lost_to_login();
                 continue;
             }
-            let availability = accounts::availability(a, now);
-            // A disabled account is the operator's choice, not a reason against the key.
-            if !matches!(availability, Availability::CoolingDown(_) | Availability::Disabled) {
-                quota_only = false;
-            }
-            unavailable.push(Unavailable {
-                account: a.alias.clone(),
-                reason: match availability {
-                    Availability::Disabled => availability.as_str().to_string(),
-                    _ => a
-                        .last_failure
-                        .as_ref()
-                        .map(|f| f.reason.clone())
-                        .unwrap_or_else(|| availability.as_str().to_string()),
-                },
-                until: a.cooldown_until.filter(|t| *t > now).map(rfc3339),
-                fix: a.fix(now),
-            });
-        }
-        for a in order {
-            let c = Candidate {
-                alias: a.alias.clone(),
-                kind: a.kind,
-                dir: a.login_dir.clone(),
-                key: if a.kind == AccountKind::ApiKey {
-                    resolve_key(a, env)
-                } else {
-                    None
-                },
-                stored: true,
-            };
-            match a.kind {
-                AccountKind::Oauth => oauth.push(c),
-                AccountKind::ApiKey => api.push(c),
-            }
-        }
-    }
-    if let Some(first) = first {
-        match oauth.iter().position(|c| c.alias == first) {
-            Some(i) => {
-                let c = oauth.remove(i);
-                oauth.insert(0, c);
-            }
-            None => {
-                if !stored.iter().any(|a| a.alias == first) && first != "default" {
-                    return Err(Error::InvalidFlag {
-                        flag: "--account",
-                        value: first.to_string(),
-                        reason: format!("no {runtime} account has this alias (see `moonauth accounts ls`)"),
-                    });
+        };
+        let (args, resumed) = failover.resume_here(&dir)?;
+        let spec = failover.child_spec(args, &candidate, &dir);
+        let finished = failover.attempt(&spec, &candidate, resumed, renewed)?;
+        match failover.settle(&candidate, finished)? {
+            Next::Done => return Ok(failover.report),
+            Next::FailOver {
+                lost_to_login,
+                classification,
+            } => {
+                if lost_to_login {
+                    plan.lost_to_login();
                 }
-                tracing::warn!("account {first} is not eligible now; starting with the next one");
+                failover.previous = Some((dir, classification));
             }
         }
     }
-
-    Ok(Plan {
-        oauth,
-        api,
-        unavailable,
-        quota_only,
-    })
+    Ok(failover.exhausted())
 }
 
-/// Runs the request to completion and returns its report.
-pub fn run(config: &Config, env: &crate::source::Env, request: &RunRequest) -> Result<RunReport> {
-    let signals = SignalForwarder::install()?;
-    let runtime = request.runtime;
-    let program = which::which_in(
-        runtime.binary(),
-        env.get("PATH").map(std::ffi::OsString::from),
-        std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")),
-    )
-    .map_err(|_| Error::CommandNotFound {
-        command: runtime.binary().to_string(),
-    })?;
+/// One run in progress: what every step reads, and what the attempts so far left.
+struct Failover<'a> {
+    config: &'a Config,
+    env: &'a Env,
+    request: &'a RunRequest,
+    clock: &'a Clock,
+    signals: SignalForwarder,
+    /// The CLI, found on the environment's PATH.
+    program: PathBuf,
+    masks: Masks,
+    recorder: Recorder,
+    renew_options: RenewOptions,
+    report: RunReport,
+    /// The accounts that were out, listed when every credential is.
+    unavailable: Vec<Unavailable>,
+    /// The directory and the classification of the last attempt that failed over.
+    previous: Option<(PathBuf, Classification)>,
+    /// When the last child exited (for the switch time).
+    last_exit: Option<Instant>,
+}
 
-    // The store, when there is one and it has accounts of this runtime.
-    let store = crate::state::open_existing(config)?;
-    let lock_wait = Duration::from_secs(10);
-    let now = SystemTime::now();
-    let state = match &store {
-        Some(s) => Some(s.read_unlocked()?),
-        None => None,
-    };
-    let stored: Vec<Account> = state
-        .as_ref()
-        .map(|s| s.accounts.iter().filter(|a| a.runtime == runtime).cloned().collect())
-        .unwrap_or_default();
+impl<'a> Failover<'a> {
+    /// Finds the CLI, reads the store (when there is one) and asks rotation for the
+    /// order of the credentials.
+    fn start(
+        config: &'a Config,
+        env: &'a Env,
+        request: &'a RunRequest,
+        clock: &'a Clock,
+    ) -> Result<(Failover<'a>, Plan)> {
+        let signals = SignalForwarder::install()?;
+        let runtime = request.runtime;
+        let program = which::which_in(
+            runtime.binary(),
+            env.get("PATH").map(std::ffi::OsString::from),
+            std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")),
+        )
+        .map_err(|_| Error::CommandNotFound {
+            command: runtime.binary().to_string(),
+        })?;
 
-    let Plan {
-        oauth,
-        mut api,
-        mut unavailable,
-        mut quota_only,
-    } = plan(
-        config,
-        env,
-        runtime,
-        state.as_ref(),
-        &stored,
-        request.account.as_deref(),
-        now,
-    )?;
+        // The store, when there is one and it has accounts of this runtime.
+        let store = crate::state::open_existing(config)?;
+        let now = clock.now();
+        let state = match &store {
+            Some(s) => Some(s.read_unlocked()?),
+            None => None,
+        };
+        let env_key_var = api_key_vars(runtime)
+            .iter()
+            .copied()
+            .find(|v| env.non_blank(v).is_some());
+        let plan = Plan::new(
+            state.as_ref(),
+            runtime,
+            request.account.as_deref(),
+            env_key_var,
+            request.api_fallback,
+            now,
+        )?;
+        let masks = Masks::new(config, env, state.as_ref());
+        let failover = Failover {
+            config,
+            env,
+            request,
+            clock,
+            signals,
+            program,
+            masks,
+            recorder: Recorder::new(store),
+            renew_options: RenewOptions::from_config(config),
+            report: RunReport::new(runtime),
+            unavailable: plan.passed_over().iter().map(Unavailable::passed_over).collect(),
+            previous: None,
+            last_exit: None,
+        };
+        Ok((failover, plan))
+    }
 
-    let key_vars = named_key_vars(state.as_ref());
-    let redactor = known_secrets(config, env, state.as_ref(), &key_vars);
+    /// The configured login directory of the runtime.
+    fn configured_login(&self) -> Option<PathBuf> {
+        self.config
+            .runtime(self.request.runtime)
+            .map(|s| s.login_dir.value.clone())
+    }
 
-    let record = |f: &dyn Fn(&mut accounts::State) -> Result<()>| -> Result<()> {
-        if let Some(s) = &store {
-            s.update(lock_wait, |state| f(state))??;
-        }
-        Ok(())
-    };
-
-    let mut report = RunReport {
-        schema: "moonauth.run.v1",
-        runtime,
-        ok: false,
-        exit_code: 1,
-        finished_by: None,
-        api_billing_used: false,
-        exhausted: false,
-        attempts: Vec::new(),
-        unavailable: Vec::new(),
-    };
-    let mut previous: Option<(PathBuf, Classification)> = None;
-    let mut last_exit: Option<Instant> = None;
-
-    let renew_options = RenewOptions::from_config(config);
-    let mut queue: Vec<Candidate> = oauth;
-    let mut api_used = false;
-    let mut index = 0;
-    loop {
-        let candidate = if index < queue.len() {
-            queue[index].clone()
-        } else if !api_used && request.api_fallback && quota_only && !api.is_empty() {
-            api_used = true;
-            let mut c = api.remove(0);
-            // The key runs in the previous attempt's directory, where the session is.
-            c.dir = previous
+    /// Rotation's choice with its key read and its directory: an API key runs in the
+    /// previous attempt's directory, where the session is.
+    fn candidate(&self, choice: Choice) -> Candidate {
+        let dir = match (choice.kind, choice.stored) {
+            (AccountKind::ApiKey, _) => self
+                .previous
                 .as_ref()
                 .map(|(d, _)| d.clone())
-                .or_else(|| config.runtime(runtime).map(|s| s.login_dir.value.clone()));
-            queue.push(c.clone());
-            c
-        } else {
-            break;
+                .or_else(|| self.configured_login()),
+            (AccountKind::Oauth, false) => self.configured_login(),
+            (AccountKind::Oauth, true) => choice.login_dir,
         };
-        index += 1;
-        let mut renewed: Option<RenewStatus> = None;
-        let Some(dir) = candidate.dir.clone() else {
-            unavailable.push(Unavailable {
-                account: candidate.alias.clone(),
-                reason: "no login directory".into(),
-                until: None,
-                fix: None,
-            });
-            continue;
-        };
-        if candidate.kind == AccountKind::ApiKey && candidate.key.is_none() {
-            unavailable.push(Unavailable {
-                account: candidate.alias.clone(),
-                reason: "its API key is not set".into(),
-                until: None,
-                fix: None,
-            });
-            continue;
+        Candidate {
+            key: secrets::key_value(&choice.key, self.env),
+            alias: choice.alias,
+            kind: choice.kind,
+            dir,
+            stored: choice.stored,
         }
-
-        // Refresh the login first when it is inside the lead, under the shared lease, so
-        // the CLI never refreshes a login other workers use (docs/shared-logins.md).
-        if candidate.kind == AccountKind::Oauth {
-            let renewal = renew::renew_dir(runtime, &dir, &renew_options, SystemTime::now());
-            match renewal.status {
-                // A pending write leaves a spent refresh token in the file: the CLI must not
-                // refresh it, so this account sits out until a renewal applies the answer.
-                RenewStatus::Dead | RenewStatus::Blocked | RenewStatus::Missing | RenewStatus::PendingWrite => {
-                    quota_only = false;
-                    let now = SystemTime::now();
-                    let alias = candidate.alias.clone();
-                    let renewal_detail = redactor.redact(&renewal.detail);
-                    if candidate.stored && renewal.status != RenewStatus::PendingWrite {
-                        let detail = renewal_detail.clone();
-                        let dead = renewal.status != RenewStatus::Missing;
-                        record(&|s| s.record_refresh_failure(&alias, &detail, dead, now).map(|_| ()))?;
-                    }
-                    report.attempts.push(Attempt {
-                        account: alias.clone(),
-                        kind: candidate.kind,
-                        outcome: "auth-failure".into(),
-                        reason: Some(format!("login not usable before start: {renewal_detail}")),
-                        resets_at: None,
-                        session_id: None,
-                        resumed: false,
-                        exit_code: None,
-                        started_at: rfc3339(now),
-                        duration_ms: 0,
-                        switch_ms: None,
-                        renewal: Some(renewal.status.as_str().to_string()),
-                    });
-                    unavailable.push(Unavailable {
-                        account: alias.clone(),
-                        reason: "auth-failure".into(),
-                        until: None,
-                        fix: Some(match (renewal.status, &renewal.fix) {
-                            (RenewStatus::PendingWrite, Some(fix)) => fix.clone(),
-                            _ => crate::agents::account_login_command(runtime, &alias),
-                        }),
-                    });
-                    continue;
-                }
-                RenewStatus::Failed => {
-                    tracing::warn!(
-                        "{}: {}; starting the CLI on the login as it is",
-                        candidate.alias,
-                        redactor.redact(&renewal.detail)
-                    )
-                }
-                _ => {}
-            }
-            renewed = Some(renewal.status);
-        }
-
-        // Resume the interrupted session here when it got far enough to have one.
-        let (args, resumed) = match &previous {
-            Some((prev_dir, c)) if c.resumable() => {
-                let id = c.session_id.as_deref().expect("resumable has an id");
-                match resume::carry_session(runtime, prev_dir, &dir, id)? {
-                    Some(_) => (
-                        match runtime {
-                            Runtime::Claude => resume::claude_resume_args(&request.args, id, &request.continuation),
-                            _ => resume::codex_resume_args(&request.args, id, &request.continuation),
-                        },
-                        true,
-                    ),
-                    None => (request.args.clone(), false),
-                }
-            }
-            _ => (request.args.clone(), false),
-        };
-
-        let mut set = vec![(
-            crate::agents::dir_variable(runtime).to_string(),
-            dir.display().to_string(),
-        )];
-        if runtime == Runtime::Claude && env.get("CLAUDE_CODE_MAX_RETRIES").is_none() {
-            set.push(("CLAUDE_CODE_MAX_RETRIES".into(), request.cli_max_retries.to_string()));
-        }
-        if let Some(key) = &candidate.key {
-            for var in api_key_vars(runtime) {
-                set.push((var.to_string(), key.expose().to_string()));
-            }
-        }
-        // Every credential variable out, then only the one this attempt uses back in
-        // (`set` wins over `remove`): a custom key variable of one account
-        // (`--api-key-env WORK_KEY_2`) must not reach an attempt on another.
-        let remove: Vec<String> = CREDENTIAL_VARS
-            .iter()
-            .map(|s| s.to_string())
-            .chain(key_vars.iter().cloned())
-            .collect();
-        let spec = ChildSpec {
-            program: program.clone(),
-            args,
-            set,
-            remove,
-            redact: redactor.clone(),
-        };
-
-        let finished = attempt(
-            &spec,
-            &candidate,
-            resumed,
-            renewed,
-            request,
-            &signals,
-            &mut last_exit,
-            &mut report.attempts,
-        )?;
-
-        let exit = finished.exit_code.unwrap_or_else(|| 128 + finished.signal.unwrap_or(0));
-        report.exit_code = exit;
-        if let Some(sig) = finished.interrupted_by {
-            tracing::warn!("interrupted by signal {sig}; not failing over");
-            report.exit_code = 128 + sig;
-            return Ok(report);
-        }
-        let usage = finished.classification.usage.clone();
-        let now = SystemTime::now();
-        let alias = candidate.alias.clone();
-        match &finished.classification.outcome {
-            Outcome::Success => {
-                if candidate.stored {
-                    record(&|s| {
-                        s.record_success(&alias, now)?;
-                        if let Some(u) = &usage {
-                            s.account_mut(&alias)?.usage = Some(u.clone());
-                        }
-                        Ok(())
-                    })?;
-                }
-                report.ok = exit == 0;
-                report.finished_by = Some(alias);
-                report.api_billing_used = candidate.kind == AccountKind::ApiKey;
-                return Ok(report);
-            }
-            Outcome::UsageLimit { resets_at, .. } => {
-                if candidate.stored {
-                    let resets = *resets_at;
-                    record(&|s| {
-                        s.record_quota(&alias, resets, now).map(|_| ())?;
-                        if let Some(u) = &usage {
-                            s.account_mut(&alias)?.usage = Some(u.clone());
-                        }
-                        Ok(())
-                    })?;
-                }
-                if candidate.kind == AccountKind::ApiKey {
-                    return Ok(report);
-                }
-                unavailable.push(Unavailable {
-                    account: alias,
-                    reason: "usage-limit".into(),
-                    until: resets_at.map(rfc3339),
-                    fix: None,
-                });
-            }
-            Outcome::AuthFailure { detail } => {
-                quota_only = false;
-                if candidate.stored {
-                    let detail = redactor.redact(detail);
-                    record(&|s| s.record_auth_failure(&alias, &detail, now))?;
-                }
-                if candidate.kind == AccountKind::ApiKey {
-                    return Ok(report);
-                }
-                unavailable.push(Unavailable {
-                    account: alias.clone(),
-                    reason: "auth-failure".into(),
-                    until: None,
-                    fix: Some(crate::agents::account_login_command(runtime, &alias)),
-                });
-            }
-            Outcome::Throttle { .. } | Outcome::Overload | Outcome::Other { .. } => {
-                // Not the credential's fault: another account would not help.
-                return Ok(report);
-            }
-        }
-        previous = Some((dir, finished.classification));
     }
 
-    report.unavailable = unavailable;
-    report.exhausted = true;
-    report.exit_code = i32::from(Exit::AccountsExhausted.code());
-    Ok(report)
-}
-
-/// How often a wait between attempts looks for a signal moonauth received.
-const SIGNAL_POLL: Duration = Duration::from_millis(50);
-
-/// Runs one credential's attempt, retrying the same credential after a throttle or an
-/// overload (bounded, with backoff); every try is recorded in `attempts`.
-#[allow(clippy::too_many_arguments)]
-fn attempt(
-    spec: &ChildSpec,
-    candidate: &Candidate,
-    resumed: bool,
-    renewed: Option<RenewStatus>,
-    request: &RunRequest,
-    signals: &SignalForwarder,
-    last_exit: &mut Option<Instant>,
-    attempts: &mut Vec<Attempt>,
-) -> Result<child::Finished> {
-    let runtime = request.runtime;
-    let mut tries = 0;
-    loop {
-        let wall = SystemTime::now();
-        let switch_ms = last_exit.map(|t| t.elapsed().as_secs_f64() * 1000.0);
-        let f = child::run(spec, runtime, signals)?;
-        *last_exit = Some(f.ended);
-        let c = &f.classification;
-        attempts.push(Attempt {
+    /// The directory the candidate runs in, or `None` (and why, listed) when it cannot run.
+    fn usable(&mut self, candidate: &Candidate) -> Option<PathBuf> {
+        let reason = match (&candidate.dir, &candidate.key) {
+            (None, _) => "no login directory",
+            (Some(_), None) if candidate.kind == AccountKind::ApiKey => "its API key is not set",
+            (Some(dir), _) => return Some(dir.clone()),
+        };
+        self.unavailable.push(Unavailable {
             account: candidate.alias.clone(),
-            kind: candidate.kind,
-            outcome: c.outcome.kind().to_string(),
-            reason: reason(&c.outcome).map(|r| spec.redact.redact(&r)),
-            resets_at: match &c.outcome {
-                Outcome::UsageLimit { resets_at, .. } => resets_at.map(rfc3339),
-                _ => None,
-            },
-            session_id: c.session_id.clone(),
-            resumed,
-            exit_code: f.exit_code,
-            started_at: rfc3339(wall),
-            duration_ms: f.ended.duration_since(f.started).as_millis() as u64,
-            switch_ms,
-            renewal: renewed.map(|r| r.as_str().to_string()),
+            reason: reason.into(),
+            until: None,
+            fix: None,
         });
-        let retry = matches!(c.outcome, Outcome::Throttle { .. } | Outcome::Overload);
-        if !retry || tries >= request.throttle_retries || f.interrupted_by.is_some() {
-            return Ok(f);
-        }
-        let hinted = match &c.outcome {
-            Outcome::Throttle { retry_after } => *retry_after,
-            _ => None,
-        };
-        let wait = retry_wait(hinted, request.backoff, tries);
-        tracing::warn!(
-            "{}: {} on account {}; retrying in {} ({}/{})",
-            runtime,
-            c.outcome.kind(),
-            candidate.alias,
-            humantime::format_duration(wait),
-            tries + 1,
-            request.throttle_retries
-        );
-        // A signal in the wait ends the run now: the retry would start a CLI that never
-        // hears of it.
-        let until = Instant::now() + wait;
-        while signals.received().is_none() && Instant::now() < until {
-            std::thread::sleep(until.saturating_duration_since(Instant::now()).min(SIGNAL_POLL));
-        }
-        if let Some(sig) = signals.received() {
-            return Ok(child::Finished {
-                interrupted_by: Some(sig),
-                ..f
-            });
-        }
-        tries += 1;
+        None
     }
-}
 
-/// The longest wait before a retry on the same account.
-const MAX_RETRY_WAIT: Duration = Duration::from_secs(60);
-
-/// The wait before retry number `tries + 1`: the CLI's hint, else `backoff` doubled per
-/// earlier try, at most [`MAX_RETRY_WAIT`]. Saturating: `MOONAUTH_THROTTLE_BACKOFF` may be
-/// any duration, and a product past `Duration::MAX` would panic.
-fn retry_wait(hinted: Option<Duration>, backoff: Duration, tries: u32) -> Duration {
-    let doubled = 2u32
-        .checked_pow(tries)
-        .and_then(|factor| backoff.checked_mul(factor))
-        .unwrap_or(Duration::MAX);
-    hinted.unwrap_or(doubled).min(MAX_RETRY_WAIT)
-}
-
-fn reason(outcome: &Outcome) -> Option<String> {
-    match outcome {
-        Outcome::Success => None,
-        Outcome::UsageLimit { window, .. } => Some(match window {
-            Some(w) => format!("usage limit ({w})"),
-            None => "usage limit".into(),
-        }),
-        Outcome::Throttle { .. } => Some("throttled (429)".into()),
-        Outcome::Overload => Some("overloaded".into()),
-        Outcome::AuthFailure { detail } | Outcome::Other { detail } => Some(detail.clone()),
-    }
-}
-
-/// Writes the GitHub Actions job summary table and an annotation for a finished run.
-pub fn github_summary(report: &RunReport, summary_file: Option<&Path>) -> std::io::Result<()> {
-    use std::io::Write;
-    if let Some(path) = summary_file {
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
-        writeln!(f, "### moonauth run ({})\n", report.runtime)?;
-        writeln!(f, "| # | account | kind | outcome | reason | resets at | session |")?;
-        writeln!(f, "|---|---|---|---|---|---|---|")?;
-        for (i, a) in report.attempts.iter().enumerate() {
-            writeln!(
-                f,
-                "| {} | {} | {} | {} | {} | {} | {} |",
-                i + 1,
-                a.account,
-                a.kind.as_str(),
-                a.outcome,
-                a.reason.as_deref().unwrap_or("").replace('|', "\\|"),
-                a.resets_at.as_deref().unwrap_or(""),
-                a.session_id.as_deref().unwrap_or("")
-            )?;
-        }
-        let paid = match (&report.finished_by, report.api_billing_used) {
-            (Some(a), true) => format!("finished on **{a}** (API key billing)"),
-            (Some(a), false) => format!("finished on **{a}** (subscription)"),
-            (None, _) => "did not finish".into(),
-        };
-        writeln!(f, "\n{paid}\n")?;
-    }
-    let line = match (&report.finished_by, report.api_billing_used, report.attempts.len()) {
-        (Some(a), true, _) => format!(
-            "::warning title=moonauth::{} run finished on API key {a} (API billing)",
-            report.runtime
-        ),
-        (Some(a), false, 1) => format!(
-            "::notice title=moonauth::{} run finished on account {a}",
-            report.runtime
-        ),
-        (Some(a), false, n) => format!(
-            "::notice title=moonauth::{} run failed over and finished on account {a} after {n} attempts",
-            report.runtime
-        ),
-        (None, _, _) => format!(
-            "::warning title=moonauth::{} run did not finish (exit {})",
-            report.runtime, report.exit_code
-        ),
-    };
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{line}")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn retry_wait_doubles_and_stays_under_a_minute_for_any_backoff() {
-        let secs = Duration::from_secs;
-        assert_eq!(retry_wait(None, secs(5), 0), secs(5));
-        assert_eq!(retry_wait(None, secs(5), 2), secs(20));
-        assert_eq!(retry_wait(Some(secs(2)), secs(5), 3), secs(2));
-        assert_eq!(retry_wait(Some(secs(3600)), secs(5), 0), MAX_RETRY_WAIT);
-        // A backoff of u64::MAX seconds (a valid MOONAUTH_THROTTLE_BACKOFF) used to overflow.
-        assert_eq!(retry_wait(None, secs(u64::MAX), 1), MAX_RETRY_WAIT);
-        assert_eq!(retry_wait(None, secs(5), 40), MAX_RETRY_WAIT);
+    /// The report when every credential is out: exit 10, with each account and why.
+    fn exhausted(mut self) -> RunReport {
+        self.report.unavailable = self.unavailable;
+        self.report.exhausted = true;
+        self.report.exit_code = i32::from(Exit::AccountsExhausted.code());
+        self.report
     }
 }

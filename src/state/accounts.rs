@@ -1,10 +1,10 @@
 //! Accounts: the OAuth logins and API keys each runtime can run on, what moonauth
-//! remembers about them (cooldowns, failures, last use), and the policy that picks the
-//! next one. Everything here is pure: functions take the state and `now` and return
-//! values. How the state is kept on disk and shared between processes is
-//! [`crate::state::store`]'s business.
+//! remembers about them (cooldowns, failures, last use), and whether each can be used at
+//! a given time. Everything here is pure: functions take the state and `now` and return
+//! values. Which account goes next is decided above this layer, in `rotation/`; how the
+//! state is kept on disk and shared between processes is [`crate::state::store`]'s
+//! business.
 
-use std::cmp::Ordering;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
@@ -295,32 +295,6 @@ pub fn availability(account: &Account, now: SystemTime) -> Availability {
     }
 }
 
-/// The order accounts are tried in: OAuth before API keys, lower priority first, then
-/// the least recently used (never used first), then by alias so the order is total.
-pub fn pick_order(a: &Account, b: &Account) -> Ordering {
-    (a.kind == AccountKind::ApiKey)
-        .cmp(&(b.kind == AccountKind::ApiKey))
-        .then(a.priority.cmp(&b.priority))
-        .then(a.last_used.cmp(&b.last_used))
-        .then_with(|| a.alias.cmp(&b.alias))
-}
-
-/// The accounts of `runtime` that can be picked at `now`, best first.
-pub fn eligible(state: &State, runtime: Runtime, now: SystemTime) -> Vec<&Account> {
-    let mut ready: Vec<&Account> = state
-        .accounts
-        .iter()
-        .filter(|a| a.runtime == runtime && availability(a, now) == Availability::Ready)
-        .collect();
-    ready.sort_by(|a, b| pick_order(a, b));
-    ready
-}
-
-/// The account a new task of `runtime` should use at `now`, if any.
-pub fn pick(state: &State, runtime: Runtime, now: SystemTime) -> Option<&Account> {
-    eligible(state, runtime, now).into_iter().next()
-}
-
 /// The default cooldown after the `hits`-th quota hit in a row without a reset time:
 /// 5 minutes, doubling on each repeat, at most an hour.
 pub fn default_cooldown(hits: u32) -> Duration {
@@ -548,71 +522,6 @@ mod tests {
             accounts,
             ..State::default()
         }
-    }
-
-    fn aliases(list: Vec<&Account>) -> Vec<&str> {
-        list.into_iter().map(|a| a.alias.as_str()).collect()
-    }
-
-    #[test]
-    fn disabled_accounts_are_never_picked() {
-        let mut s = state(vec![oauth("a", 0), oauth("b", 5)]);
-        s.set_enabled("a", false).unwrap();
-        assert_eq!(pick(&s, Runtime::Claude, t0()).unwrap().alias, "b");
-        s.set_enabled("b", false).unwrap();
-        assert!(pick(&s, Runtime::Claude, t0()).is_none());
-        // Even a disabled account that is otherwise perfect: best priority, never used, no cooldown.
-        assert!(eligible(&s, Runtime::Claude, t0() + Duration::from_secs(86400 * 365)).is_empty());
-    }
-
-    #[test]
-    fn needs_relogin_is_never_picked_until_enabled_again() {
-        let mut s = state(vec![oauth("a", 0), oauth("b", 1)]);
-        s.record_auth_failure("a", "401 token expired", t0()).unwrap();
-        assert_eq!(pick(&s, Runtime::Claude, t0()).unwrap().alias, "b");
-        assert_eq!(availability(s.account("a").unwrap(), t0()), Availability::NeedsRelogin);
-        assert!(s
-            .account("a")
-            .unwrap()
-            .fix(t0())
-            .unwrap()
-            .contains("moonauth login claude --account a"));
-        s.set_enabled("a", true).unwrap();
-        assert_eq!(pick(&s, Runtime::Claude, t0()).unwrap().alias, "a");
-    }
-
-    #[test]
-    fn oauth_before_api_key_then_priority_then_least_recently_used() {
-        let key = Account::new(
-            "key",
-            Runtime::Claude,
-            Credential::ApiKeyEnv("ANTHROPIC_API_KEY".into()),
-            -100,
-        );
-        let mut s = state(vec![key, oauth("c", 1), oauth("b", 1), oauth("a", 2)]);
-        // b and c tie on priority and have never been used: alias decides.
-        assert_eq!(aliases(eligible(&s, Runtime::Claude, t0())), ["b", "c", "a", "key"]);
-        s.mark_used("b", t0()).unwrap();
-        assert_eq!(aliases(eligible(&s, Runtime::Claude, t0())), ["c", "b", "a", "key"]);
-        s.mark_used("c", t0() + MIN).unwrap();
-        assert_eq!(aliases(eligible(&s, Runtime::Claude, t0())), ["b", "c", "a", "key"]);
-        // Another runtime's accounts are not candidates.
-        assert!(pick(&s, Runtime::Codex, t0()).is_none());
-    }
-
-    #[test]
-    fn a_cooling_account_returns_when_its_cooldown_ends() {
-        let mut s = state(vec![oauth("a", 0), oauth("b", 1)]);
-        let reset = t0() + 30 * MIN;
-        assert_eq!(s.record_quota("a", Some(reset), t0()).unwrap(), reset);
-        assert_eq!(aliases(eligible(&s, Runtime::Claude, t0())), ["b"]);
-        assert_eq!(aliases(eligible(&s, Runtime::Claude, reset - MIN)), ["b"]);
-        // At the reset time exactly the account is back, and first again by priority.
-        assert_eq!(aliases(eligible(&s, Runtime::Claude, reset)), ["a", "b"]);
-        s.record_quota("b", None, t0()).unwrap();
-        assert_eq!(aliases(eligible(&s, Runtime::Claude, t0() + 5 * MIN)), ["b"]);
-        assert_eq!(aliases(eligible(&s, Runtime::Claude, t0() + 29 * MIN)), ["b"]);
-        assert!(eligible(&s, Runtime::Claude, t0() + 4 * MIN).is_empty());
     }
 
     #[test]
