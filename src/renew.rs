@@ -18,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize, Serializer};
 
-use crate::agents::Runtime;
+use crate::agents::{LoginRuntime, Runtime};
 use crate::config::Config;
 use crate::credentials::apply;
 use crate::credentials::refresh::{self, RefreshError};
@@ -89,10 +89,10 @@ impl RenewOptions {
         }
     }
 
-    fn token_url(&self, runtime: Runtime) -> &str {
+    fn token_url(&self, runtime: LoginRuntime) -> &str {
         match runtime {
-            Runtime::Claude => &self.claude_token_url,
-            Runtime::Codex | Runtime::Gemini => &self.codex_token_url,
+            LoginRuntime::Claude => &self.claude_token_url,
+            LoginRuntime::Codex => &self.codex_token_url,
         }
     }
 
@@ -220,12 +220,16 @@ fn opt_time<S: Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Err
 pub fn renew_dir(runtime: Runtime, dir: &Path, opts: &RenewOptions, now: SystemTime) -> RenewOutcome {
     let started = Instant::now();
     let clock = || now + started.elapsed();
+    let Some(login) = runtime.login() else {
+        let why = format!("{runtime} has no login moonauth refreshes");
+        return RenewOutcome::new(runtime, dir, RenewStatus::NotRefreshable, why);
+    };
     if runtime == Runtime::Claude {
         // Before anything else, even on the fast path (`run` comes through here before
         // each attempt): a killed moonauth's Claude locks would stall a running claude.
         lease::release_dead_holders_claude_locks(dir);
     }
-    let file = credentials::login_file(runtime, dir);
+    let file = credentials::login_file(login, dir);
     let bytes = match credentials::read_login_file(dir, &file) {
         Ok(Some(b)) => b,
         Ok(None) => {
@@ -247,12 +251,12 @@ pub fn renew_dir(runtime: Runtime, dir: &Path, opts: &RenewOptions, now: SystemT
             return blocked(runtime, dir, why);
         }
     }
-    let seen = match refresh::read_tokens(runtime, &bytes) {
+    let seen = match refresh::read_tokens(login, &bytes) {
         Ok(t) => t,
         Err(why) => return RenewOutcome::new(runtime, dir, RenewStatus::NotRefreshable, why),
     };
     // The fast path: a fresh login needs no lock.
-    if !opts.force && !pending && refresh::refresh_due(runtime, &seen, now, opts.lead).is_none() {
+    if !opts.force && !pending && refresh::refresh_due(login, &seen, now, opts.lead).is_none() {
         return fresh(runtime, dir, seen.expires_at, now, opts.lead);
     }
 
@@ -274,7 +278,7 @@ pub fn renew_dir(runtime: Runtime, dir: &Path, opts: &RenewOptions, now: SystemT
         }
         Err(reason) => return RenewOutcome::new(runtime, dir, RenewStatus::NotRefreshable, reason),
     };
-    let tokens = match refresh::read_tokens(runtime, &bytes) {
+    let tokens = match refresh::read_tokens(login, &bytes) {
         Ok(t) => t,
         Err(why) => return RenewOutcome::new(runtime, dir, RenewStatus::NotRefreshable, why),
     };
@@ -299,7 +303,7 @@ pub fn renew_dir(runtime: Runtime, dir: &Path, opts: &RenewOptions, now: SystemT
         )
         .expiring(tokens.expires_at);
     }
-    if !opts.force && refresh::refresh_due(runtime, &tokens, clock(), opts.lead).is_none() {
+    if !opts.force && refresh::refresh_due(login, &tokens, clock(), opts.lead).is_none() {
         return fresh(runtime, dir, tokens.expires_at, clock(), opts.lead);
     }
     clean_stale_temp_files(dir);
@@ -322,8 +326,8 @@ pub fn renew_dir(runtime: Runtime, dir: &Path, opts: &RenewOptions, now: SystemT
             return failed(runtime, dir, &file, bytes, &tokens, e, 0, clock());
         }
     };
-    let body = refresh::request_body(runtime, &tokens);
-    let url = opts.token_url(runtime);
+    let body = refresh::request_body(login, &tokens);
+    let url = opts.token_url(login);
     let mut attempts = 0;
     let mut delay = opts.retry_delay;
     let answer = loop {
@@ -591,7 +595,8 @@ fn write_new_login(
     let current = credentials::read_login_file(dir, file)
         .map_err(WriteError::Failed)?
         .ok_or_else(|| WriteError::Replaced("the login file disappeared".into()))?;
-    let now_tokens = refresh::read_tokens(runtime, &current).map_err(WriteError::Replaced)?;
+    let login = runtime.require_login().map_err(|e| WriteError::Failed(e.to_string()))?;
+    let now_tokens = refresh::read_tokens(login, &current).map_err(WriteError::Replaced)?;
     if now_tokens.refresh_token != sent.refresh_token {
         return Err(WriteError::Replaced(
             "the login in the file was replaced meanwhile".into(),
@@ -601,7 +606,7 @@ fn write_new_login(
         bytes,
         expires_at,
         warnings,
-    } = refresh::apply_answer(runtime, &current, answer, now).map_err(WriteError::Failed)?;
+    } = refresh::apply_answer(login, &current, answer, now).map_err(WriteError::Failed)?;
     // Keep the file's owner and mode (a link is written through to its target).
     let target = fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
     let meta = fs::metadata(&target).map_err(|e| WriteError::Failed(e.to_string()))?;
@@ -831,7 +836,7 @@ pub fn read_state(dir: &Path) -> Option<RenewState> {
 /// Why the login in `dir` needs a new login (or `--force`) before moonauth refreshes it
 /// again: dead, or failed too often in a row, and the file unchanged since. `None` when
 /// moonauth would still try. For `status` and preflight.
-pub fn relogin_needed(runtime: Runtime, dir: &Path) -> Option<String> {
+pub fn relogin_needed(runtime: LoginRuntime, dir: &Path) -> Option<String> {
     // The record rarely exists: look for it before reading the login again.
     let state = read_state(dir)?;
     let file = credentials::login_file(runtime, dir);
@@ -1017,16 +1022,16 @@ mod tests {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         let e = RefreshError::Retryable("HTTP 503".into());
         for n in 1..=3 {
-            assert_eq!(relogin_needed(Runtime::Codex, dir.path()), None);
+            assert_eq!(relogin_needed(LoginRuntime::Codex, dir.path()), None);
             assert_eq!(record_failure(dir.path(), Runtime::Codex, login, &e, now), n);
         }
         fs::write(dir.path().join("auth.json"), login).unwrap();
-        assert!(relogin_needed(Runtime::Codex, dir.path())
+        assert!(relogin_needed(LoginRuntime::Codex, dir.path())
             .unwrap()
             .contains("3 times in a row"));
         fs::write(dir.path().join("auth.json"), br#"{"tokens":{"new":1}}"#).unwrap();
         assert_eq!(
-            relogin_needed(Runtime::Codex, dir.path()),
+            relogin_needed(LoginRuntime::Codex, dir.path()),
             None,
             "a new login is tried again"
         );
@@ -1035,7 +1040,7 @@ mod tests {
             record_failure(dir.path(), Runtime::Codex, br#"{"tokens":{"new":1}}"#, &dead, now),
             1
         );
-        assert!(relogin_needed(Runtime::Codex, dir.path())
+        assert!(relogin_needed(LoginRuntime::Codex, dir.path())
             .unwrap()
             .contains("needs a new login"));
         let mode = fs::metadata(dir.path().join(STATE_FILE)).unwrap().permissions().mode() & 0o777;

@@ -8,10 +8,7 @@ use serde_json::Value;
 
 use super::{oauth_class, Inspection, LoginClass};
 
-/// The file Claude Code keeps its login in.
-pub const CREDENTIALS_FILE: &str = ".credentials.json";
-/// The OAuth scope without which Claude Code does not use a stored login.
-pub const INFERENCE_SCOPE: &str = "user:inference";
+use crate::agents::claude::{CREDENTIALS_FILE, INFERENCE_SCOPE};
 
 /// Classifies the bytes of `.credentials.json` at time `now`.
 pub fn classify(bytes: &[u8], now: SystemTime, lead: Duration) -> Inspection {

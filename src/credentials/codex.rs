@@ -9,10 +9,7 @@ use serde_json::Value;
 
 use super::{jwt, oauth_class, Inspection, LoginClass};
 
-/// The file Codex keeps its login in.
-pub const AUTH_FILE: &str = "auth.json";
-/// Codex's settings file, which says where the login is stored.
-pub const CONFIG_FILE: &str = "config.toml";
+use crate::agents::codex::{AUTH_FILE, OPENAI_API_KEY};
 /// The `auth_mode` values Codex 0.169 accepts; any other makes the file unreadable to it.
 const AUTH_MODES: [&str; 5] = [
     "apikey",
@@ -44,13 +41,13 @@ pub fn classify(bytes: &[u8], now: SystemTime, lead: Duration) -> Inspection {
     };
 
     // Codex treats any non-null OPENAI_API_KEY as "the API key login", even an empty one.
-    let (api_key_present, api_key) = match root.get("OPENAI_API_KEY") {
+    let (api_key_present, api_key) = match root.get(OPENAI_API_KEY) {
         None | Some(Value::Null) => (false, false),
         Some(Value::String(s)) => (true, !s.trim().is_empty()),
         Some(_) => {
             return Inspection::new(
                 LoginClass::Malformed,
-                "OPENAI_API_KEY is neither null nor a string".into(),
+                format!("{OPENAI_API_KEY} is neither null nor a string"),
             )
         }
     };

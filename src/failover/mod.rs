@@ -18,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 
-use crate::agents::Runtime;
+use crate::agents::{LoginRuntime, Runtime};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::exit::Exit;
@@ -29,7 +29,7 @@ use crate::state::accounts::{self, Account, AccountKind, Availability};
 
 use child::{ChildSpec, SignalForwarder};
 
-use crate::config::COMPETING_CREDENTIALS as CREDENTIAL_VARS;
+use crate::agents::COMPETING_CREDENTIALS as CREDENTIAL_VARS;
 
 /// What `moonauth run` was asked to do.
 pub struct RunRequest {
@@ -119,10 +119,8 @@ fn rfc3339(t: SystemTime) -> String {
 }
 
 fn api_key_vars(runtime: Runtime) -> &'static [&'static str] {
-    match runtime {
-        Runtime::Claude => &["ANTHROPIC_API_KEY"],
-        Runtime::Codex | Runtime::Gemini => &["CODEX_API_KEY", "OPENAI_API_KEY"],
-    }
+    // Gemini has no key variable moonauth knows of (`run` takes only login runtimes).
+    runtime.login().map(LoginRuntime::api_key_vars).unwrap_or_default()
 }
 
 fn resolve_key(account: &Account, env: &crate::source::Env) -> Option<Secret> {
@@ -180,7 +178,7 @@ fn known_secrets(
             redactor.add(key.expose());
         }
     }
-    for (runtime, dir) in logins {
+    for (runtime, dir) in logins.into_iter().filter_map(|(rt, dir)| Some((rt.login()?, dir))) {
         let file = crate::credentials::login_file(runtime, &dir);
         // Bounded and link-safe; a login that cannot be read has no values to mask.
         if let Ok(Some(bytes)) = crate::credentials::read_login_file(&dir, &file) {
@@ -518,7 +516,7 @@ pub fn run(config: &Config, env: &crate::source::Env, request: &RunRequest) -> R
         };
 
         let mut set = vec![(
-            crate::agents::dir_variable(runtime).to_string(),
+            crate::agents::dir_variable(runtime.require_login()?).to_string(),
             dir.display().to_string(),
         )];
         if runtime == Runtime::Claude && env.get("CLAUDE_CODE_MAX_RETRIES").is_none() {
