@@ -1,8 +1,11 @@
 //! Reading the CLIs' login files and saying what they hold.
 //!
-//! The classifiers (`claude::classify`, `codex::classify`) take bytes and a clock and
-//! return an [`Inspection`]; [`inspect_dir`] is the file-system edge that finds, checks
-//! and reads the file. Nothing here keeps or reports a token: only its metadata.
+//! One typed parser per CLI (`claude::parse`, `codex::parse`: bytes to a login, tokens
+//! as [`Secret`](crate::redact::Secret)) is the only reading of a login file; the
+//! classifiers (`claude::classify`, `codex::classify`) turn its login and a clock into an
+//! [`Inspection`], and `refresh` reads its tokens from the same login. [`inspect_dir`] is
+//! the file-system edge that finds, checks and reads the file. Nothing here reports a
+//! token: only its metadata.
 
 pub mod claude;
 pub mod codex;
@@ -85,6 +88,20 @@ impl LoginClass {
             LoginClass::OauthExpiredNotRefreshable => "oauth-expired-not-refreshable",
         }
     }
+}
+
+/// Why a CLI's parser found no login in a file's bytes. Never holds file content: each
+/// caller words it for its own message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unreadable {
+    /// Not JSON; where the parser stopped.
+    NotJson { line: usize, column: usize },
+    /// JSON, but not an object.
+    NotObject,
+    /// An object without the CLI's login in it (Claude: no `claudeAiOauth`).
+    NoLogin,
+    /// A field of the wrong shape; the reason names the field.
+    Malformed(String),
 }
 
 /// The verdict on one login file's bytes, with the metadata a person needs.

@@ -2,7 +2,8 @@
 //! same endpoint, client id and body, and the answer written back in the CLI's own file
 //! format with every other key kept (shared/facts/credentials.md, "Refresh tokens rotate").
 //!
-//! The pure parts take bytes and a clock: [`read_tokens`] and [`refresh_due`] decide,
+//! The pure parts take bytes and a clock: [`read_tokens`] (the CLIs' one parser, seen
+//! from a refresh) and [`refresh_due`] decide,
 //! [`request_body`] builds the request, [`apply_answer`] turns the old file and the token
 //! service's answer into the new file, [`classify_status`] sorts a refusal into dead or
 //! passing. [`post`] is the one network call. Locking, retrying and writing the file are
@@ -14,7 +15,8 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::agents::{claude, codex, LoginRuntime};
-use crate::credentials::{self, jwt};
+use crate::credentials::codex::CodexCredential;
+use crate::credentials::{self, jwt, Unreadable};
 use crate::redact::{self, Secret};
 
 /// Answers larger than this are refused: a real one is a few kilobytes.
@@ -55,80 +57,55 @@ pub struct LoginTokens {
     pub client_id: Option<String>,
 }
 
-/// Reads the tokens of an OAuth login; `Err` says why the file cannot be refreshed
-/// (not JSON, an API key login, no refresh token). Never echoes file content.
+/// Reads the tokens of an OAuth login through the CLI's one parser
+/// (`credentials::{claude,codex}::parse`); `Err` says why the file cannot be refreshed
+/// (not JSON, malformed, an API key login, no refresh token). Never echoes file content.
 pub fn read_tokens(runtime: LoginRuntime, bytes: &[u8]) -> Result<LoginTokens, String> {
-    let root: Value = serde_json::from_slice(bytes).map_err(|e| {
-        format!(
-            "the login file is not valid JSON (line {}, column {})",
-            e.line(),
-            e.column()
-        )
-    })?;
+    let not_json = |line, column| format!("the login file is not valid JSON (line {line}, column {column})");
     match runtime {
         LoginRuntime::Claude => {
-            let oauth = root
-                .get("claudeAiOauth")
-                .and_then(Value::as_object)
-                .ok_or("the file holds no claudeAiOauth login")?;
-            let access = non_empty(oauth.get("accessToken")).ok_or("claudeAiOauth has no accessToken")?;
-            let refresh = non_empty(oauth.get("refreshToken")).ok_or("claudeAiOauth has no refreshToken")?;
-            let expires_at = oauth
-                .get("expiresAt")
-                .and_then(Value::as_u64)
-                // Clamped: no file content may overflow a time. Unlike `credentials::claude`,
-                // `expiresAt: 0` reads as expired here (due at once); a reshape unifies the two.
-                .map(credentials::time_from_millis);
-            let scopes = oauth.get("scopes").and_then(Value::as_array).and_then(|a| {
-                let words: Vec<&str> = a.iter().filter_map(Value::as_str).collect();
-                (!words.is_empty()).then(|| words.join(" "))
-            });
-            let client_id = non_empty(oauth.get("clientId")).map(|s| s.expose().to_string());
+            let login = credentials::claude::parse(bytes).map_err(|why| match why {
+                Unreadable::NotJson { line, column } => not_json(line, column),
+                Unreadable::NotObject | Unreadable::NoLogin => "the file holds no claudeAiOauth login".into(),
+                Unreadable::Malformed(reason) => reason,
+            })?;
+            let access = login.access_token.ok_or("claudeAiOauth has no accessToken")?;
+            let refresh = login.refresh_token.ok_or("claudeAiOauth has no refreshToken")?;
+            let scopes = login.scopes.filter(|s| !s.is_empty()).map(|s| s.join(" "));
             Ok(LoginTokens {
                 access_token: access,
                 refresh_token: refresh,
-                expires_at,
+                expires_at: login.expires_at,
                 last_refresh: None,
                 scopes,
-                client_id,
+                client_id: login.client_id,
             })
         }
         LoginRuntime::Codex => {
-            if matches!(root.get("auth_mode").and_then(Value::as_str), Some("apikey"))
-                || (root.get("auth_mode").is_none() && root.get(codex::OPENAI_API_KEY).is_some_and(|k| !k.is_null()))
-            {
-                return Err("the file holds an API key login, which has nothing to refresh".into());
-            }
-            let tokens = root
-                .get("tokens")
-                .and_then(Value::as_object)
-                .ok_or("the file holds no ChatGPT tokens")?;
-            let access = non_empty(tokens.get("access_token")).ok_or("tokens has no access_token")?;
-            let refresh = non_empty(tokens.get("refresh_token")).ok_or("tokens has no refresh_token")?;
-            let expires_at = jwt::claims(access.expose())
-                .ok()
-                .and_then(|c| c.get("exp").and_then(Value::as_u64))
-                .map(credentials::time_from_secs);
-            let last_refresh = root
-                .get("last_refresh")
-                .and_then(Value::as_str)
-                .and_then(|s| humantime::parse_rfc3339_weak(s.strip_suffix("+00:00").unwrap_or(s)).ok());
+            let login = credentials::codex::parse(bytes).map_err(|why| match why {
+                Unreadable::NotJson { line, column } => not_json(line, column),
+                Unreadable::NotObject | Unreadable::NoLogin => "the file holds no ChatGPT tokens".into(),
+                Unreadable::Malformed(reason) => reason,
+            })?;
+            let tokens = match login.credential {
+                CodexCredential::ApiKey(_) => {
+                    return Err("the file holds an API key login, which has nothing to refresh".into())
+                }
+                CodexCredential::NoTokens => return Err("the file holds no ChatGPT tokens".into()),
+                CodexCredential::Chatgpt(tokens) => tokens,
+            };
+            let access = tokens.access_token.ok_or("tokens has no access_token")?;
+            let refresh = tokens.refresh_token.ok_or("tokens has no refresh_token")?;
             Ok(LoginTokens {
                 access_token: access,
                 refresh_token: refresh,
-                expires_at,
-                last_refresh,
+                expires_at: tokens.expires_at,
+                last_refresh: login.last_refresh,
                 scopes: None,
                 client_id: None,
             })
         }
     }
-}
-
-fn non_empty(v: Option<&Value>) -> Option<Secret> {
-    v.and_then(Value::as_str)
-        .filter(|s| !s.trim().is_empty())
-        .map(Secret::new)
 }
 
 /// Why a login is inside the lead and due for a refresh, or `None` when it is fresh.
