@@ -1,4 +1,6 @@
 //! Runtimes, worker modes, and the default task runtime: which CLI a task runs on.
+//! Every fact about a CLI lives in [`claude`] or [`codex`]; [`LoginRuntime`] is a runtime
+//! with a login, the only kind that reaches those facts about logins.
 //!
 //! Follows the MoonMind queue contract exactly (`docs/runtime-resolution.md`): an
 //! explicit runtime wins, then `MOONMIND_DEFAULT_TASK_RUNTIME`, then `codex`; every
