@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::agents::{self, Runtime, WorkerMode};
+use crate::agents::{self, claude, codex, LoginRuntime, Runtime, WorkerMode};
 use crate::error::{Error, Result};
 use crate::redact::Secret;
 pub use crate::source::{Env, Origin, Source, Sourced};
@@ -29,7 +29,7 @@ pub enum AuthMode {
 /// The login-related settings of one runtime.
 #[derive(Debug, Clone)]
 pub struct RuntimeSettings {
-    pub runtime: Runtime,
+    pub runtime: LoginRuntime,
     /// The directory the CLI reads its login from (inside the worker).
     pub login_dir: Sourced<PathBuf>,
     /// The Docker volume that holds the login.
@@ -162,21 +162,6 @@ pub const DEFAULT_STATUS_TIMEOUT: Duration = Duration::from_secs(20);
 /// Default timeout of one Docker Engine API call.
 pub const DEFAULT_DOCKER_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Every variable through which a CLI could pick a credential other than the login in
-/// its directory: blanked in login containers, removed from `moonauth run` children.
-pub const COMPETING_CREDENTIALS: [&str; 7] = [
-    "ANTHROPIC_API_KEY",
-    "ANTHROPIC_AUTH_TOKEN",
-    "CLAUDE_API_KEY",
-    "CLAUDE_CODE_OAUTH_TOKEN",
-    "OPENAI_API_KEY",
-    "CODEX_API_KEY",
-    "CODEX_ACCESS_TOKEN",
-];
-/// Claude Code's token endpoint (shared/facts/credentials.md).
-pub const DEFAULT_CLAUDE_TOKEN_URL: &str = "https://platform.claude.com/v1/oauth/token";
-/// Codex's token endpoint.
-pub const DEFAULT_CODEX_TOKEN_URL: &str = "https://auth.openai.com/oauth/token";
 /// Default renewal lead: above the longest task, so a running CLI never reaches its own
 /// 5-minute refresh window (docs/shared-logins.md).
 pub const DEFAULT_RENEW_LEAD: Duration = Duration::from_secs(60 * 60);
@@ -185,11 +170,6 @@ pub const DEFAULT_RENEW_LEAD: Duration = Duration::from_secs(60 * 60);
 pub const DEFAULT_RENEW_LOCK_TIMEOUT: Duration = Duration::from_secs(90);
 /// Default first retry delay of a refresh that failed for a passing reason.
 pub const DEFAULT_RENEW_RETRY_DELAY: Duration = Duration::from_secs(1);
-
-/// Claude Code's credential variables, in the order it prefers them.
-pub const CLAUDE_CREDENTIAL_VARS: [&str; 3] = ["ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN"];
-/// Codex's credential variables.
-pub const CODEX_CREDENTIAL_VARS: [&str; 2] = ["CODEX_API_KEY", "OPENAI_API_KEY"];
 
 impl Config {
     /// Reads and validates every setting once. Any invalid value is an error naming its variable.
@@ -212,21 +192,21 @@ impl Config {
 
         let default_task_runtime = agents::default_task_runtime(env)?;
 
-        let codex_dir = first_set(env, &["CODEX_HOME", "CODEX_VOLUME_PATH"], DEFAULT_CODEX_HOME);
+        let codex_dir = first_set(env, &[codex::DIR_VARIABLE, "CODEX_VOLUME_PATH"], DEFAULT_CODEX_HOME);
         let claude_dir = first_set(
             env,
-            &["CLAUDE_CONFIG_DIR", "CLAUDE_HOME", "CLAUDE_VOLUME_PATH"],
+            &[claude::DIR_VARIABLE, "CLAUDE_HOME", "CLAUDE_VOLUME_PATH"],
             DEFAULT_CLAUDE_HOME,
         );
 
         let codex = RuntimeSettings {
-            runtime: Runtime::Codex,
+            runtime: LoginRuntime::Codex,
             login_dir: codex_dir,
             volume_name: volume_name(env, "CODEX_VOLUME_NAME", &raw.codex_volume_name, DEFAULT_CODEX_VOLUME)?,
-            env_credentials: credential_vars(env, &CODEX_CREDENTIAL_VARS),
+            env_credentials: credential_vars(env, LoginRuntime::Codex.credential_vars()),
         };
         let claude = RuntimeSettings {
-            runtime: Runtime::Claude,
+            runtime: LoginRuntime::Claude,
             login_dir: claude_dir,
             volume_name: volume_name(
                 env,
@@ -234,7 +214,7 @@ impl Config {
                 &raw.claude_volume_name,
                 DEFAULT_CLAUDE_VOLUME,
             )?,
-            env_credentials: credential_vars(env, &CLAUDE_CREDENTIAL_VARS),
+            env_credentials: credential_vars(env, LoginRuntime::Claude.credential_vars()),
         };
 
         let auth_mode = pick(
@@ -371,11 +351,16 @@ impl Config {
     }
 
     /// The settings of a runtime that has a login (Codex or Claude).
+    /// `None` for Gemini, which has no login moonauth manages.
     pub fn runtime(&self, runtime: Runtime) -> Option<&RuntimeSettings> {
+        runtime.login().map(|login| self.login(login))
+    }
+
+    /// The settings of a runtime with a login.
+    pub fn login(&self, runtime: LoginRuntime) -> &RuntimeSettings {
         match runtime {
-            Runtime::Codex => Some(&self.codex),
-            Runtime::Claude => Some(&self.claude),
-            Runtime::Gemini => None,
+            LoginRuntime::Codex => &self.codex,
+            LoginRuntime::Claude => &self.claude,
         }
     }
 
@@ -427,15 +412,15 @@ fn renew_settings(env: &Env, raw: &RawVars, overrides: &Overrides) -> Result<Ren
     };
     Ok(RenewSettings {
         claude_token_url: url(
-            "MOONAUTH_CLAUDE_TOKEN_URL",
+            claude::TOKEN_URL_VARIABLE,
             &raw.moonauth_claude_token_url,
-            DEFAULT_CLAUDE_TOKEN_URL,
+            claude::TOKEN_URL,
             true,
         )?,
         codex_token_url: url(
-            "CODEX_REFRESH_TOKEN_URL_OVERRIDE",
+            codex::TOKEN_URL_VARIABLE,
             &raw.codex_refresh_token_url_override,
-            DEFAULT_CODEX_TOKEN_URL,
+            codex::TOKEN_URL,
             // codex itself follows this variable wherever it points; refusing what codex
             // accepts would protect nothing and break every command where it is set.
             false,
@@ -764,8 +749,8 @@ mod tests {
     #[test]
     fn renew_endpoints_default_to_the_real_ones_and_follow_codex_override() {
         let c = resolve(&[]).unwrap();
-        assert_eq!(c.renew.claude_token_url.value, DEFAULT_CLAUDE_TOKEN_URL);
-        assert_eq!(c.renew.codex_token_url.value, DEFAULT_CODEX_TOKEN_URL);
+        assert_eq!(c.renew.claude_token_url.value, claude::TOKEN_URL);
+        assert_eq!(c.renew.codex_token_url.value, codex::TOKEN_URL);
         assert_eq!(c.renew.lead.value, DEFAULT_RENEW_LEAD);
         let c = resolve(&[
             ("CODEX_REFRESH_TOKEN_URL_OVERRIDE", "http://127.0.0.1:4000/oauth/token"),

@@ -8,10 +8,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::agents::codex;
 use crate::agents::Runtime;
 use crate::config::Config;
+use crate::credentials;
 use crate::credentials::apply;
-use crate::credentials::{self, codex};
 use crate::error::{Error, Result};
 use crate::fsx::{self, Dir, Owned};
 
@@ -87,7 +88,7 @@ fn prepare_dir(runtime: Runtime, dir: &Path, uid: u32, gid: u32, changes: &mut V
     let handle = open(dir)?;
     own(&handle, None, uid, gid, Some(0o700), changes)?;
     own_tree(&handle, uid, gid, changes)?;
-    let cred = credentials::login_file(runtime, Path::new(""));
+    let cred = credentials::login_file(runtime.require_login()?, Path::new(""));
     let cred = cred.to_string_lossy();
     if handle
         .stat_entry(&cred)
@@ -108,7 +109,7 @@ fn prepare_dir(runtime: Runtime, dir: &Path, uid: u32, gid: u32, changes: &mut V
                 )
             })?
             .map(|b| String::from_utf8_lossy(&b).into_owned());
-        if codex::with_file_store(current.as_deref()).is_some() {
+        if credentials::codex::with_file_store(current.as_deref()).is_some() {
             apply::ensure_codex_file_store(dir, uid, gid)?;
             changes.push(Change {
                 path,

@@ -264,14 +264,15 @@ fn check_inspection(runtime: Runtime, i: &Inspection) {
 
 fn check_login_bytes(runtime: Runtime, bytes: &[u8], now: SystemTime) {
     let lead = Duration::from_secs(600);
-    let i = credentials::classify(runtime, bytes, now, lead);
+    let login = runtime.login().expect("claude and codex have logins");
+    let i = credentials::classify(login, bytes, now, lead);
     check_inspection(runtime, &i);
     // The refresher's own parser of the same files.
-    match refresh::read_tokens(runtime, bytes) {
+    match refresh::read_tokens(login, bytes) {
         Ok(t) => {
             assert!(in_range(t.expires_at) && in_range(t.last_refresh));
             assert_no_canary("Debug of the tokens", &format!("{t:?}"));
-            if let Some(why) = refresh::refresh_due(runtime, &t, now, lead) {
+            if let Some(why) = refresh::refresh_due(login, &t, now, lead) {
                 assert_no_canary("refresh reason", &why);
             }
         }
@@ -364,7 +365,8 @@ fn answer() -> impl Strategy<Value = Value> {
 
 fn check_answer(runtime: Runtime, answer: &[u8], now: SystemTime) {
     let old = old_login(runtime);
-    match refresh::apply_answer(runtime, &old, answer, now) {
+    let login = runtime.login().expect("claude and codex have logins");
+    match refresh::apply_answer(login, &old, answer, now) {
         Ok(new) => {
             let bound = now
                 .checked_add(MAX_ACCESS_TOKEN_LIFETIME)

@@ -1,8 +1,13 @@
 //! Runtimes, worker modes, and the default task runtime: which CLI a task runs on.
+//! Every fact about a CLI lives in [`claude`] or [`codex`]; [`LoginRuntime`] is a runtime
+//! with a login, the only kind that reaches those facts about logins.
 //!
 //! Follows the MoonMind queue contract exactly (`docs/runtime-resolution.md`): an
 //! explicit runtime wins, then `MOONMIND_DEFAULT_TASK_RUNTIME`, then `codex`; every
 //! present value is validated so a bad one is never masked by a good one.
+
+pub mod claude;
+pub mod codex;
 
 use std::fmt;
 
@@ -33,9 +38,193 @@ impl Runtime {
 
     /// The executable the runtime's CLI is installed as.
     pub fn binary(self) -> &'static str {
-        self.as_str()
+        match self {
+            Runtime::Claude => claude::BINARY,
+            Runtime::Codex => codex::BINARY,
+            Runtime::Gemini => GEMINI_BINARY,
+        }
+    }
+
+    /// How to install the runtime's CLI, for a check's fix.
+    pub fn install_hint(self) -> &'static str {
+        match self {
+            Runtime::Claude => claude::INSTALL_HINT,
+            Runtime::Codex => codex::INSTALL_HINT,
+            Runtime::Gemini => GEMINI_INSTALL_HINT,
+        }
+    }
+
+    /// The runtime as one with a login moonauth manages, or `None` for Gemini, whose
+    /// login moonauth knows nothing about.
+    pub fn login(self) -> Option<LoginRuntime> {
+        LoginRuntime::try_from(self).ok()
+    }
+
+    /// The runtime as one with a login, or the usage error a login command gives for
+    /// any other (the same words as [`parse_login_runtime`]).
+    pub fn require_login(self) -> Result<LoginRuntime> {
+        self.login().ok_or_else(|| Error::InvalidFlag {
+            flag: "RUNTIME",
+            value: self.to_string(),
+            reason: LOGIN_RUNTIMES_ALLOWED.into(),
+        })
     }
 }
+
+/// The executable the Gemini CLI is installed as. Gemini has no login moonauth manages,
+/// so it has no module of facts of its own.
+const GEMINI_BINARY: &str = "gemini";
+const GEMINI_INSTALL_HINT: &str =
+    "install the Gemini CLI in the worker image (npm install -g @google/gemini-cli) or add its directory to PATH";
+
+/// A runtime whose login moonauth inspects, copies and refreshes: Claude Code or Codex.
+/// Functions about login files, token endpoints and refreshes take this, so no runtime
+/// without a login can reach another CLI's facts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LoginRuntime {
+    Codex,
+    Claude,
+}
+
+impl LoginRuntime {
+    /// The runtime this login belongs to.
+    pub fn runtime(self) -> Runtime {
+        match self {
+            LoginRuntime::Codex => Runtime::Codex,
+            LoginRuntime::Claude => Runtime::Claude,
+        }
+    }
+
+    /// The lower-case name used in variables, payloads and output.
+    pub fn as_str(self) -> &'static str {
+        self.runtime().as_str()
+    }
+
+    /// The variable the CLI reads its login directory from.
+    pub fn dir_variable(self) -> &'static str {
+        match self {
+            LoginRuntime::Claude => claude::DIR_VARIABLE,
+            LoginRuntime::Codex => codex::DIR_VARIABLE,
+        }
+    }
+
+    /// The file the CLI keeps its login in, inside the login directory.
+    pub fn credentials_file(self) -> &'static str {
+        match self {
+            LoginRuntime::Claude => claude::CREDENTIALS_FILE,
+            LoginRuntime::Codex => codex::AUTH_FILE,
+        }
+    }
+
+    /// The files that make up a login, in the order they are put in place (the
+    /// credentials file last, so a reader never sees new credentials with old settings).
+    pub fn login_files(self) -> &'static [&'static str] {
+        match self {
+            LoginRuntime::Claude => &claude::LOGIN_FILES,
+            LoginRuntime::Codex => &codex::LOGIN_FILES,
+        }
+    }
+
+    /// The variables the CLI logs in with instead of its login file.
+    pub fn credential_vars(self) -> &'static [&'static str] {
+        match self {
+            LoginRuntime::Claude => &claude::CREDENTIAL_VARS,
+            LoginRuntime::Codex => &codex::CREDENTIAL_VARS,
+        }
+    }
+
+    /// The variables an API key is handed to the CLI in.
+    pub fn api_key_vars(self) -> &'static [&'static str] {
+        match self {
+            LoginRuntime::Claude => &claude::API_KEY_VARS,
+            LoginRuntime::Codex => &codex::API_KEY_VARS,
+        }
+    }
+
+    /// The API key variable to name to a person.
+    pub fn api_key_var(self) -> &'static str {
+        match self {
+            LoginRuntime::Claude => claude::ANTHROPIC_API_KEY,
+            LoginRuntime::Codex => codex::OPENAI_API_KEY,
+        }
+    }
+
+    /// The command that logs the CLI in, inside a login container.
+    pub fn login_command(self) -> &'static [&'static str] {
+        match self {
+            LoginRuntime::Claude => &claude::LOGIN_COMMAND,
+            LoginRuntime::Codex => &codex::LOGIN_COMMAND,
+        }
+    }
+
+    /// The arguments of the CLI's own status command.
+    pub fn status_args(self) -> &'static [&'static str] {
+        match self {
+            LoginRuntime::Claude => &claude::STATUS_ARGS,
+            LoginRuntime::Codex => &codex::STATUS_ARGS,
+        }
+    }
+
+    /// The CLI's own status command, as a person types it.
+    pub fn status_command(self) -> &'static str {
+        match self {
+            LoginRuntime::Claude => claude::STATUS_COMMAND,
+            LoginRuntime::Codex => codex::STATUS_COMMAND,
+        }
+    }
+
+    /// The CLI's token endpoint, unless configured otherwise.
+    pub fn default_token_url(self) -> &'static str {
+        match self {
+            LoginRuntime::Claude => claude::TOKEN_URL,
+            LoginRuntime::Codex => codex::TOKEN_URL,
+        }
+    }
+}
+
+impl TryFrom<Runtime> for LoginRuntime {
+    /// The runtime, given back: it has no login moonauth manages.
+    type Error = Runtime;
+
+    fn try_from(runtime: Runtime) -> std::result::Result<Self, Runtime> {
+        match runtime {
+            Runtime::Claude => Ok(LoginRuntime::Claude),
+            Runtime::Codex => Ok(LoginRuntime::Codex),
+            Runtime::Gemini => Err(runtime),
+        }
+    }
+}
+
+impl From<LoginRuntime> for Runtime {
+    fn from(login: LoginRuntime) -> Runtime {
+        login.runtime()
+    }
+}
+
+impl PartialEq<Runtime> for LoginRuntime {
+    fn eq(&self, other: &Runtime) -> bool {
+        self.runtime() == *other
+    }
+}
+
+impl fmt::Display for LoginRuntime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Every variable through which a CLI could pick a credential other than the login in
+/// its directory: blanked in login containers, removed from `moonauth run` children.
+pub const COMPETING_CREDENTIALS: [&str; 7] = [
+    claude::COMPETING_VARS[0],
+    claude::COMPETING_VARS[1],
+    claude::COMPETING_VARS[2],
+    claude::COMPETING_VARS[3],
+    codex::COMPETING_VARS[0],
+    codex::COMPETING_VARS[1],
+    codex::COMPETING_VARS[2],
+];
 
 impl fmt::Display for Runtime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -109,11 +298,8 @@ pub fn account_login_command(runtime: Runtime, account: &str) -> String {
 }
 
 /// The variable a runtime's CLI reads its login directory from.
-pub fn dir_variable(runtime: Runtime) -> &'static str {
-    match runtime {
-        Runtime::Claude => "CLAUDE_CONFIG_DIR",
-        Runtime::Codex | Runtime::Gemini => "CODEX_HOME",
-    }
+pub fn dir_variable(runtime: LoginRuntime) -> &'static str {
+    runtime.dir_variable()
 }
 
 /// Checks an account name: lower-case letters, digits, `-` and `_`, 1 to 40 characters.
@@ -134,12 +320,14 @@ pub fn validate_account(name: &str) -> Result<()> {
     }
 }
 
+const LOGIN_RUNTIMES_ALLOWED: &str = "allowed values: claude, codex";
+
 /// Parses a runtime with a login (`claude` or `codex`), for commands about logins.
 pub fn parse_login_runtime(value: &str) -> std::result::Result<Runtime, String> {
     match value.trim().to_ascii_lowercase().as_str() {
         "codex" => Ok(Runtime::Codex),
         "claude" => Ok(Runtime::Claude),
-        _ => Err("allowed values: claude, codex".into()),
+        _ => Err(LOGIN_RUNTIMES_ALLOWED.into()),
     }
 }
 

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 use nix::unistd::{access, AccessFlags};
 use serde::Serialize;
 
-use crate::agents::{Runtime, WorkerMode};
+use crate::agents::{LoginRuntime, Runtime, WorkerMode};
 use crate::config::{AuthMode, Config, RuntimeSettings};
 use crate::credentials::{self, LoginClass, LoginReport};
 use crate::error::Error;
@@ -84,7 +84,7 @@ pub fn run_checks(inputs: &Inputs<'_>) -> PreflightReport {
         if inputs.deep {
             if let (Some(path), Some(report)) = (cli_path, login_report) {
                 checks.push(check_cli_status(
-                    runtime,
+                    settings.runtime,
                     &path,
                     settings,
                     &report,
@@ -93,7 +93,7 @@ pub fn run_checks(inputs: &Inputs<'_>) -> PreflightReport {
                 ));
             }
         }
-        let var = dir_variable(runtime);
+        let var = dir_variable(settings.runtime);
         if inputs.env.non_blank(var).is_none() {
             exec_env.insert(var.to_string(), settings.login_dir.value.display().to_string());
         }
@@ -117,11 +117,7 @@ pub fn run_checks(inputs: &Inputs<'_>) -> PreflightReport {
 pub use crate::agents::dir_variable;
 
 fn install_hint(runtime: Runtime) -> &'static str {
-    match runtime {
-        Runtime::Claude => "install Claude Code in the worker image (npm install -g @anthropic-ai/claude-code) or add its directory to PATH",
-        Runtime::Codex => "install Codex in the worker image (npm install -g @openai/codex) or add its directory to PATH",
-        Runtime::Gemini => "install the Gemini CLI in the worker image (npm install -g @google/gemini-cli) or add its directory to PATH",
-    }
+    runtime.install_hint()
 }
 
 fn check_cli(runtime: Runtime, env: &Env) -> (Check, Option<PathBuf>) {
@@ -146,7 +142,8 @@ fn check_cli(runtime: Runtime, env: &Env) -> (Check, Option<PathBuf>) {
 }
 
 fn check_login_dir(settings: &RuntimeSettings) -> Check {
-    let runtime = settings.runtime;
+    let login = settings.runtime;
+    let runtime = login.runtime();
     let dir = &settings.login_dir.value;
     let shown = format!("{} ({})", dir.display(), settings.login_dir.source);
     let check = |status, detail| Check::new(runtime, "login-dir", status, detail);
@@ -165,7 +162,7 @@ fn check_login_dir(settings: &RuntimeSettings) -> Check {
                     "mount the {} volume at {} (see compose/docker-compose.yaml), or set {} to the login directory",
                     settings.volume_name.value,
                     dir.display(),
-                    dir_variable(runtime)
+                    dir_variable(login)
                 ),
             )
         }
@@ -176,7 +173,7 @@ fn check_login_dir(settings: &RuntimeSettings) -> Check {
     if !meta.is_dir() {
         return check(CheckStatus::Fail, format!("{shown} is not a directory")).fail(
             Exit::Permissions,
-            format!("point {} at a directory", dir_variable(runtime)),
+            format!("point {} at a directory", dir_variable(login)),
         );
     }
     let rwx = AccessFlags::R_OK | AccessFlags::W_OK | AccessFlags::X_OK;
@@ -193,7 +190,7 @@ fn check_login_dir(settings: &RuntimeSettings) -> Check {
         )
         .fail(Exit::Permissions, chown);
     }
-    let file = credentials::login_file(runtime, dir);
+    let file = credentials::login_file(login, dir);
     if file.exists() && access(file.as_path(), AccessFlags::R_OK | AccessFlags::W_OK).is_err() {
         return check(
             CheckStatus::Fail,
@@ -205,11 +202,12 @@ fn check_login_dir(settings: &RuntimeSettings) -> Check {
 }
 
 fn check_login(settings: &RuntimeSettings, config: &Config, now: SystemTime) -> Check {
-    let runtime = settings.runtime;
-    let mut report = credentials::inspect_dir(runtime, &settings.login_dir.value, now, config.expiry_lead.value);
+    let login = settings.runtime;
+    let runtime = login.runtime();
+    let mut report = credentials::inspect_dir(login, &settings.login_dir.value, now, config.expiry_lead.value);
     // A login moonauth's refresh found dead (or failing) stays unusable until a new login.
     if report.usable && report.inspection.class.is_oauth() {
-        if let Some(why) = crate::renew::relogin_needed(runtime, &settings.login_dir.value) {
+        if let Some(why) = crate::renew::relogin_needed(login, &settings.login_dir.value) {
             report.usable = false;
             report.inspection.detail = format!("{}; {why}", report.inspection.detail);
         }
@@ -238,7 +236,7 @@ fn check_login(settings: &RuntimeSettings, config: &Config, now: SystemTime) -> 
         (AuthMode::ApiKey, _, None) if class == LoginClass::ApiKey => check,
         (AuthMode::ApiKey, _, None) => check.fail(
             Exit::LoginUnusable,
-            format!("MOONAUTH_AUTH_MODE=api-key needs an API key: set {}", api_key_var(runtime)),
+            format!("MOONAUTH_AUTH_MODE=api-key needs an API key: set {}", login.api_key_var()),
         ),
         (_, true, _) if class == LoginClass::OauthExpiredRefreshable => check.warn(
             "the CLI refreshes it on its next run; on a login shared by several workers, refreshes can collide (see docs/preflight.md)",
@@ -273,13 +271,6 @@ fn check_login(settings: &RuntimeSettings, config: &Config, now: SystemTime) -> 
     check
 }
 
-fn api_key_var(runtime: Runtime) -> &'static str {
-    match runtime {
-        Runtime::Claude => "ANTHROPIC_API_KEY",
-        Runtime::Codex | Runtime::Gemini => "OPENAI_API_KEY",
-    }
-}
-
 /// One line on a login: class, then the metadata a person needs.
 pub fn summarize(report: &LoginReport) -> String {
     let i = &report.inspection;
@@ -303,7 +294,7 @@ pub fn summarize(report: &LoginReport) -> String {
 }
 
 fn check_env_credentials(settings: &RuntimeSettings, mode: AuthMode) -> Option<Check> {
-    let runtime = settings.runtime;
+    let runtime = settings.runtime.runtime();
     if settings.env_credentials.is_empty() {
         return None;
     }
@@ -338,17 +329,21 @@ pub struct CliStatus {
 
 /// Runs a CLI's status command on `dir` (no stdin, no terminal, a timeout, competing
 /// credential variables removed so it judges the file).
-pub fn cli_status(runtime: Runtime, cli: &Path, dir: &Path, env: &Env, timeout: Duration) -> Result<CliStatus, String> {
+pub fn cli_status(
+    runtime: LoginRuntime,
+    cli: &Path,
+    dir: &Path,
+    env: &Env,
+    timeout: Duration,
+) -> Result<CliStatus, String> {
     let mut cmd = Command::new(cli);
-    match runtime {
-        Runtime::Claude => cmd.args(["auth", "status"]),
-        Runtime::Codex | Runtime::Gemini => cmd.args(["login", "status"]),
-    };
+    cmd.args(runtime.status_args());
     // The child inherits the process environment; add what only the .env file set.
     cmd.envs(env.dotenv_only());
-    for var in crate::config::CLAUDE_CREDENTIAL_VARS
+    for var in LoginRuntime::Claude
+        .credential_vars()
         .iter()
-        .chain(crate::config::CODEX_CREDENTIAL_VARS.iter())
+        .chain(LoginRuntime::Codex.credential_vars())
     {
         cmd.env_remove(var);
     }
@@ -412,8 +407,8 @@ pub fn cli_status(runtime: Runtime, cli: &Path, dir: &Path, env: &Env, timeout: 
     let out = out_reader.join().unwrap_or_default();
     let err = err_reader.join().unwrap_or_default();
     let json = match runtime {
-        Runtime::Claude => serde_json::from_str::<serde_json::Value>(out.trim()).ok(),
-        Runtime::Codex | Runtime::Gemini => None,
+        LoginRuntime::Claude => serde_json::from_str::<serde_json::Value>(out.trim()).ok(),
+        LoginRuntime::Codex => None,
     };
     let logged_in = json
         .as_ref()
@@ -458,19 +453,17 @@ fn closed_loopback_port() -> u16 {
 }
 
 fn check_cli_status(
-    runtime: Runtime,
+    login: LoginRuntime,
     cli: &Path,
     settings: &RuntimeSettings,
     report: &LoginReport,
     env: &Env,
     timeout: Duration,
 ) -> Check {
-    let command = match runtime {
-        Runtime::Claude => "claude auth status",
-        Runtime::Codex | Runtime::Gemini => "codex login status",
-    };
+    let runtime = login.runtime();
+    let command = login.status_command();
     let check = |status, detail| Check::new(runtime, "cli-status", status, detail);
-    let status = match cli_status(runtime, cli, &settings.login_dir.value, env, timeout) {
+    let status = match cli_status(login, cli, &settings.login_dir.value, env, timeout) {
         Ok(s) => s,
         Err(why) => {
             return check(CheckStatus::Fail, format!("`{command}` gave no answer: {why}")).fail(

@@ -20,7 +20,7 @@ pub fn run(args: InspectArgs, env: &Env) -> Result<Exit> {
     let settings = config.runtime(runtime).expect("claude and codex have login settings");
     let dir = args.dir.clone().unwrap_or_else(|| settings.login_dir.value.clone());
     let now = super::clock(env)?.now();
-    let mut login = credentials::inspect_dir(runtime, &dir, now, config.expiry_lead.value);
+    let mut login = credentials::inspect_dir(settings.runtime, &dir, now, config.expiry_lead.value);
     let env_credentials: Vec<&'static str> = settings.env_credentials.iter().map(|(n, _)| *n).collect();
     // A key or token in the environment logs the CLI in whatever the file holds (the CLI
     // says logged in), so the runtime is usable; `env_credentials` says through what.

@@ -18,7 +18,14 @@ pub fn apply_login(args: ApplyLoginArgs) -> Result<Exit> {
         apply::discard(&args.staging)?;
         return Ok(Exit::Ok);
     }
-    let applied = apply::apply_login(runtime, &args.dir, &args.staging, args.uid, args.gid, args.prune)?;
+    let applied = apply::apply_login(
+        runtime.require_login()?,
+        &args.dir,
+        &args.staging,
+        args.uid,
+        args.gid,
+        args.prune,
+    )?;
     tracing::info!(installed = ?applied.installed, removed = ?applied.removed, "login applied");
     Ok(Exit::Ok)
 }

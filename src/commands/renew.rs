@@ -5,7 +5,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::agents::{self, Runtime};
+use crate::agents::{self, LoginRuntime, Runtime};
 use crate::cli::RenewArgs;
 use crate::config::{Config, Overrides};
 use crate::credentials::{self, human_duration};
@@ -258,9 +258,10 @@ fn record_in_store(config: &Config, alias: &str, outcome: &RenewOutcome) -> Resu
 
 /// The runtimes whose login file a directory holds.
 fn detect(dir: &Path) -> Result<Vec<Runtime>> {
-    let found: Vec<Runtime> = [Runtime::Codex, Runtime::Claude]
+    let found: Vec<Runtime> = [LoginRuntime::Codex, LoginRuntime::Claude]
         .into_iter()
         .filter(|rt| credentials::login_file(*rt, dir).exists())
+        .map(LoginRuntime::runtime)
         .collect();
     if found.is_empty() {
         return Err(Error::InvalidFlag {

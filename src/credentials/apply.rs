@@ -9,8 +9,8 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::agents::Runtime;
-use crate::credentials::{codex, login_files, MAX_CONFIG_BYTES};
+use crate::agents::{codex, LoginRuntime};
+use crate::credentials::{login_files, MAX_CONFIG_BYTES};
 use crate::error::{Error, Result};
 use crate::fsx::Dir;
 
@@ -55,7 +55,14 @@ pub fn check_staging(dir: &Path, staging: &Path) -> Result<()> {
 /// This runs as root in a directory the worker writes: each staged file is read (bounded,
 /// never through a link) and written as a new file of moonauth's, owned by the worker, so
 /// nothing the worker made is ever chowned and no link is ever followed.
-pub fn apply_login(runtime: Runtime, dir: &Path, staging: &Path, uid: u32, gid: u32, prune: bool) -> Result<Applied> {
+pub fn apply_login(
+    runtime: LoginRuntime,
+    dir: &Path,
+    staging: &Path,
+    uid: u32,
+    gid: u32,
+    prune: bool,
+) -> Result<Applied> {
     check_staging(dir, staging)?;
     let mut applied = Applied::default();
     let target = Dir::open(dir).map_err(io(format!("open {}", dir.display())))?;
@@ -98,7 +105,7 @@ pub fn apply_login(runtime: Runtime, dir: &Path, staging: &Path, uid: u32, gid: 
             .map_err(io(format!("rename {name} into {}", dir.display())))?;
         applied.installed.push(name);
     }
-    if runtime == Runtime::Codex {
+    if runtime == LoginRuntime::Codex {
         if let Some(name) = ensure_codex_file_store(dir, uid, gid)? {
             applied.installed.push(name);
         }
@@ -122,7 +129,7 @@ pub fn ensure_codex_file_store(dir: &Path, uid: u32, gid: u32) -> Result<Option<
         )
     })?;
     let current = current.map(|b| String::from_utf8_lossy(&b).into_owned());
-    let Some(text) = codex::with_file_store(current.as_deref()) else {
+    let Some(text) = crate::credentials::codex::with_file_store(current.as_deref()) else {
         return Ok(None);
     };
     handle
@@ -193,7 +200,7 @@ mod tests {
         fs::write(dir.path().join("settings.json"), "stale").unwrap();
         fs::create_dir(dir.path().join("projects")).unwrap();
         let (uid, gid) = me();
-        let applied = apply_login(Runtime::Claude, dir.path(), &staging, uid, gid, true).unwrap();
+        let applied = apply_login(LoginRuntime::Claude, dir.path(), &staging, uid, gid, true).unwrap();
         assert_eq!(fs::read_to_string(dir.path().join(".credentials.json")).unwrap(), "new");
         assert!(!dir.path().join("settings.json").exists());
         assert!(dir.path().join("projects").exists(), "only login files are touched");
@@ -215,7 +222,7 @@ mod tests {
         fs::write(staging.join("auth.json"), "{}").unwrap();
         fs::write(dir.path().join("config.toml"), "model = \"x\"\n").unwrap();
         let (uid, gid) = me();
-        apply_login(Runtime::Codex, dir.path(), &staging, uid, gid, false).unwrap();
+        apply_login(LoginRuntime::Codex, dir.path(), &staging, uid, gid, false).unwrap();
         let config = fs::read_to_string(dir.path().join("config.toml")).unwrap();
         assert!(config.contains("model = \"x\"") && config.contains("cli_auth_credentials_store = \"file\""));
     }
@@ -224,7 +231,7 @@ mod tests {
     fn staging_must_be_a_prefixed_child() {
         let dir = tempfile::tempdir().unwrap();
         let (uid, gid) = me();
-        let err = apply_login(Runtime::Codex, dir.path(), Path::new("/etc"), uid, gid, false).unwrap_err();
+        let err = apply_login(LoginRuntime::Codex, dir.path(), Path::new("/etc"), uid, gid, false).unwrap_err();
         assert_eq!(err.exit(), crate::exit::Exit::Usage);
         assert!(discard(Path::new("/tmp/not-staging")).is_err());
     }
@@ -239,7 +246,7 @@ mod tests {
         symlink(host.path().join("shadow"), staging.join(".credentials.json")).unwrap();
         fs::write(dir.path().join(".credentials.json"), "old").unwrap();
         let (uid, gid) = me();
-        let err = apply_login(Runtime::Claude, dir.path(), &staging, uid, gid, true).unwrap_err();
+        let err = apply_login(LoginRuntime::Claude, dir.path(), &staging, uid, gid, true).unwrap_err();
         assert!(err.to_string().contains("symbolic link"), "{err}");
         assert_eq!(fs::read_to_string(dir.path().join(".credentials.json")).unwrap(), "old");
         assert_eq!(fs::read_to_string(host.path().join("shadow")).unwrap(), "host secret");
@@ -256,7 +263,7 @@ mod tests {
         fs::write(staging.join("auth.json"), "{}").unwrap();
         let (uid, gid) = me();
         // config.toml as a link is refused when read, so the file store cannot be set.
-        assert!(apply_login(Runtime::Codex, dir.path(), &staging, uid, gid, false).is_err());
+        assert!(apply_login(LoginRuntime::Codex, dir.path(), &staging, uid, gid, false).is_err());
         assert_eq!(fs::read_to_string(host.path().join("passwd")).unwrap(), "root:x:0:0");
         write_atomic(&dir.path().join("config.toml"), b"x", uid, gid, 0o600).unwrap();
         assert_eq!(fs::read_to_string(host.path().join("passwd")).unwrap(), "root:x:0:0");

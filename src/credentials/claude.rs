@@ -4,90 +4,114 @@
 
 use std::time::{Duration, SystemTime};
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
-use super::{oauth_class, Inspection, LoginClass};
+use super::{oauth_class, Inspection, LoginClass, Unreadable};
+use crate::agents::claude::{CREDENTIALS_FILE, INFERENCE_SCOPE};
+use crate::redact::Secret;
 
-/// The file Claude Code keeps its login in.
-pub const CREDENTIALS_FILE: &str = ".credentials.json";
-/// The OAuth scope without which Claude Code does not use a stored login.
-pub const INFERENCE_SCOPE: &str = "user:inference";
+/// A Claude Code login, as `.credentials.json` holds it under `claudeAiOauth`. The one
+/// reading of the file: inspection, status, preflight and refresh all start here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaudeLogin {
+    /// `accessToken`, when present and not blank.
+    pub access_token: Option<Secret>,
+    /// `refreshToken`, when present and not blank.
+    pub refresh_token: Option<Secret>,
+    /// `expiresAt` (epoch milliseconds). `0` is the epoch, so expired: Claude Code's own
+    /// test is `now + 5 min >= expiresAt`, and it writes `expiresAt: 0` when it wipes a
+    /// login whose refresh was refused. Absent means no expiry to go by.
+    pub expires_at: Option<SystemTime>,
+    /// `scopes`, the strings among them.
+    pub scopes: Option<Vec<String>>,
+    /// `subscriptionType` (`pro`, `max`, …).
+    pub plan: Option<String>,
+    /// `rateLimitTier`.
+    pub rate_limit_tier: Option<String>,
+    /// `clientId`, when the file names one (newer CLIs).
+    pub client_id: Option<String>,
+}
 
-/// Classifies the bytes of `.credentials.json` at time `now`.
-pub fn classify(bytes: &[u8], now: SystemTime, lead: Duration) -> Inspection {
-    let value: Value = match serde_json::from_slice(bytes) {
-        Ok(v) => v,
-        Err(e) => {
-            return Inspection::new(
-                LoginClass::Malformed,
-                format!(
-                    "{CREDENTIALS_FILE} is not valid JSON (line {}, column {})",
-                    e.line(),
-                    e.column()
-                ),
-            )
-        }
-    };
-    let Some(root) = value.as_object() else {
-        return Inspection::new(
-            LoginClass::Malformed,
-            format!("{CREDENTIALS_FILE} is not a JSON object"),
-        );
-    };
+/// Reads the bytes of `.credentials.json`. Unknown keys are allowed; a known key of the
+/// wrong type makes the file malformed. Never echoes file content.
+pub fn parse(bytes: &[u8]) -> Result<ClaudeLogin, Unreadable> {
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| Unreadable::NotJson {
+        line: e.line(),
+        column: e.column(),
+    })?;
+    let root = value.as_object().ok_or(Unreadable::NotObject)?;
     let oauth = match root.get("claudeAiOauth") {
-        None | Some(Value::Null) => {
-            return Inspection::new(
-                LoginClass::Missing,
-                format!("{CREDENTIALS_FILE} holds no claudeAiOauth login"),
-            )
-        }
+        None | Some(Value::Null) => return Err(Unreadable::NoLogin),
         Some(Value::Object(o)) => o,
-        Some(_) => return Inspection::new(LoginClass::Malformed, "claudeAiOauth is not a JSON object".to_string()),
+        Some(_) => return Err(Unreadable::Malformed("claudeAiOauth is not a JSON object".into())),
     };
-
-    let access = match oauth.get("accessToken") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s.as_str()),
-        Some(_) => {
-            return Inspection::new(
-                LoginClass::Malformed,
-                "claudeAiOauth.accessToken is not a string".into(),
-            )
-        }
-    };
-    let refreshable = match oauth.get("refreshToken") {
-        None | Some(Value::Null) => false,
-        Some(Value::String(s)) => !s.trim().is_empty(),
-        Some(_) => {
-            return Inspection::new(
-                LoginClass::Malformed,
-                "claudeAiOauth.refreshToken is not a string".into(),
-            )
-        }
-    };
+    let access_token = secret(oauth, "accessToken")?;
+    let refresh_token = secret(oauth, "refreshToken")?;
     let expires_at = match oauth.get("expiresAt") {
         None | Some(Value::Null) => None,
         Some(Value::Number(n)) => match n.as_u64() {
-            Some(0) => None,
             // Clamped: a far-future value must not overflow (see `LATEST_EPOCH_SECS`).
             Some(ms) => Some(super::time_from_millis(ms)),
             None => {
-                return Inspection::new(
-                    LoginClass::Malformed,
+                return Err(Unreadable::Malformed(
                     "claudeAiOauth.expiresAt is not a positive integer".into(),
-                )
+                ))
             }
         },
-        Some(_) => return Inspection::new(LoginClass::Malformed, "claudeAiOauth.expiresAt is not a number".into()),
+        Some(_) => return Err(Unreadable::Malformed("claudeAiOauth.expiresAt is not a number".into())),
     };
+    let text = |key: &str| oauth.get(key).and_then(Value::as_str).map(str::to_string);
+    Ok(ClaudeLogin {
+        access_token,
+        refresh_token,
+        expires_at,
+        scopes: oauth
+            .get("scopes")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect()),
+        plan: text("subscriptionType"),
+        rate_limit_tier: text("rateLimitTier"),
+        client_id: text("clientId").filter(|c| !c.trim().is_empty()),
+    })
+}
 
-    let scopes: Option<Vec<String>> = oauth
-        .get("scopes")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect());
-    let can_infer = scopes.as_ref().is_some_and(|s| s.iter().any(|s| s == INFERENCE_SCOPE));
+/// A token field: absent, null and blank are all "none"; any other type is malformed.
+fn secret(oauth: &Map<String, Value>, key: &str) -> Result<Option<Secret>, Unreadable> {
+    match oauth.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok((!s.trim().is_empty()).then(|| Secret::new(s.as_str()))),
+        Some(_) => Err(Unreadable::Malformed(format!("claudeAiOauth.{key} is not a string"))),
+    }
+}
 
-    let mut inspection = match access.map(str::trim).filter(|a| !a.is_empty()) {
+/// Classifies the bytes of `.credentials.json` at time `now`.
+pub fn classify(bytes: &[u8], now: SystemTime, lead: Duration) -> Inspection {
+    match parse(bytes) {
+        Ok(login) => verdict(&login, now, lead),
+        Err(Unreadable::NotJson { line, column }) => Inspection::new(
+            LoginClass::Malformed,
+            format!("{CREDENTIALS_FILE} is not valid JSON (line {line}, column {column})"),
+        ),
+        Err(Unreadable::NotObject) => Inspection::new(
+            LoginClass::Malformed,
+            format!("{CREDENTIALS_FILE} is not a JSON object"),
+        ),
+        Err(Unreadable::NoLogin) => Inspection::new(
+            LoginClass::Missing,
+            format!("{CREDENTIALS_FILE} holds no claudeAiOauth login"),
+        ),
+        Err(Unreadable::Malformed(reason)) => Inspection::new(LoginClass::Malformed, reason),
+    }
+}
+
+/// What a parsed login is worth at time `now`.
+pub fn verdict(login: &ClaudeLogin, now: SystemTime, lead: Duration) -> Inspection {
+    let refreshable = login.refresh_token.is_some();
+    let can_infer = login
+        .scopes
+        .as_ref()
+        .is_some_and(|s| s.iter().any(|s| s == INFERENCE_SCOPE));
+    let mut inspection = match &login.access_token {
         None => Inspection::new(
             LoginClass::Missing,
             "claudeAiOauth has no access token (never logged in, logged out, or wiped after a refused refresh)".into(),
@@ -98,18 +122,15 @@ pub fn classify(bytes: &[u8], now: SystemTime, lead: Duration) -> Inspection {
             format!("claudeAiOauth lacks the {INFERENCE_SCOPE} scope, so Claude Code does not use this login"),
         ),
         Some(_) => {
-            let (class, detail) = oauth_class(expires_at, refreshable, now, lead);
+            let (class, detail) = oauth_class(login.expires_at, refreshable, now, lead);
             Inspection::new(class, detail)
         }
     };
-    inspection.expires_at = expires_at;
+    inspection.expires_at = login.expires_at;
     inspection.refreshable = refreshable;
-    inspection.plan = oauth
-        .get("subscriptionType")
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    inspection.rate_limit_tier = oauth.get("rateLimitTier").and_then(Value::as_str).map(str::to_string);
-    inspection.scopes = scopes;
+    inspection.plan = login.plan.clone();
+    inspection.rate_limit_tier = login.rate_limit_tier.clone();
+    inspection.scopes = login.scopes.clone();
     inspection
 }
 
@@ -207,6 +228,39 @@ mod tests {
             Some(UNIX_EPOCH + Duration::from_millis(NOW_MS + 3_600_000))
         );
         assert!(i.refreshable);
+    }
+
+    #[test]
+    fn expires_at_zero_is_expired_for_inspection_and_refresh_alike() {
+        // Claude Code's own test is `now + 5 min >= expiresAt`: 0 is long past.
+        let json =
+            r#"{"claudeAiOauth":{"scopes":["user:inference"],"accessToken":"a","refreshToken":"r","expiresAt":0}}"#;
+        let i = classify(json.as_bytes(), now(), Duration::from_secs(600));
+        assert_eq!(i.class, LoginClass::OauthExpiredRefreshable);
+        assert_eq!(i.expires_at, Some(UNIX_EPOCH));
+        let lead = Duration::from_secs(600);
+        let t = crate::credentials::refresh::read_tokens(crate::agents::LoginRuntime::Claude, json.as_bytes()).unwrap();
+        assert_eq!(t.expires_at, i.expires_at);
+        assert!(
+            crate::credentials::refresh::refresh_due(crate::agents::LoginRuntime::Claude, &t, now(), lead)
+                .unwrap()
+                .contains("expired")
+        );
+    }
+
+    #[test]
+    fn the_parsed_login_keeps_its_tokens_secret() {
+        let login =
+            parse(br#"{"claudeAiOauth":{"accessToken":"sk-ant-oat01-SECRET","refreshToken":" ","clientId":"c"}}"#)
+                .unwrap();
+        assert_eq!(
+            login.access_token.as_ref().map(|t| t.expose()),
+            Some("sk-ant-oat01-SECRET")
+        );
+        assert_eq!(login.refresh_token, None, "a blank refresh token is none");
+        assert_eq!(login.client_id.as_deref(), Some("c"));
+        assert!(!format!("{login:?}").contains("SECRET"));
+        assert_eq!(parse(b"{}"), Err(Unreadable::NoLogin));
     }
 
     #[test]

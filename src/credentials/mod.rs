@@ -1,8 +1,11 @@
 //! Reading the CLIs' login files and saying what they hold.
 //!
-//! The classifiers (`claude::classify`, `codex::classify`) take bytes and a clock and
-//! return an [`Inspection`]; [`inspect_dir`] is the file-system edge that finds, checks
-//! and reads the file. Nothing here keeps or reports a token: only its metadata.
+//! One typed parser per CLI (`claude::parse`, `codex::parse`: bytes to a login, tokens
+//! as [`Secret`](crate::redact::Secret)) is the only reading of a login file; the
+//! classifiers (`claude::classify`, `codex::classify`) turn its login and a clock into an
+//! [`Inspection`], and `refresh` reads its tokens from the same login. [`inspect_dir`] is
+//! the file-system edge that finds, checks and reads the file. Nothing here reports a
+//! token: only its metadata.
 
 pub mod claude;
 pub mod codex;
@@ -20,7 +23,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Serialize, Serializer};
 
-use crate::agents::Runtime;
+use crate::agents::{codex as codex_cli, LoginRuntime, Runtime};
 
 /// Login files larger than this are refused: real ones are a few kilobytes.
 pub const MAX_CREDENTIAL_BYTES: u64 = 256 * 1024;
@@ -85,6 +88,20 @@ impl LoginClass {
             LoginClass::OauthExpiredNotRefreshable => "oauth-expired-not-refreshable",
         }
     }
+}
+
+/// Why a CLI's parser found no login in a file's bytes. Never holds file content: each
+/// caller words it for its own message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unreadable {
+    /// Not JSON; where the parser stopped.
+    NotJson { line: usize, column: usize },
+    /// JSON, but not an object.
+    NotObject,
+    /// An object without the CLI's login in it (Claude: no `claudeAiOauth`).
+    NoLogin,
+    /// A field of the wrong shape; the reason names the field.
+    Malformed(String),
 }
 
 /// The verdict on one login file's bytes, with the metadata a person needs.
@@ -199,23 +216,20 @@ pub struct LoginReport {
 }
 
 /// The login file a runtime's CLI reads in `dir`.
-pub fn login_file(runtime: Runtime, dir: &Path) -> PathBuf {
-    match runtime {
-        Runtime::Claude => dir.join(claude::CREDENTIALS_FILE),
-        Runtime::Codex | Runtime::Gemini => dir.join(codex::AUTH_FILE),
-    }
+pub fn login_file(runtime: LoginRuntime, dir: &Path) -> PathBuf {
+    dir.join(runtime.credentials_file())
 }
 
 /// Classifies a login file's bytes for `runtime`.
-pub fn classify(runtime: Runtime, bytes: &[u8], now: SystemTime, lead: Duration) -> Inspection {
+pub fn classify(runtime: LoginRuntime, bytes: &[u8], now: SystemTime, lead: Duration) -> Inspection {
     match runtime {
-        Runtime::Claude => claude::classify(bytes, now, lead),
-        Runtime::Codex | Runtime::Gemini => codex::classify(bytes, now, lead),
+        LoginRuntime::Claude => claude::classify(bytes, now, lead),
+        LoginRuntime::Codex => codex::classify(bytes, now, lead),
     }
 }
 
 /// Inspects the login in `dir` for `runtime` at time `now`.
-pub fn inspect_dir(runtime: Runtime, dir: &Path, now: SystemTime, lead: Duration) -> LoginReport {
+pub fn inspect_dir(runtime: LoginRuntime, dir: &Path, now: SystemTime, lead: Duration) -> LoginReport {
     let file = login_file(runtime, dir);
     let inspection = match read_login_file(dir, &file) {
         Ok(Some(bytes)) => classify(runtime, &bytes, now, lead),
@@ -223,7 +237,7 @@ pub fn inspect_dir(runtime: Runtime, dir: &Path, now: SystemTime, lead: Duration
         Err(reason) => Inspection::new(LoginClass::Refused, reason),
     };
     LoginReport {
-        runtime,
+        runtime: runtime.runtime(),
         dir: dir.to_path_buf(),
         file,
         usable: inspection.class.usable(),
@@ -231,23 +245,23 @@ pub fn inspect_dir(runtime: Runtime, dir: &Path, now: SystemTime, lead: Duration
     }
 }
 
-fn missing(runtime: Runtime, dir: &Path) -> Inspection {
+fn missing(runtime: LoginRuntime, dir: &Path) -> Inspection {
     let config = match runtime {
         // Only to tell a keyring login from none: an unreadable config says nothing.
-        Runtime::Codex => read_guarded(dir, &dir.join(codex::CONFIG_FILE), MAX_CONFIG_BYTES)
+        LoginRuntime::Codex => read_guarded(dir, &dir.join(codex_cli::CONFIG_FILE), MAX_CONFIG_BYTES)
             .ok()
             .flatten()
             .map(|b| String::from_utf8_lossy(&b).into_owned()),
-        _ => None,
+        LoginRuntime::Claude => None,
     };
     missing_login(runtime, config.as_deref())
 }
 
 /// The verdict for a directory with no login file; for Codex, `config_toml` tells whether
 /// the login went to an OS keyring instead.
-pub fn missing_login(runtime: Runtime, config_toml: Option<&str>) -> Inspection {
-    let name = login_file(runtime, Path::new("")).display().to_string();
-    if runtime == Runtime::Codex {
+pub fn missing_login(runtime: LoginRuntime, config_toml: Option<&str>) -> Inspection {
+    let name = runtime.credentials_file();
+    if runtime == LoginRuntime::Codex {
         // A keyring-backed Codex login is invisible to every other container.
         let store = config_toml.and_then(codex::credentials_store);
         if let Some(store @ ("keyring" | "auto")) = store.as_deref() {
@@ -262,11 +276,8 @@ pub fn missing_login(runtime: Runtime, config_toml: Option<&str>) -> Inspection 
 
 /// The files that make up a runtime's login, in the order they are put in place
 /// (the credentials file last, so a reader never sees new credentials with old settings).
-pub fn login_files(runtime: Runtime) -> &'static [&'static str] {
-    match runtime {
-        Runtime::Claude => &[".claude.json", "settings.json", claude::CREDENTIALS_FILE],
-        Runtime::Codex | Runtime::Gemini => &[codex::CONFIG_FILE, codex::AUTH_FILE],
-    }
+pub fn login_files(runtime: LoginRuntime) -> &'static [&'static str] {
+    runtime.login_files()
 }
 
 /// Reads a login file that must stay inside `dir`: `Ok(None)` when absent, `Err(reason)`
@@ -340,7 +351,7 @@ mod tests {
             vec![b' '; MAX_CREDENTIAL_BYTES as usize + 1],
         )
         .unwrap();
-        let r = inspect_dir(Runtime::Claude, dir.path(), now(), Duration::ZERO);
+        let r = inspect_dir(LoginRuntime::Claude, dir.path(), now(), Duration::ZERO);
         assert_eq!(r.inspection.class, LoginClass::Refused);
         assert!(r.inspection.detail.contains("byte limit"));
     }
@@ -349,13 +360,13 @@ mod tests {
     fn refuses_directories_and_fifos() {
         let dir = tempfile::tempdir().unwrap();
         fs::create_dir(dir.path().join("auth.json")).unwrap();
-        let r = inspect_dir(Runtime::Codex, dir.path(), now(), Duration::ZERO);
+        let r = inspect_dir(LoginRuntime::Codex, dir.path(), now(), Duration::ZERO);
         assert_eq!(r.inspection.class, LoginClass::Refused);
         assert!(r.inspection.detail.contains("not a regular file"));
 
         let dir = tempfile::tempdir().unwrap();
         nix::unistd::mkfifo(&dir.path().join(".credentials.json"), nix::sys::stat::Mode::S_IRWXU).unwrap();
-        let r = inspect_dir(Runtime::Claude, dir.path(), now(), Duration::ZERO);
+        let r = inspect_dir(LoginRuntime::Claude, dir.path(), now(), Duration::ZERO);
         assert_eq!(r.inspection.class, LoginClass::Refused);
     }
 
@@ -365,14 +376,14 @@ mod tests {
         fs::write(outside.path().join("auth.json"), r#"{"OPENAI_API_KEY":"sk-x"}"#).unwrap();
         let dir = tempfile::tempdir().unwrap();
         symlink(outside.path().join("auth.json"), dir.path().join("auth.json")).unwrap();
-        let r = inspect_dir(Runtime::Codex, dir.path(), now(), Duration::ZERO);
+        let r = inspect_dir(LoginRuntime::Codex, dir.path(), now(), Duration::ZERO);
         assert_eq!(r.inspection.class, LoginClass::Refused);
         assert!(r.inspection.detail.contains("leaves the login directory"));
 
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("real.json"), r#"{"OPENAI_API_KEY":"sk-x"}"#).unwrap();
         symlink(dir.path().join("real.json"), dir.path().join("auth.json")).unwrap();
-        let r = inspect_dir(Runtime::Codex, dir.path(), now(), Duration::ZERO);
+        let r = inspect_dir(LoginRuntime::Codex, dir.path(), now(), Duration::ZERO);
         assert_eq!(r.inspection.class, LoginClass::ApiKey);
     }
 
@@ -382,11 +393,11 @@ mod tests {
         // grew without bound.
         let dir = tempfile::tempdir().unwrap();
         nix::unistd::mkfifo(&dir.path().join("config.toml"), nix::sys::stat::Mode::S_IRWXU).unwrap();
-        let r = inspect_dir(Runtime::Codex, dir.path(), now(), Duration::ZERO);
+        let r = inspect_dir(LoginRuntime::Codex, dir.path(), now(), Duration::ZERO);
         assert_eq!(r.inspection.class, LoginClass::Missing);
         let dir = tempfile::tempdir().unwrap();
         symlink("/dev/zero", dir.path().join("config.toml")).unwrap();
-        let r = inspect_dir(Runtime::Codex, dir.path(), now(), Duration::ZERO);
+        let r = inspect_dir(LoginRuntime::Codex, dir.path(), now(), Duration::ZERO);
         assert_eq!(r.inspection.class, LoginClass::Missing);
         assert!(read_guarded(dir.path(), &dir.path().join("config.toml"), 10).is_err());
     }
@@ -399,7 +410,7 @@ mod tests {
             "cli_auth_credentials_store = \"keyring\"\n",
         )
         .unwrap();
-        let r = inspect_dir(Runtime::Codex, dir.path(), now(), Duration::ZERO);
+        let r = inspect_dir(LoginRuntime::Codex, dir.path(), now(), Duration::ZERO);
         assert_eq!(r.inspection.class, LoginClass::Missing);
         assert!(r.inspection.detail.contains("keyring"));
     }

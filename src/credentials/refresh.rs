@@ -2,7 +2,8 @@
 //! same endpoint, client id and body, and the answer written back in the CLI's own file
 //! format with every other key kept (shared/facts/credentials.md, "Refresh tokens rotate").
 //!
-//! The pure parts take bytes and a clock: [`read_tokens`] and [`refresh_due`] decide,
+//! The pure parts take bytes and a clock: [`read_tokens`] (the CLIs' one parser, seen
+//! from a refresh) and [`refresh_due`] decide,
 //! [`request_body`] builds the request, [`apply_answer`] turns the old file and the token
 //! service's answer into the new file, [`classify_status`] sorts a refusal into dead or
 //! passing. [`post`] is the one network call. Locking, retrying and writing the file are
@@ -13,22 +14,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::agents::Runtime;
-use crate::credentials::{self, jwt};
+use crate::agents::{claude, codex, LoginRuntime};
+use crate::credentials::codex::CodexCredential;
+use crate::credentials::{self, jwt, Unreadable};
 use crate::redact::{self, Secret};
 
-/// Claude Code's OAuth client id.
-pub const CLAUDE_CLIENT_ID: &str = "9d1c250a-e61b-44d9-88ed-5944d1962f5e";
-/// The scopes Claude Code 2.1.330 asks for when the file names none.
-pub const CLAUDE_DEFAULT_SCOPES: &str =
-    "user:profile user:inference user:sessions:claude_code user:mcp_servers user:file_upload user:plugins";
-/// Codex's OAuth client id.
-pub const CODEX_CLIENT_ID: &str = "app_EMoamEEZ73f0CkXaXp7hrann";
-/// The scope Codex asks for.
-pub const CODEX_SCOPE: &str = "openid profile email";
-/// Codex's own interval between refreshes, counted from `last_refresh` (public source:
-/// `TOKEN_REFRESH_INTERVAL`).
-pub const CODEX_REFRESH_INTERVAL: Duration = Duration::from_secs(8 * 86_400);
 /// Answers larger than this are refused: a real one is a few kilobytes.
 const MAX_ANSWER_BYTES: u64 = 64 * 1024;
 
@@ -67,69 +57,50 @@ pub struct LoginTokens {
     pub client_id: Option<String>,
 }
 
-/// Reads the tokens of an OAuth login; `Err` says why the file cannot be refreshed
-/// (not JSON, an API key login, no refresh token). Never echoes file content.
-pub fn read_tokens(runtime: Runtime, bytes: &[u8]) -> Result<LoginTokens, String> {
-    let root: Value = serde_json::from_slice(bytes).map_err(|e| {
-        format!(
-            "the login file is not valid JSON (line {}, column {})",
-            e.line(),
-            e.column()
-        )
-    })?;
+/// Reads the tokens of an OAuth login through the CLI's one parser
+/// (`credentials::{claude,codex}::parse`); `Err` says why the file cannot be refreshed
+/// (not JSON, malformed, an API key login, no refresh token). Never echoes file content.
+pub fn read_tokens(runtime: LoginRuntime, bytes: &[u8]) -> Result<LoginTokens, String> {
+    let not_json = |line, column| format!("the login file is not valid JSON (line {line}, column {column})");
     match runtime {
-        Runtime::Claude => {
-            let oauth = root
-                .get("claudeAiOauth")
-                .and_then(Value::as_object)
-                .ok_or("the file holds no claudeAiOauth login")?;
-            let access = non_empty(oauth.get("accessToken")).ok_or("claudeAiOauth has no accessToken")?;
-            let refresh = non_empty(oauth.get("refreshToken")).ok_or("claudeAiOauth has no refreshToken")?;
-            let expires_at = oauth
-                .get("expiresAt")
-                .and_then(Value::as_u64)
-                // Clamped: no file content may overflow a time. Unlike `credentials::claude`,
-                // `expiresAt: 0` reads as expired here (due at once); a reshape unifies the two.
-                .map(credentials::time_from_millis);
-            let scopes = oauth.get("scopes").and_then(Value::as_array).and_then(|a| {
-                let words: Vec<&str> = a.iter().filter_map(Value::as_str).collect();
-                (!words.is_empty()).then(|| words.join(" "))
-            });
-            let client_id = non_empty(oauth.get("clientId")).map(|s| s.expose().to_string());
+        LoginRuntime::Claude => {
+            let login = credentials::claude::parse(bytes).map_err(|why| match why {
+                Unreadable::NotJson { line, column } => not_json(line, column),
+                Unreadable::NotObject | Unreadable::NoLogin => "the file holds no claudeAiOauth login".into(),
+                Unreadable::Malformed(reason) => reason,
+            })?;
+            let access = login.access_token.ok_or("claudeAiOauth has no accessToken")?;
+            let refresh = login.refresh_token.ok_or("claudeAiOauth has no refreshToken")?;
+            let scopes = login.scopes.filter(|s| !s.is_empty()).map(|s| s.join(" "));
             Ok(LoginTokens {
                 access_token: access,
                 refresh_token: refresh,
-                expires_at,
+                expires_at: login.expires_at,
                 last_refresh: None,
                 scopes,
-                client_id,
+                client_id: login.client_id,
             })
         }
-        Runtime::Codex | Runtime::Gemini => {
-            if matches!(root.get("auth_mode").and_then(Value::as_str), Some("apikey"))
-                || (root.get("auth_mode").is_none() && root.get("OPENAI_API_KEY").is_some_and(|k| !k.is_null()))
-            {
-                return Err("the file holds an API key login, which has nothing to refresh".into());
-            }
-            let tokens = root
-                .get("tokens")
-                .and_then(Value::as_object)
-                .ok_or("the file holds no ChatGPT tokens")?;
-            let access = non_empty(tokens.get("access_token")).ok_or("tokens has no access_token")?;
-            let refresh = non_empty(tokens.get("refresh_token")).ok_or("tokens has no refresh_token")?;
-            let expires_at = jwt::claims(access.expose())
-                .ok()
-                .and_then(|c| c.get("exp").and_then(Value::as_u64))
-                .map(credentials::time_from_secs);
-            let last_refresh = root
-                .get("last_refresh")
-                .and_then(Value::as_str)
-                .and_then(|s| humantime::parse_rfc3339_weak(s.strip_suffix("+00:00").unwrap_or(s)).ok());
+        LoginRuntime::Codex => {
+            let login = credentials::codex::parse(bytes).map_err(|why| match why {
+                Unreadable::NotJson { line, column } => not_json(line, column),
+                Unreadable::NotObject | Unreadable::NoLogin => "the file holds no ChatGPT tokens".into(),
+                Unreadable::Malformed(reason) => reason,
+            })?;
+            let tokens = match login.credential {
+                CodexCredential::ApiKey(_) => {
+                    return Err("the file holds an API key login, which has nothing to refresh".into())
+                }
+                CodexCredential::NoTokens => return Err("the file holds no ChatGPT tokens".into()),
+                CodexCredential::Chatgpt(tokens) => tokens,
+            };
+            let access = tokens.access_token.ok_or("tokens has no access_token")?;
+            let refresh = tokens.refresh_token.ok_or("tokens has no refresh_token")?;
             Ok(LoginTokens {
                 access_token: access,
                 refresh_token: refresh,
-                expires_at,
-                last_refresh,
+                expires_at: tokens.expires_at,
+                last_refresh: login.last_refresh,
                 scopes: None,
                 client_id: None,
             })
@@ -137,16 +108,10 @@ pub fn read_tokens(runtime: Runtime, bytes: &[u8]) -> Result<LoginTokens, String
     }
 }
 
-fn non_empty(v: Option<&Value>) -> Option<Secret> {
-    v.and_then(Value::as_str)
-        .filter(|s| !s.trim().is_empty())
-        .map(Secret::new)
-}
-
 /// Why a login is inside the lead and due for a refresh, or `None` when it is fresh.
 /// Due when the access token expires within `lead`; for Codex also when `last_refresh`
 /// is older than Codex's own 8-day interval minus the lead.
-pub fn refresh_due(runtime: Runtime, tokens: &LoginTokens, now: SystemTime, lead: Duration) -> Option<String> {
+pub fn refresh_due(runtime: LoginRuntime, tokens: &LoginTokens, now: SystemTime, lead: Duration) -> Option<String> {
     match tokens.expires_at {
         Some(exp) => match exp.duration_since(now) {
             Err(_) => return Some("the access token has expired".into()),
@@ -160,17 +125,17 @@ pub fn refresh_due(runtime: Runtime, tokens: &LoginTokens, now: SystemTime, lead
             Ok(_) => {}
         },
         // No expiry to go by: Claude without expiresAt refreshes only on a 401; so do we.
-        None if runtime == Runtime::Claude => return None,
+        None if runtime == LoginRuntime::Claude => return None,
         None => {}
     }
-    if runtime != Runtime::Claude {
-        let limit = CODEX_REFRESH_INTERVAL.saturating_sub(lead);
+    if runtime == LoginRuntime::Codex {
+        let limit = codex::REFRESH_INTERVAL.saturating_sub(lead);
         match tokens.last_refresh {
             Some(last) if now.duration_since(last).is_ok_and(|age| age >= limit) => {
                 return Some(format!(
                     "last refreshed {} ago; codex refreshes after {}",
                     crate::credentials::human_duration(now.duration_since(last).unwrap_or_default()),
-                    crate::credentials::human_duration(CODEX_REFRESH_INTERVAL)
+                    crate::credentials::human_duration(codex::REFRESH_INTERVAL)
                 ))
             }
             None if tokens.expires_at.is_none() => return Some("no expiry and no last_refresh to go by".into()),
@@ -182,19 +147,19 @@ pub fn refresh_due(runtime: Runtime, tokens: &LoginTokens, now: SystemTime, lead
 
 /// The JSON body the CLI posts to its token endpoint. Holds the refresh token: hand it
 /// only to [`post`].
-pub fn request_body(runtime: Runtime, tokens: &LoginTokens) -> Secret {
+pub fn request_body(runtime: LoginRuntime, tokens: &LoginTokens) -> Secret {
     let body = match runtime {
-        Runtime::Claude => serde_json::json!({
+        LoginRuntime::Claude => serde_json::json!({
             "grant_type": "refresh_token",
             "refresh_token": tokens.refresh_token.expose(),
-            "client_id": tokens.client_id.as_deref().unwrap_or(CLAUDE_CLIENT_ID),
-            "scope": tokens.scopes.as_deref().unwrap_or(CLAUDE_DEFAULT_SCOPES),
+            "client_id": tokens.client_id.as_deref().unwrap_or(claude::CLIENT_ID),
+            "scope": tokens.scopes.as_deref().unwrap_or(claude::DEFAULT_SCOPES),
         }),
-        Runtime::Codex | Runtime::Gemini => serde_json::json!({
-            "client_id": CODEX_CLIENT_ID,
+        LoginRuntime::Codex => serde_json::json!({
+            "client_id": codex::CLIENT_ID,
             "grant_type": "refresh_token",
             "refresh_token": tokens.refresh_token.expose(),
-            "scope": CODEX_SCOPE,
+            "scope": codex::SCOPE,
         }),
     };
     Secret::new(body.to_string())
@@ -264,7 +229,7 @@ fn epoch_ms_after(now: SystemTime, lifetime: Duration) -> u64 {
 /// every other key kept in its place. An out-of-range lifetime is bounded (see
 /// [`MAX_ACCESS_TOKEN_LIFETIME`]) and named in [`NewLogin::warnings`].
 /// `Err` when the answer is not one the CLI could use (the file must then stay as it was).
-pub fn apply_answer(runtime: Runtime, old: &[u8], answer: &[u8], now: SystemTime) -> Result<NewLogin, String> {
+pub fn apply_answer(runtime: LoginRuntime, old: &[u8], answer: &[u8], now: SystemTime) -> Result<NewLogin, String> {
     let mut root: Value = serde_json::from_slice(old).map_err(|_| "the login file is no longer valid JSON")?;
     let answer: Value = serde_json::from_slice(answer).map_err(|_| "the token service's answer is not JSON")?;
     let field = |name: &str| answer.get(name).and_then(Value::as_str).filter(|s| !s.is_empty());
@@ -272,7 +237,7 @@ pub fn apply_answer(runtime: Runtime, old: &[u8], answer: &[u8], now: SystemTime
     let mut warnings = Vec::new();
     let expires_at;
     match runtime {
-        Runtime::Claude => {
+        LoginRuntime::Claude => {
             let expires_in = answer
                 .get("expires_in")
                 .and_then(Value::as_f64)
@@ -299,7 +264,7 @@ pub fn apply_answer(runtime: Runtime, old: &[u8], answer: &[u8], now: SystemTime
                 oauth.insert("refreshTokenExpiresAt".into(), epoch_ms_after(now, lifetime).into());
             }
         }
-        Runtime::Codex | Runtime::Gemini => {
+        LoginRuntime::Codex => {
             // Codex parses the id token when it loads the file: never write one it cannot read.
             let id = field("id_token");
             if let Some(id) = id {
@@ -502,12 +467,14 @@ mod tests {
     #[test]
     fn claude_is_due_inside_the_lead_only() {
         let lead = Duration::from_secs(3600);
-        let t = read_tokens(Runtime::Claude, claude((NOW + 7200) * 1000).as_bytes()).unwrap();
-        assert_eq!(refresh_due(Runtime::Claude, &t, now(), lead), None);
-        let t = read_tokens(Runtime::Claude, claude((NOW + 1800) * 1000).as_bytes()).unwrap();
-        assert!(refresh_due(Runtime::Claude, &t, now(), lead).unwrap().contains("30m"));
-        let t = read_tokens(Runtime::Claude, claude((NOW - 1) * 1000).as_bytes()).unwrap();
-        assert!(refresh_due(Runtime::Claude, &t, now(), lead)
+        let t = read_tokens(LoginRuntime::Claude, claude((NOW + 7200) * 1000).as_bytes()).unwrap();
+        assert_eq!(refresh_due(LoginRuntime::Claude, &t, now(), lead), None);
+        let t = read_tokens(LoginRuntime::Claude, claude((NOW + 1800) * 1000).as_bytes()).unwrap();
+        assert!(refresh_due(LoginRuntime::Claude, &t, now(), lead)
+            .unwrap()
+            .contains("30m"));
+        let t = read_tokens(LoginRuntime::Claude, claude((NOW - 1) * 1000).as_bytes()).unwrap();
+        assert!(refresh_due(LoginRuntime::Claude, &t, now(), lead)
             .unwrap()
             .contains("expired"));
     }
@@ -517,36 +484,40 @@ mod tests {
         let lead = Duration::from_secs(3600);
         let recent = humantime::format_rfc3339_micros(now() - Duration::from_secs(86_400)).to_string();
         let old = humantime::format_rfc3339_micros(now() - Duration::from_secs(8 * 86_400 - 1800)).to_string();
-        let t = read_tokens(Runtime::Codex, codex(NOW + 86_400, &recent).as_bytes()).unwrap();
-        assert_eq!(refresh_due(Runtime::Codex, &t, now(), lead), None);
-        let t = read_tokens(Runtime::Codex, codex(NOW + 86_400, &old).as_bytes()).unwrap();
-        assert!(refresh_due(Runtime::Codex, &t, now(), lead)
+        let t = read_tokens(LoginRuntime::Codex, codex(NOW + 86_400, &recent).as_bytes()).unwrap();
+        assert_eq!(refresh_due(LoginRuntime::Codex, &t, now(), lead), None);
+        let t = read_tokens(LoginRuntime::Codex, codex(NOW + 86_400, &old).as_bytes()).unwrap();
+        assert!(refresh_due(LoginRuntime::Codex, &t, now(), lead)
             .unwrap()
             .contains("last refreshed"));
-        let t = read_tokens(Runtime::Codex, codex(NOW + 60, &recent).as_bytes()).unwrap();
-        assert!(refresh_due(Runtime::Codex, &t, now(), lead).is_some());
+        let t = read_tokens(LoginRuntime::Codex, codex(NOW + 60, &recent).as_bytes()).unwrap();
+        assert!(refresh_due(LoginRuntime::Codex, &t, now(), lead).is_some());
     }
 
     #[test]
     fn api_keys_and_logins_without_refresh_tokens_are_not_refreshable() {
-        assert!(read_tokens(Runtime::Codex, br#"{"OPENAI_API_KEY":"sk-x"}"#).is_err());
-        assert!(read_tokens(Runtime::Claude, br#"{"claudeAiOauth":{"accessToken":"a"}}"#).is_err());
-        let err = read_tokens(Runtime::Claude, br#"{"claudeAiOauth":{"accessToken":"sk-ant-SECRET""#).unwrap_err();
+        assert!(read_tokens(LoginRuntime::Codex, br#"{"OPENAI_API_KEY":"sk-x"}"#).is_err());
+        assert!(read_tokens(LoginRuntime::Claude, br#"{"claudeAiOauth":{"accessToken":"a"}}"#).is_err());
+        let err = read_tokens(
+            LoginRuntime::Claude,
+            br#"{"claudeAiOauth":{"accessToken":"sk-ant-SECRET""#,
+        )
+        .unwrap_err();
         assert!(!err.contains("SECRET"));
     }
 
     #[test]
     fn request_bodies_are_the_clis_own() {
-        let t = read_tokens(Runtime::Claude, claude(0).as_bytes()).unwrap();
-        let body: Value = serde_json::from_str(request_body(Runtime::Claude, &t).expose()).unwrap();
+        let t = read_tokens(LoginRuntime::Claude, claude(0).as_bytes()).unwrap();
+        let body: Value = serde_json::from_str(request_body(LoginRuntime::Claude, &t).expose()).unwrap();
         assert_eq!(body["grant_type"], "refresh_token");
         assert_eq!(body["refresh_token"], "sk-ant-ort01-OLD");
-        assert_eq!(body["client_id"], CLAUDE_CLIENT_ID);
+        assert_eq!(body["client_id"], claude::CLIENT_ID);
         assert_eq!(body["scope"], "user:inference user:profile");
-        let t = read_tokens(Runtime::Codex, codex(0, "2026-01-01T00:00:00Z").as_bytes()).unwrap();
-        let body: Value = serde_json::from_str(request_body(Runtime::Codex, &t).expose()).unwrap();
-        assert_eq!(body["client_id"], CODEX_CLIENT_ID);
-        assert_eq!(body["scope"], CODEX_SCOPE);
+        let t = read_tokens(LoginRuntime::Codex, codex(0, "2026-01-01T00:00:00Z").as_bytes()).unwrap();
+        let body: Value = serde_json::from_str(request_body(LoginRuntime::Codex, &t).expose()).unwrap();
+        assert_eq!(body["client_id"], codex::CLIENT_ID);
+        assert_eq!(body["scope"], codex::SCOPE);
         assert_eq!(body["refresh_token"], "rt_OLD");
     }
 
@@ -555,7 +526,7 @@ mod tests {
         let answer = br#"{"access_token":"sk-ant-oat01-NEW","expires_in":28800,"scope":"user:inference user:profile","token_type":"Bearer"}"#;
         let NewLogin {
             bytes, expires_at: exp, ..
-        } = apply_answer(Runtime::Claude, claude(1).as_bytes(), answer, now()).unwrap();
+        } = apply_answer(LoginRuntime::Claude, claude(1).as_bytes(), answer, now()).unwrap();
         let v: Value = serde_json::from_slice(&bytes).unwrap();
         let o = &v["claudeAiOauth"];
         assert_eq!(o["accessToken"], "sk-ant-oat01-NEW");
@@ -580,7 +551,7 @@ mod tests {
         let NewLogin {
             bytes, expires_at: exp, ..
         } = apply_answer(
-            Runtime::Codex,
+            LoginRuntime::Codex,
             codex(1, "2026-01-01T00:00:00Z").as_bytes(),
             answer.as_bytes(),
             now(),
@@ -608,9 +579,15 @@ mod tests {
             br#"{"refresh_token":"rt"}"#,
             br#"{"access_token":"a","id_token":"not-a-jwt"}"#,
         ] {
-            assert!(apply_answer(Runtime::Codex, old.as_bytes(), answer, now()).is_err());
+            assert!(apply_answer(LoginRuntime::Codex, old.as_bytes(), answer, now()).is_err());
         }
-        assert!(apply_answer(Runtime::Claude, claude(1).as_bytes(), br#"{"access_token":"a"}"#, now()).is_err());
+        assert!(apply_answer(
+            LoginRuntime::Claude,
+            claude(1).as_bytes(),
+            br#"{"access_token":"a"}"#,
+            now()
+        )
+        .is_err());
     }
 
     #[test]
@@ -626,7 +603,7 @@ mod tests {
             let answer = format!(
                 r#"{{"access_token":"sk-ant-oat01-NEW","expires_in":{expires_in},"refresh_token_expires_in":1e300}}"#
             );
-            let new = apply_answer(Runtime::Claude, claude(1).as_bytes(), answer.as_bytes(), now()).unwrap();
+            let new = apply_answer(LoginRuntime::Claude, claude(1).as_bytes(), answer.as_bytes(), now()).unwrap();
             let v: Value = serde_json::from_slice(&new.bytes).unwrap();
             assert_eq!(v["claudeAiOauth"]["expiresAt"], want_ms, "{expires_in}");
             assert_eq!(new.expires_at, Some(UNIX_EPOCH + Duration::from_millis(want_ms)));
@@ -641,7 +618,7 @@ mod tests {
         }
         let answer = format!(r#"{{"access_token":"{}"}}"#, jwt(r#"{"exp":18446744073709551615}"#));
         let new = apply_answer(
-            Runtime::Codex,
+            LoginRuntime::Codex,
             codex(1, "2026-01-01T00:00:00Z").as_bytes(),
             answer.as_bytes(),
             now(),

@@ -13,25 +13,23 @@ use bollard::query_parameters::LogsOptionsBuilder;
 use futures_util::StreamExt;
 use serde::Serialize;
 
-use crate::agents::Runtime;
+use crate::agents::{codex, LoginRuntime, Runtime};
 use crate::config::Config;
 use crate::credentials::apply::STAGING_PREFIX;
-use crate::credentials::{self, codex, LoginClass};
+use crate::credentials::{self, LoginClass};
 use crate::docker::archive::{self, Scratch, TarEntry, VolumeMount};
 use crate::docker::volumes::{self, VolumeSpec, LABEL_MANAGED_BY};
 use crate::docker::{session, Engine};
 use crate::error::{Error, Result};
 
 /// Blanked in login containers so the login cannot silently land on an API key.
-pub use crate::config::COMPETING_CREDENTIALS;
+pub use crate::agents::COMPETING_CREDENTIALS;
 
 /// The default login command of a runtime. Codex uses the device code flow: its browser
 /// callback on localhost:1455 cannot reach a container.
 pub fn default_login_command(runtime: Runtime) -> Vec<String> {
-    let words: &[&str] = match runtime {
-        Runtime::Claude => &["claude", "auth", "login"],
-        Runtime::Codex | Runtime::Gemini => &["codex", "login", "--device-auth"],
-    };
+    // Gemini has no login moonauth runs: no command (login runtimes are parsed before this).
+    let words = runtime.login().map(LoginRuntime::login_command).unwrap_or_default();
     words.iter().map(|s| s.to_string()).collect()
 }
 
@@ -119,7 +117,12 @@ async fn stage(engine: &Engine, target: &Target<'_>, staging: &str, files: &[(St
 }
 
 /// Reads the login files present in a directory of a container's volume.
-async fn read_files(engine: &Engine, container: &str, dir: &str, runtime: Runtime) -> Result<Vec<(String, Vec<u8>)>> {
+async fn read_files(
+    engine: &Engine,
+    container: &str,
+    dir: &str,
+    runtime: LoginRuntime,
+) -> Result<Vec<(String, Vec<u8>)>> {
     let mut out = Vec::new();
     for name in credentials::login_files(runtime) {
         match archive::read_file(engine, container, &format!("{dir}/{name}")).await? {
@@ -137,7 +140,7 @@ async fn read_files(engine: &Engine, container: &str, dir: &str, runtime: Runtim
     Ok(out)
 }
 
-fn base_env(runtime: Runtime, dir: &str) -> Vec<String> {
+fn base_env(runtime: LoginRuntime, dir: &str) -> Vec<String> {
     let dir_var = crate::agents::dir_variable(runtime);
     let mut env: Vec<String> = COMPETING_CREDENTIALS.iter().map(|v| format!("{v}=")).collect();
     env.push(format!("{dir_var}={dir}"));
@@ -261,7 +264,7 @@ pub struct LoginOutcome {
 
 /// The CLI's own login, interactively, in a container; then verified and put in place.
 pub async fn interactive(engine: &Engine, target: &Target<'_>, command: Vec<String>) -> Result<LoginOutcome> {
-    let runtime = target.spec.runtime;
+    let runtime = target.spec.runtime.require_login()?;
     let created_volume = volumes::ensure(engine, target.spec).await? == volumes::Ensured::Created;
     require_image(engine, &target.image).await?;
     let staging = target.staging();
@@ -277,7 +280,7 @@ pub async fn interactive(engine: &Engine, target: &Target<'_>, command: Vec<Stri
             Ok(Some(e)) => Some(String::from_utf8_lossy(&e.bytes).into_owned()),
             _ => None,
         };
-        let text = codex::with_file_store(current.as_deref())
+        let text = crate::credentials::codex::with_file_store(current.as_deref())
             .or(current)
             .unwrap_or_default();
         seed.push((codex::CONFIG_FILE.to_string(), text.into_bytes()));
@@ -343,7 +346,7 @@ pub async fn interactive(engine: &Engine, target: &Target<'_>, command: Vec<Stri
 }
 
 /// Checks that the staged files hold a usable login.
-fn verify(runtime: Runtime, files: &[(String, Vec<u8>)], volume: &str) -> Result<()> {
+fn verify(runtime: LoginRuntime, files: &[(String, Vec<u8>)], volume: &str) -> Result<()> {
     let cred = credentials::login_file(runtime, Path::new("")).display().to_string();
     let Some((_, bytes)) = files.iter().find(|(n, _)| *n == cred) else {
         return Err(Error::LoginFailed {
@@ -367,6 +370,7 @@ fn verify(runtime: Runtime, files: &[(String, Vec<u8>)], volume: &str) -> Result
 /// Reads the login files of `runtime` from a host directory, refusing a directory whose
 /// login lives in an OS keychain or that holds no usable login.
 pub fn host_login(runtime: Runtime, from: &Path) -> Result<Vec<(String, Vec<u8>)>> {
+    let runtime = runtime.require_login()?;
     let meta = std::fs::metadata(from).map_err(|e| Error::LoginFailed {
         what: format!("cannot read {}: {e}", from.display()),
         volume: String::new(),
@@ -383,9 +387,12 @@ pub fn host_login(runtime: Runtime, from: &Path) -> Result<Vec<(String, Vec<u8>)
     for name in credentials::login_files(runtime) {
         let mut path = from.join(name);
         // Without CLAUDE_CONFIG_DIR, Claude keeps .claude.json beside ~/.claude, not in it.
-        if *name == ".claude.json" && !path.exists() && from.file_name().is_some_and(|n| n == ".claude") {
+        if *name == crate::agents::claude::ACCOUNT_FILE
+            && !path.exists()
+            && from.file_name().is_some_and(|n| n == ".claude")
+        {
             if let Some(parent) = from.parent() {
-                path = parent.join(".claude.json");
+                path = parent.join(crate::agents::claude::ACCOUNT_FILE);
             }
         }
         let is_credentials = credentials::login_file(runtime, Path::new("")) == Path::new(name);
@@ -416,11 +423,11 @@ pub fn host_login(runtime: Runtime, from: &Path) -> Result<Vec<(String, Vec<u8>)
     let cred = credentials::login_file(runtime, Path::new("")).display().to_string();
     let Some((_, bytes)) = files.iter().find(|(n, _)| *n == cred) else {
         let why = match runtime {
-            Runtime::Claude => format!(
+            LoginRuntime::Claude => format!(
                 "{} has no {cred}: on macOS Claude Code keeps the login in the Keychain, which cannot be copied into a volume",
                 from.display()
             ),
-            _ => {
+            LoginRuntime::Codex => {
                 let config = files
                     .iter()
                     .find(|(n, _)| n == codex::CONFIG_FILE)
@@ -455,15 +462,15 @@ pub fn host_login(runtime: Runtime, from: &Path) -> Result<Vec<(String, Vec<u8>)
 /// Copies a host login directory into the volume: staged, read back and compared, then
 /// put in place; login files the source lacks are removed from the volume.
 pub async fn sync(engine: &Engine, target: &Target<'_>, from: &Path) -> Result<LoginOutcome> {
-    let runtime = target.spec.runtime;
-    let mut files = host_login(runtime, from)?;
+    let runtime = target.spec.runtime.require_login()?;
+    let mut files = host_login(runtime.runtime(), from)?;
     if runtime == Runtime::Codex {
         // The copy must stay a file login in the container, whatever the host uses.
         let current = files
             .iter()
             .find(|(n, _)| n == codex::CONFIG_FILE)
             .map(|(_, b)| String::from_utf8_lossy(b).into_owned());
-        if let Some(text) = codex::with_file_store(current.as_deref()) {
+        if let Some(text) = crate::credentials::codex::with_file_store(current.as_deref()) {
             files.retain(|(n, _)| n != codex::CONFIG_FILE);
             files.insert(0, (codex::CONFIG_FILE.to_string(), text.into_bytes()));
         }

@@ -7,10 +7,11 @@ use std::time::SystemTime;
 use serde::Serialize;
 
 use crate::agents::account_login_command as login_command;
+use crate::agents::codex;
 use crate::agents::Runtime;
 use crate::checks::{Check, CheckStatus};
 use crate::config::Config;
-use crate::credentials::{self, codex, LoginReport};
+use crate::credentials::{self, LoginReport};
 use crate::docker::archive::{self, Scratch, VolumeMount};
 use crate::docker::volumes::{self, VolumeSpec, LABEL_ACCOUNT, LABEL_RUNTIME};
 use crate::docker::Engine;
@@ -177,6 +178,7 @@ async fn read_logins(
     let reads = mounts.iter().zip(present).map(|(mount, &idx)| {
         let runtime = out[idx].runtime;
         async move {
+            let runtime = runtime.require_login()?;
             let file = credentials::login_file(runtime, Path::new(""));
             let path = format!("{}/{}", mount.path, file.display());
             let mut blocked = None;
@@ -231,7 +233,7 @@ async fn read_logins(
         }
         status.login = Some(LoginReport {
             runtime,
-            file: credentials::login_file(runtime, &login_dir),
+            file: credentials::login_file(runtime.require_login()?, &login_dir),
             dir: login_dir,
             inspection,
             usable,

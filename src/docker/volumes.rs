@@ -9,7 +9,7 @@ use bollard::query_parameters::{ListContainersOptionsBuilder, ListVolumesOptions
 use serde::Serialize;
 
 use super::Engine;
-use crate::agents::Runtime;
+use crate::agents::{LoginRuntime, Runtime};
 use crate::config::Config;
 use crate::error::{Error, Result};
 
@@ -60,9 +60,9 @@ pub fn spec(config: &Config, runtime: Runtime, account: Option<&str>) -> Result<
             // Config checks CLAUDE_VOLUME_NAME / CODEX_VOLUME_NAME when it reads them;
             // a library caller may build a Config by hand, so check again here.
             validate_name(
-                match runtime {
-                    Runtime::Claude => "CLAUDE_VOLUME_NAME",
-                    _ => "CODEX_VOLUME_NAME",
+                match settings.runtime {
+                    LoginRuntime::Claude => "CLAUDE_VOLUME_NAME",
+                    LoginRuntime::Codex => "CODEX_VOLUME_NAME",
                 },
                 &settings.volume_name.value,
             )?;

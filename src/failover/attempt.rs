@@ -43,10 +43,17 @@ impl Failover<'_> {
     /// The child for `candidate` in `dir` with `args`.
     pub(super) fn child_spec(&self, args: Vec<String>, candidate: &Candidate, dir: &Path) -> ChildSpec {
         let runtime = self.request.runtime;
-        let mut set = vec![(
-            crate::agents::dir_variable(runtime).to_string(),
-            dir.display().to_string(),
-        )];
+        // `run` takes only runtimes with a login (the CLI parser refuses others).
+        let mut set: Vec<(String, String)> = runtime
+            .login()
+            .map(|login| {
+                (
+                    crate::agents::dir_variable(login).to_string(),
+                    dir.display().to_string(),
+                )
+            })
+            .into_iter()
+            .collect();
         if runtime == Runtime::Claude && self.env.get("CLAUDE_CODE_MAX_RETRIES").is_none() {
             set.push((
                 "CLAUDE_CODE_MAX_RETRIES".into(),

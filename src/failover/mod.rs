@@ -21,7 +21,7 @@ mod secrets;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::agents::Runtime;
+use crate::agents::{LoginRuntime, Runtime};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::exit::Exit;
@@ -71,10 +71,8 @@ struct Candidate {
 }
 
 fn api_key_vars(runtime: Runtime) -> &'static [&'static str] {
-    match runtime {
-        Runtime::Claude => &["ANTHROPIC_API_KEY"],
-        Runtime::Codex | Runtime::Gemini => &["CODEX_API_KEY", "OPENAI_API_KEY"],
-    }
+    // Gemini has no key variable moonauth knows of (`run` takes only login runtimes).
+    runtime.login().map(LoginRuntime::api_key_vars).unwrap_or_default()
 }
 
 /// Runs the request to completion and returns its report. Every time it reads or

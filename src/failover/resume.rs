@@ -187,7 +187,9 @@ pub fn find_session(runtime: Runtime, dir: &Path, id: &str) -> Option<PathBuf> {
                 .map(|e| e.path().join(&name))
                 .find(|p| p.is_file())
         }
-        Runtime::Codex | Runtime::Gemini => find_rollout(&dir.join("sessions"), id, 4),
+        Runtime::Codex => find_rollout(&dir.join("sessions"), id, 4),
+        // moonauth knows nothing of Gemini's sessions (and `run` takes only login runtimes).
+        Runtime::Gemini => None,
     }
 }
 

@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 
 use crate::agents::Runtime;
-use crate::config::{Config, COMPETING_CREDENTIALS as CREDENTIAL_VARS};
+use crate::agents::COMPETING_CREDENTIALS as CREDENTIAL_VARS;
+use crate::config::Config;
 use crate::redact::{Redactor, Secret};
 use crate::rotation::KeySource;
 use crate::source::Env;
@@ -85,7 +86,7 @@ fn known_secrets(config: &Config, env: &Env, state: Option<&accounts::State>, ke
             redactor.add(key.expose());
         }
     }
-    for (runtime, dir) in logins {
+    for (runtime, dir) in logins.into_iter().filter_map(|(rt, dir)| Some((rt.login()?, dir))) {
         let file = crate::credentials::login_file(runtime, &dir);
         // Bounded and link-safe; a login that cannot be read has no values to mask.
         if let Ok(Some(bytes)) = crate::credentials::read_login_file(&dir, &file) {

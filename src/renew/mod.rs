@@ -18,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Serialize, Serializer};
 
-use crate::agents::Runtime;
+use crate::agents::{LoginRuntime, Runtime};
 use crate::config::Config;
 use crate::credentials::apply;
 use crate::credentials::refresh::{self, RefreshError};
@@ -87,10 +87,10 @@ impl RenewOptions {
         }
     }
 
-    fn token_url(&self, runtime: Runtime) -> &str {
+    fn token_url(&self, runtime: LoginRuntime) -> &str {
         match runtime {
-            Runtime::Claude => &self.claude_token_url,
-            Runtime::Codex | Runtime::Gemini => &self.codex_token_url,
+            LoginRuntime::Claude => &self.claude_token_url,
+            LoginRuntime::Codex => &self.codex_token_url,
         }
     }
 
@@ -234,12 +234,16 @@ pub fn renew_login(key: &LoginKey, dir: &Path, opts: &RenewOptions, now: SystemT
     let runtime = key.runtime;
     let started = Instant::now();
     let clock = || now + started.elapsed();
+    let Some(login) = runtime.login() else {
+        let why = format!("{runtime} has no login moonauth refreshes");
+        return RenewOutcome::new(runtime, dir, RenewStatus::NotRefreshable, why);
+    };
     if runtime == Runtime::Claude {
         // Before anything else, even on the fast path (`run` comes through here before
         // each attempt): a killed moonauth's Claude locks would stall a running claude.
         lease::release_dead_holders_claude_locks(dir);
     }
-    let file = credentials::login_file(runtime, dir);
+    let file = credentials::login_file(login, dir);
     let bytes = match credentials::read_login_file(dir, &file) {
         Ok(Some(b)) => b,
         Ok(None) => {
@@ -261,12 +265,12 @@ pub fn renew_login(key: &LoginKey, dir: &Path, opts: &RenewOptions, now: SystemT
             return blocked(runtime, dir, why);
         }
     }
-    let seen = match refresh::read_tokens(runtime, &bytes) {
+    let seen = match refresh::read_tokens(login, &bytes) {
         Ok(t) => t,
         Err(why) => return RenewOutcome::new(runtime, dir, RenewStatus::NotRefreshable, why),
     };
     // The fast path: a fresh login needs no lock.
-    if !opts.force && !pending && refresh::refresh_due(runtime, &seen, now, opts.lead).is_none() {
+    if !opts.force && !pending && refresh::refresh_due(login, &seen, now, opts.lead).is_none() {
         return fresh(runtime, dir, seen.expires_at, now, opts.lead);
     }
 
@@ -288,7 +292,7 @@ pub fn renew_login(key: &LoginKey, dir: &Path, opts: &RenewOptions, now: SystemT
         }
         Err(reason) => return RenewOutcome::new(runtime, dir, RenewStatus::NotRefreshable, reason),
     };
-    let tokens = match refresh::read_tokens(runtime, &bytes) {
+    let tokens = match refresh::read_tokens(login, &bytes) {
         Ok(t) => t,
         Err(why) => return RenewOutcome::new(runtime, dir, RenewStatus::NotRefreshable, why),
     };
@@ -313,7 +317,7 @@ pub fn renew_login(key: &LoginKey, dir: &Path, opts: &RenewOptions, now: SystemT
         )
         .expiring(tokens.expires_at);
     }
-    if !opts.force && refresh::refresh_due(runtime, &tokens, clock(), opts.lead).is_none() {
+    if !opts.force && refresh::refresh_due(login, &tokens, clock(), opts.lead).is_none() {
         return fresh(runtime, dir, tokens.expires_at, clock(), opts.lead);
     }
     clean_stale_temp_files(dir);
@@ -336,8 +340,8 @@ pub fn renew_login(key: &LoginKey, dir: &Path, opts: &RenewOptions, now: SystemT
             return failed(runtime, dir, &file, bytes, &tokens, e, 0, clock());
         }
     };
-    let body = refresh::request_body(runtime, &tokens);
-    let url = opts.token_url(runtime);
+    let body = refresh::request_body(login, &tokens);
+    let url = opts.token_url(login);
     let mut attempts = 0;
     let mut delay = opts.retry_delay;
     let answer = loop {
@@ -605,7 +609,8 @@ fn write_new_login(
     let current = credentials::read_login_file(dir, file)
         .map_err(WriteError::Failed)?
         .ok_or_else(|| WriteError::Replaced("the login file disappeared".into()))?;
-    let now_tokens = refresh::read_tokens(runtime, &current).map_err(WriteError::Replaced)?;
+    let login = runtime.require_login().map_err(|e| WriteError::Failed(e.to_string()))?;
+    let now_tokens = refresh::read_tokens(login, &current).map_err(WriteError::Replaced)?;
     if now_tokens.refresh_token != sent.refresh_token {
         return Err(WriteError::Replaced(
             "the login in the file was replaced meanwhile".into(),
@@ -615,7 +620,7 @@ fn write_new_login(
         bytes,
         expires_at,
         warnings,
-    } = refresh::apply_answer(runtime, &current, answer, now).map_err(WriteError::Failed)?;
+    } = refresh::apply_answer(login, &current, answer, now).map_err(WriteError::Failed)?;
     // Keep the file's owner and mode (a link is written through to its target).
     let target = fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
     let meta = fs::metadata(&target).map_err(|e| WriteError::Failed(e.to_string()))?;

@@ -11,7 +11,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use crate::agents::Runtime;
+use crate::agents::{LoginRuntime, Runtime};
 use crate::credentials;
 use crate::credentials::apply;
 use crate::credentials::refresh::{self, RefreshError};
@@ -124,7 +124,7 @@ pub fn read_state(dir: &Path) -> Option<RenewState> {
 /// Why the login in `dir` needs a new login (or `--force`) before moonauth refreshes it
 /// again: dead, or failed too often in a row, and the file unchanged since. `None` when
 /// moonauth would still try. For `status` and preflight.
-pub fn relogin_needed(runtime: Runtime, dir: &Path) -> Option<String> {
+pub fn relogin_needed(runtime: LoginRuntime, dir: &Path) -> Option<String> {
     // The record rarely exists: look for it before reading the login again.
     let state = read_state(dir)?;
     let file = credentials::login_file(runtime, dir);
@@ -226,16 +226,16 @@ mod tests {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         let e = RefreshError::Retryable("HTTP 503".into());
         for n in 1..=3 {
-            assert_eq!(relogin_needed(Runtime::Codex, dir.path()), None);
+            assert_eq!(relogin_needed(LoginRuntime::Codex, dir.path()), None);
             assert_eq!(record_failure(dir.path(), Runtime::Codex, login, &e, now), n);
         }
         fs::write(dir.path().join("auth.json"), login).unwrap();
-        assert!(relogin_needed(Runtime::Codex, dir.path())
+        assert!(relogin_needed(LoginRuntime::Codex, dir.path())
             .unwrap()
             .contains("3 times in a row"));
         fs::write(dir.path().join("auth.json"), br#"{"tokens":{"new":1}}"#).unwrap();
         assert_eq!(
-            relogin_needed(Runtime::Codex, dir.path()),
+            relogin_needed(LoginRuntime::Codex, dir.path()),
             None,
             "a new login is tried again"
         );
@@ -244,7 +244,7 @@ mod tests {
             record_failure(dir.path(), Runtime::Codex, br#"{"tokens":{"new":1}}"#, &dead, now),
             1
         );
-        assert!(relogin_needed(Runtime::Codex, dir.path())
+        assert!(relogin_needed(LoginRuntime::Codex, dir.path())
             .unwrap()
             .contains("needs a new login"));
         let mode = fs::metadata(dir.path().join(STATE_FILE)).unwrap().permissions().mode() & 0o777;
