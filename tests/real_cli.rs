@@ -14,13 +14,12 @@
 //! network (`unshare -n`), no stdin, a time limit, a temp HOME and no credential
 //! variables. What the CLIs do is described in docs/real-cli-behaviour.md.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use common::*;
 use serde_json::Value;
+
+use crate::common::*;
 
 /// The real CLIs and how to run a command offline.
 struct RealClis {

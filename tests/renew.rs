@@ -2,15 +2,13 @@
 //! tokens rotate and whose grants are revoked on reuse (tests/renew_support). Network
 //! only on 127.0.0.1; every run has a hard timeout.
 
-mod renew_support;
-
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime};
 
-use renew_support::*;
+use crate::renew_support::*;
 use serde_json::Value;
 
 const T: Duration = Duration::from_secs(60);

@@ -6,14 +6,12 @@
 //! Without a Docker engine these tests print a skip notice, unless
 //! MOONAUTH_REQUIRE_DOCKER=1, where they fail.
 
-mod renew_support;
-
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
-use renew_support::*;
+use crate::renew_support::*;
 use serde_json::Value;
 
 const IMAGE: &str = "moonauth-test-renew:latest";

@@ -6,13 +6,11 @@
 //! The CLIs are found in $MOONAUTH_CLI_BIN_DIR, else <repo>/tools/clis/node_modules/.bin;
 //! when absent these tests print a skip notice, unless MOONAUTH_REQUIRE_REAL_CLIS=1.
 
-mod renew_support;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
-use renew_support::*;
+use crate::renew_support::*;
 
 const CLI_TIMEOUT: Duration = Duration::from_secs(120);
 const WORKERS: usize = 8;

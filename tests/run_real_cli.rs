@@ -4,17 +4,16 @@
 //! without fallback is exit 10 with both reasons; with fallback the API key finishes
 //! the work and the report says so; an auth failure never falls back to the API key.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
-use support::cli::{self, Sandbox};
-use support::fake_anthropic::FakeAnthropic;
-use support::fake_api::Reply;
-use support::fake_openai::FakeOpenAi;
+
+use crate::support::cli::{self, Sandbox};
+use crate::support::fake_anthropic::FakeAnthropic;
+use crate::support::fake_api::Reply;
+use crate::support::fake_openai::FakeOpenAi;
 
 fn moonauth() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_moonauth"))

@@ -4,8 +4,7 @@
 #![allow(dead_code)]
 
 // The same small HTTP server the classifier and run tests use.
-#[path = "../support/http.rs"]
-pub mod http;
+pub use crate::support::http;
 pub mod token_service;
 
 use std::io::Read;
