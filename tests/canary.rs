@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::common::*;
+use crate::support::sandbox::*;
 
 /// Credential variables set to canary values (the CLIs would use them).
 const ENV_SECRETS: [(&str, &str); 5] = [

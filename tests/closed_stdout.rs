@@ -3,7 +3,7 @@
 
 use std::process::Stdio;
 
-use crate::common::*;
+use crate::support::sandbox::*;
 
 /// Runs `cmd` with stdout a pipe whose read end is already closed.
 fn run_with_closed_stdout(mut cmd: std::process::Command, stdin: Option<&str>) -> std::process::Output {

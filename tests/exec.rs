@@ -6,7 +6,8 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::Stdio;
 
-use crate::common::*;
+use crate::support::moonauth_bin;
+use crate::support::sandbox::*;
 
 struct Worker {
     sb: Sandbox,

@@ -3,7 +3,7 @@
 use std::fs;
 use std::os::unix::fs::symlink;
 
-use crate::common::*;
+use crate::support::sandbox::*;
 
 fn inspect_json(sb: &Sandbox, runtime: &str, dir: &std::path::Path) -> (i32, serde_json::Value) {
     let out = sb

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::common::*;
+use crate::support::sandbox::*;
 
 /// A sandbox with stand-in CLIs and valid logins for both runtimes.
 struct Worker {

@@ -19,7 +19,8 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
-use crate::common::*;
+use crate::support::moonauth_bin;
+use crate::support::sandbox::*;
 
 /// The real CLIs and how to run a command offline.
 struct RealClis {
@@ -434,7 +435,7 @@ fn real_cli_claude_with_an_api_key_and_no_login_file_is_usable() {
 /// `moonauth preflight --deep` with the real CLIs on PATH, itself run offline.
 fn deep(clis: &RealClis, sb: &Sandbox, mode: &str, codex: &Path, claude: &Path) -> (i32, Value, Output) {
     let mut cmd = clis.offline_command(
-        &moonauth_bin(),
+        moonauth_bin(),
         &["preflight", "--deep", "--json", "--mode", mode],
         &sb.home(),
     );

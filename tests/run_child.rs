@@ -14,7 +14,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::common::Sandbox;
+use crate::support::sandbox::Sandbox;
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
 

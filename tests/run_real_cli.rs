@@ -14,15 +14,12 @@ use crate::support::cli::{self, Sandbox};
 use crate::support::fake_anthropic::FakeAnthropic;
 use crate::support::fake_api::Reply;
 use crate::support::fake_openai::FakeOpenAi;
-
-fn moonauth() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_moonauth"))
-}
+use crate::support::moonauth_bin;
 
 /// moonauth in the sandbox's clean environment, with the CLI's directory on PATH and a
 /// store in the sandbox.
 fn moonauth_cmd(sandbox: &Sandbox, cli_bin: &Path) -> Command {
-    let mut cmd = sandbox.command(&moonauth());
+    let mut cmd = sandbox.command(moonauth_bin());
     let path = format!(
         "{}:{}",
         cli_bin.parent().unwrap().display(),

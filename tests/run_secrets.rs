@@ -5,7 +5,7 @@
 use std::fs;
 use std::path::Path;
 
-use crate::common::*;
+use crate::support::sandbox::*;
 use serde_json::Value;
 
 /// Account a's access token: the shape rule alone misses it (it has a `/`).

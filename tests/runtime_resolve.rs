@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use crate::common::*;
+use crate::support::sandbox::*;
 
 /// What a row expects: the runtime and capabilities, or exit 2 naming `field`.
 enum Want {

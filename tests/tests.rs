@@ -1,10 +1,8 @@
 //! moonauth's integration tests, in one binary (ripgrep's layout: `autotests = false` in
-//! Cargo.toml): one link step instead of one per file. Each module is one area of
-//! behaviour, run through the built binary; a test's full name is `module::test`, so
-//! `-E 'test(/real_cli/)'` picks whole modules.
+//! Cargo.toml): one link step, and one support tree for the binary's path, the fixtures
+//! and the fakes. Each module is one area of behaviour, run through the built binary; a
+//! test's full name is `module::test`, so `-E 'test(/real_cli/)'` picks whole modules.
 
-mod common;
-mod renew_support;
 mod support;
 
 mod accounts;
