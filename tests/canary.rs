@@ -2,11 +2,9 @@
 //! fixture, with credential variables holding CANARY values, at the most verbose
 //! logging, and no output may contain "canary" (any case) or any token value.
 
-mod common;
-
 use std::path::Path;
 
-use common::*;
+use crate::support::sandbox::*;
 
 /// Credential variables set to canary values (the CLIs would use them).
 const ENV_SECRETS: [(&str, &str); 5] = [

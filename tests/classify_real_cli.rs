@@ -7,8 +7,6 @@
 //! `MOONAUTH_SAVE_SAMPLES=1` also stores each run's output under `tests/samples/` for
 //! `classify_samples.rs`. Without the CLIs installed these tests print a skip notice.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -17,14 +15,15 @@ use jiff::tz::TimeZone;
 use moonauth::agents::Runtime;
 use moonauth::failover::classify::{Classification, Outcome};
 
-use support::cli::{
+use crate::support;
+use crate::support::cli::{
     claude_command, claude_oauth_login, claude_transcript_exists, cli_version, codex_chatgpt_login, codex_command,
     codex_rollout_exists, real_cli, run, CodexAuth, Format, Output, Sandbox, RUN_TIMEOUT,
 };
-use support::fake_anthropic::{self, FakeAnthropic};
-use support::fake_api::{FakeApi, Reply};
-use support::fake_openai::{self, FakeOpenAi};
-use support::samples::{self, Expected, Meta};
+use crate::support::fake_anthropic::{self, FakeAnthropic};
+use crate::support::fake_api::{FakeApi, Reply};
+use crate::support::fake_openai::{self, FakeOpenAi};
+use crate::support::samples::{self, Expected, Meta};
 
 /// A reset time on a whole minute, `after` from now: both CLIs print reset clock times in
 /// minutes, so a whole minute makes text-derived resets exact too.

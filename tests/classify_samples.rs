@@ -2,15 +2,14 @@
 //! CLIs, saved by `classify_real_cli.rs`) and on hand-written samples of texts from older
 //! versions (Claude Code 2.1.197), so it is checked without the CLIs installed.
 
-mod support;
-
 use std::time::{Duration, SystemTime};
 
 use jiff::tz::TimeZone;
 use moonauth::agents::Runtime;
 use moonauth::failover::classify::{Classification, Outcome};
 
-use support::samples::{self, Sample};
+use crate::support;
+use crate::support::samples::{self, Sample};
 
 fn runtime(sample: &Sample) -> Runtime {
     match sample.meta.runtime.as_str() {

@@ -1,11 +1,9 @@
 //! A closed stdout (`moonauth inspect … | head -c1` where the reader is gone) ends
 //! quietly: the command's own exit code, nothing on stderr, no panic, no signal.
 
-mod common;
-
 use std::process::Stdio;
 
-use common::*;
+use crate::support::sandbox::*;
 
 /// Runs `cmd` with stdout a pipe whose read end is already closed.
 fn run_with_closed_stdout(mut cmd: std::process::Command, stdin: Option<&str>) -> std::process::Output {

@@ -19,6 +19,8 @@ use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::support::moonauth_bin;
+
 /// The image scripts/build-test-image.sh builds.
 const TEST_IMAGE: &str = "moonauth-test:latest";
 /// compose/Dockerfile built on the test image: what MOONAUTH_IMAGE names in these tests.
@@ -199,11 +201,13 @@ fn docker_ready(test: &str) -> bool {
 fn images() {
     static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
     let result = BUILT.get_or_init(|| {
-        let bin = env!("CARGO_BIN_EXE_moonauth");
+        let bin = moonauth_bin();
         let mut script = Command::new("bash");
         script
             .arg(repo().join("scripts/build-test-image.sh"))
-            .args(["--bin", bin, "--tag", TEST_IMAGE]);
+            .arg("--bin")
+            .arg(bin)
+            .args(["--tag", TEST_IMAGE]);
         let r = run(script, None);
         if !r.status.success() {
             return Err(r.describe("scripts/build-test-image.sh"));

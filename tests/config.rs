@@ -1,9 +1,7 @@
 //! Configuration through the binary: every invalid variable is exit 2 naming it, for
 //! every command; precedence is flags > process environment > `.env` > defaults.
 
-mod common;
-
-use common::*;
+use crate::support::sandbox::*;
 
 /// Every variable moonauth validates, with a value it must refuse.
 const INVALID: [(&str, &str); 13] = [

@@ -13,11 +13,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-const IMAGE: &str = "moonauth-test:latest";
+use crate::support::moonauth_bin;
 
-fn moonauth() -> &'static str {
-    env!("CARGO_BIN_EXE_moonauth")
-}
+const IMAGE: &str = "moonauth-test:latest";
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -46,7 +44,9 @@ fn docker_ready() -> bool {
             return false;
         }
         let out = Command::new(repo().join("scripts/build-test-image.sh"))
-            .args(["--bin", moonauth(), "--tag", IMAGE])
+            .arg("--bin")
+            .arg(moonauth_bin())
+            .args(["--tag", IMAGE])
             .output()
             .expect("run scripts/build-test-image.sh");
         assert!(
@@ -92,7 +92,7 @@ impl Drop for Volumes {
 
 /// moonauth with a clean environment: only what the test sets.
 fn cmd(vars: &[(&str, &str)]) -> Command {
-    let mut c = Command::new(moonauth());
+    let mut c = Command::new(moonauth_bin());
     c.env_clear();
     c.env("PATH", std::env::var("PATH").unwrap_or_default());
     c.env("MOONAUTH_IMAGE", IMAGE);

@@ -2,13 +2,12 @@
 //! (same PID, its exit status, its signals), with the login directories and `.env`
 //! values in its environment; on failure the command never starts.
 
-mod common;
-
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::Stdio;
 
-use common::*;
+use crate::support::moonauth_bin;
+use crate::support::sandbox::*;
 
 struct Worker {
     sb: Sandbox,

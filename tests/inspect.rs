@@ -1,11 +1,9 @@
 //! `moonauth inspect` through the binary, on temp copies of every fixture.
 
-mod common;
-
 use std::fs;
 use std::os::unix::fs::symlink;
 
-use common::*;
+use crate::support::sandbox::*;
 
 fn inspect_json(sb: &Sandbox, runtime: &str, dir: &std::path::Path) -> (i32, serde_json::Value) {
     let out = sb

@@ -2,12 +2,10 @@
 //! codes and fix hints, competing credential variables, `--deep` against stand-in
 //! CLIs, and `--wait`.
 
-mod common;
-
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::*;
+use crate::support::sandbox::*;
 
 /// A sandbox with stand-in CLIs and valid logins for both runtimes.
 struct Worker {
@@ -127,7 +125,7 @@ fn preflight_without_the_cli_exits_3_with_an_install_hint() {
 #[test]
 fn preflight_does_not_take_a_non_executable_file_for_the_cli() {
     let w = Worker::new();
-    common::set_mode(&w.sb.bin().join("codex"), 0o644);
+    set_mode(&w.sb.bin().join("codex"), 0o644);
     let (code, j) = w.json(&[], &[]);
     assert_eq!(code, 3);
     assert_eq!(check(&j, "codex", "cli")["status"], "fail");
@@ -186,7 +184,7 @@ fn run_unwritable(w: &Worker, mode: &str) -> std::process::Output {
         _ => &w.claude,
     };
     // Readable and searchable by everyone, writable by its owner only.
-    common::set_mode(dir, if is_root() { 0o755 } else { 0o500 });
+    set_mode(dir, if is_root() { 0o755 } else { 0o500 });
     let mut cmd = if is_root() {
         w.sb.moonauth_as_nobody()
     } else {
@@ -196,7 +194,7 @@ fn run_unwritable(w: &Worker, mode: &str) -> std::process::Output {
         .env("CODEX_HOME", &w.codex)
         .env("CLAUDE_CONFIG_DIR", &w.claude);
     let out = cmd.output().unwrap();
-    common::set_mode(dir, 0o755);
+    set_mode(dir, 0o755);
     out
 }
 

@@ -14,13 +14,13 @@
 //! network (`unshare -n`), no stdin, a time limit, a temp HOME and no credential
 //! variables. What the CLIs do is described in docs/real-cli-behaviour.md.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use common::*;
 use serde_json::Value;
+
+use crate::support::moonauth_bin;
+use crate::support::sandbox::*;
 
 /// The real CLIs and how to run a command offline.
 struct RealClis {
@@ -435,7 +435,7 @@ fn real_cli_claude_with_an_api_key_and_no_login_file_is_usable() {
 /// `moonauth preflight --deep` with the real CLIs on PATH, itself run offline.
 fn deep(clis: &RealClis, sb: &Sandbox, mode: &str, codex: &Path, claude: &Path) -> (i32, Value, Output) {
     let mut cmd = clis.offline_command(
-        &moonauth_bin(),
+        moonauth_bin(),
         &["preflight", "--deep", "--json", "--mode", mode],
         &sb.home(),
     );

@@ -1,8 +1,6 @@
 //! `moonauth renew` through the binary, against a loopback token service whose refresh
-//! tokens rotate and whose grants are revoked on reuse (tests/renew_support). Network
+//! tokens rotate and whose grants are revoked on reuse (tests/support/renew.rs). Network
 //! only on 127.0.0.1; every run has a hard timeout.
-
-mod renew_support;
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -10,7 +8,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime};
 
-use renew_support::*;
+use crate::support::renew::*;
 use serde_json::Value;
 
 const T: Duration = Duration::from_secs(60);

@@ -6,14 +6,13 @@
 //! Without a Docker engine these tests print a skip notice, unless
 //! MOONAUTH_REQUIRE_DOCKER=1, where they fail.
 
-mod renew_support;
-
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
-use renew_support::*;
+use crate::support::moonauth_bin;
+use crate::support::renew::*;
 use serde_json::Value;
 
 const IMAGE: &str = "moonauth-test-renew:latest";
@@ -36,7 +35,9 @@ fn docker_ready() -> bool {
         }
         let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/build-test-image.sh");
         let out = Command::new(script)
-            .args(["--bin", moonauth(), "--tag", IMAGE])
+            .arg("--bin")
+            .arg(moonauth_bin())
+            .args(["--tag", IMAGE])
             .output()
             .expect("run scripts/build-test-image.sh");
         assert!(

@@ -1,18 +1,17 @@
 //! The shared-login failure and its fix, with the real `codex` and `claude` (the pinned
 //! versions in tools/clis) against the loopback token service and model APIs of
-//! tests/renew_support. Network only on 127.0.0.1: every other address goes to a dead
+//! tests/support/renew.rs. Network only on 127.0.0.1: every other address goes to a dead
 //! proxy; stdin is closed and every run has a hard timeout.
 //!
 //! The CLIs are found in $MOONAUTH_CLI_BIN_DIR, else <repo>/tools/clis/node_modules/.bin;
 //! when absent these tests print a skip notice, unless MOONAUTH_REQUIRE_REAL_CLIS=1.
 
-mod renew_support;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
-use renew_support::*;
+use crate::support::moonauth_bin;
+use crate::support::renew::*;
 
 const CLI_TIMEOUT: Duration = Duration::from_secs(120);
 const WORKERS: usize = 8;
@@ -211,14 +210,9 @@ fn real_cli_codex_eight_renew_then_exec_pipelines_at_once_all_finish() {
             let mut c = sandboxed(Path::new("/bin/sh"), &home);
             c.env("CODEX_HOME", &s.codex_home)
                 .env("CODEX_REFRESH_TOKEN_URL_OVERRIDE", s.svc.token_url())
-                .args([
-                    "-c",
-                    script,
-                    "sh",
-                    moonauth(),
-                    codex.to_str().unwrap(),
-                    s.codex_home.to_str().unwrap(),
-                ])
+                .args(["-c", script, "sh"])
+                .arg(moonauth_bin())
+                .args([codex.to_str().unwrap(), s.codex_home.to_str().unwrap()])
                 .args(codex_exec_args(&s.svc));
             c
         })
@@ -251,7 +245,7 @@ fn real_cli_codex_eight_workers_through_moonauth_run_all_finish() {
     );
     let commands = (0..WORKERS)
         .map(|_| {
-            let mut c = sandboxed(Path::new(moonauth()), &home);
+            let mut c = sandboxed(moonauth_bin(), &home);
             c.env("PATH", &path)
                 .env("CODEX_HOME", &s.codex_home)
                 .env("CODEX_REFRESH_TOKEN_URL_OVERRIDE", s.svc.token_url())

@@ -7,8 +7,6 @@
 //! Every wait is bounded by a generous safety net (seconds, not a measured figure): a
 //! broken behaviour shows up as a run that does not end in time.
 
-mod common;
-
 use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -16,7 +14,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::Sandbox;
+use crate::support::sandbox::Sandbox;
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
 

@@ -4,26 +4,22 @@
 //! without fallback is exit 10 with both reasons; with fallback the API key finishes
 //! the work and the report says so; an auth failure never falls back to the API key.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
-use support::cli::{self, Sandbox};
-use support::fake_anthropic::FakeAnthropic;
-use support::fake_api::Reply;
-use support::fake_openai::FakeOpenAi;
 
-fn moonauth() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_moonauth"))
-}
+use crate::support::cli::{self, Sandbox};
+use crate::support::fake_anthropic::FakeAnthropic;
+use crate::support::fake_api::Reply;
+use crate::support::fake_openai::FakeOpenAi;
+use crate::support::moonauth_bin;
 
 /// moonauth in the sandbox's clean environment, with the CLI's directory on PATH and a
 /// store in the sandbox.
 fn moonauth_cmd(sandbox: &Sandbox, cli_bin: &Path) -> Command {
-    let mut cmd = sandbox.command(&moonauth());
+    let mut cmd = sandbox.command(moonauth_bin());
     let path = format!(
         "{}:{}",
         cli_bin.parent().unwrap().display(),

@@ -2,12 +2,10 @@
 //! environment: no value reaches the store, the report or moonauth's own output, and no
 //! account's key variable reaches another account's attempt.
 
-mod common;
-
 use std::fs;
 use std::path::Path;
 
-use common::*;
+use crate::support::sandbox::*;
 use serde_json::Value;
 
 /// Account a's access token: the shape rule alone misses it (it has a `/`).

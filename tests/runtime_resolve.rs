@@ -1,11 +1,9 @@
 //! `moonauth runtime resolve` through the binary: the conformance table of
 //! docs/runtime-resolution.md row by row (payload on stdin), `--explicit`, and errors.
 
-mod common;
-
 use serde_json::{json, Value};
 
-use common::*;
+use crate::support::sandbox::*;
 
 /// What a row expects: the runtime and capabilities, or exit 2 naming `field`.
 enum Want {

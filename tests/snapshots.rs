@@ -2,9 +2,7 @@
 //! the temp directory filtered out. The JSON snapshots pin the documented schema
 //! (docs/preflight.md): a change to a field shows up here first.
 
-mod common;
-
-use common::*;
+use crate::support::sandbox::*;
 
 /// Escapes a literal for use in an insta filter (a regex).
 fn literal(text: &str) -> String {

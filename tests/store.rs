@@ -12,8 +12,10 @@ use moonauth::agents::Runtime;
 use moonauth::state::accounts::{Account, Credential};
 use moonauth::state::store::{self, Store};
 
+use crate::support::moonauth_bin;
+
 fn moonauth() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_moonauth"));
+    let mut cmd = Command::new(moonauth_bin());
     cmd.env_clear()
         .env("PATH", "/usr/bin:/bin")
         .current_dir(env!("CARGO_MANIFEST_DIR"));

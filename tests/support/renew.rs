@@ -1,12 +1,7 @@
-//! Helpers for the renewal tests: a loopback token service with rotating refresh tokens
-//! (`token_service`), the HTTP server under it (`http`, as in the classifier tests), login
-//! files in the CLIs' formats, and running programs with a hard timeout.
+//! Helpers for the renewal tests: the loopback token service with rotating refresh tokens
+//! (`super::token_service`, on the HTTP server the classifier tests use), login files in
+//! the CLIs' formats, and running programs with a hard timeout.
 #![allow(dead_code)]
-
-// The same small HTTP server the classifier and run tests use.
-#[path = "../support/http.rs"]
-pub mod http;
-pub mod token_service;
 
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
@@ -17,18 +12,15 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{json, Value};
 
-pub use token_service::{Flavor, Issued, TokenService};
+use super::moonauth_bin;
+pub use super::token_service::{Flavor, Issued, TokenService};
 
 /// A proxy address nothing listens on: any request not to 127.0.0.1 fails at once.
 pub const DEAD_PROXY: &str = "http://127.0.0.1:9";
 
-pub fn moonauth() -> &'static str {
-    env!("CARGO_BIN_EXE_moonauth")
-}
-
 /// moonauth with an empty environment but PATH, the dead proxy, and `vars`.
 pub fn moonauth_cmd(vars: &[(&str, &str)]) -> Command {
-    let mut c = Command::new(moonauth());
+    let mut c = Command::new(moonauth_bin());
     c.env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("HTTPS_PROXY", DEAD_PROXY)

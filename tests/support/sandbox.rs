@@ -2,7 +2,7 @@
 //! `tests/fixtures`, a fake PATH holding stand-in CLIs, and `moonauth` run with a
 //! cleared environment plus only what a test sets (tests never call `set_var`).
 //!
-//! Each integration test file compiles this module on its own and uses part of it.
+//! Each test module uses part of it.
 #![allow(dead_code)]
 
 use std::fs;
@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use tempfile::TempDir;
+
+use super::moonauth_bin;
 
 /// The clock every test pins through `MOONAUTH_NOW` unless it needs the real one.
 pub const NOW: &str = "2026-11-24T12:00:00Z";
@@ -46,11 +48,6 @@ pub const CREDENTIAL_VARS: [&str; 5] = [
 /// The repository's fixture tree.
 pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("fixtures")
-}
-
-/// The built `moonauth` binary.
-pub fn moonauth_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_moonauth"))
 }
 
 /// True when the tests run as root (where `access()` passes on any directory).
