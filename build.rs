@@ -25,10 +25,10 @@ fn main() {
             .map(str::to_string)
             .unwrap_or_else(|| "unknown".into())
     };
-    println!("cargo:rustc-env=MOONAUTH_COMMIT={commit}");
+    println!("cargo:rustc-env=BUILD_GIT_COMMIT={commit}");
     println!(
-        "cargo:rustc-env=MOONAUTH_VERIFIED_CLAUDE={}",
+        "cargo:rustc-env=BUILD_VERIFIED_CLAUDE={}",
         pinned("@anthropic-ai/claude-code")
     );
-    println!("cargo:rustc-env=MOONAUTH_VERIFIED_CODEX={}", pinned("@openai/codex"));
+    println!("cargo:rustc-env=BUILD_VERIFIED_CODEX={}", pinned("@openai/codex"));
 }

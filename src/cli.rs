@@ -8,11 +8,11 @@ use clap::{ArgGroup, Args, Parser, Subcommand};
 pub const LONG_VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
     " (commit ",
-    env!("MOONAUTH_COMMIT"),
+    env!("BUILD_GIT_COMMIT"),
     ")\nverified with: claude ",
-    env!("MOONAUTH_VERIFIED_CLAUDE"),
+    env!("BUILD_VERIFIED_CLAUDE"),
     ", codex ",
-    env!("MOONAUTH_VERIFIED_CODEX"),
+    env!("BUILD_VERIFIED_CODEX"),
 );
 
 /// Logins, preflight and runtime resolution for fleets of Claude Code and Codex workers.
