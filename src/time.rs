@@ -78,6 +78,31 @@ pub fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
+/// RFC 3339 to the microsecond (Codex's `last_refresh`), for any time (clamped like [`rfc3339`]).
+pub fn rfc3339_micros(t: SystemTime) -> String {
+    humantime::format_rfc3339_micros(t.clamp(UNIX_EPOCH, latest_time())).to_string()
+}
+
+/// Serde for `Option<SystemTime>` as RFC 3339 to the second, or null.
+pub mod serde_rfc3339_seconds_opt {
+    use std::time::SystemTime;
+
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(time: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
+        match time {
+            Some(t) => s.serialize_some(&super::rfc3339(*t)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SystemTime>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|s| humantime::parse_rfc3339_weak(&s).map_err(D::Error::custom))
+            .transpose()
+    }
+}
+
 /// A duration for people: its two largest units (`3h 12m`, `22d 8h`, `1y 10mo`).
 pub fn human_duration(d: Duration) -> String {
     const UNITS: [(&str, u64); 6] = [

@@ -322,9 +322,7 @@ pub fn apply_answer(runtime: LoginRuntime, old: &[u8], answer: &[u8], now: Syste
 }
 
 /// Codex's `last_refresh` format (microseconds), for any clock value.
-fn rfc3339_micros(t: SystemTime) -> String {
-    humantime::format_rfc3339_micros(t.clamp(UNIX_EPOCH, credentials::latest_time())).to_string()
-}
+use crate::time::rfc3339_micros;
 
 fn object_at<'a>(root: &'a mut Value, key: &str) -> Result<&'a mut Map<String, Value>, String> {
     match root.get_mut(key) {

@@ -42,7 +42,7 @@ pub enum Outcome {
     Success,
     /// The account's subscription quota is used up, until `resets_at` when the CLI said.
     UsageLimit {
-        #[serde(with = "rfc3339_opt", default)]
+        #[serde(with = "crate::time::serde_rfc3339_seconds_opt", default)]
         resets_at: Option<SystemTime>,
         /// The limit window hit, as Claude names it (`five_hour`, `seven_day`, …).
         #[serde(default)]
@@ -911,26 +911,6 @@ fn detail(text: &str) -> String {
     let mut cut: String = scrubbed.chars().take(DETAIL_MAX_CHARS - 1).collect();
     cut.push('…');
     cut
-}
-
-/// `Option<SystemTime>` as an RFC 3339 string (UTC, whole seconds).
-mod rfc3339_opt {
-    use std::time::SystemTime;
-
-    use serde::{de::Error, Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(time: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
-        match time {
-            Some(t) => s.serialize_some(&humantime::format_rfc3339_seconds(*t).to_string()),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SystemTime>, D::Error> {
-        Option::<String>::deserialize(d)?
-            .map(|s| humantime::parse_rfc3339_weak(&s).map_err(D::Error::custom))
-            .transpose()
-    }
 }
 
 /// `Option<Duration>` as a number of seconds.

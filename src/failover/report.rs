@@ -3,7 +3,6 @@
 //! GitHub Actions summary of it.
 
 use std::path::Path;
-use std::time::SystemTime;
 
 use serde::Serialize;
 
@@ -94,10 +93,7 @@ impl RunReport {
     }
 }
 
-/// A time as the report writes it: RFC 3339 to the second.
-pub(crate) fn rfc3339(t: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(t).to_string()
-}
+pub(crate) use crate::time::rfc3339;
 
 /// Writes the GitHub Actions job summary table and an annotation for a finished run.
 pub fn github_summary(report: &RunReport, summary_file: Option<&Path>) -> std::io::Result<()> {

@@ -49,8 +49,7 @@ pub(super) fn pending_record(runtime: Runtime, sent: &refresh::LoginTokens, answ
     let record = PendingRefresh {
         schema: PENDING_SCHEMA.into(),
         runtime: runtime.as_str().into(),
-        received_at: humantime::format_rfc3339_micros(now.clamp(SystemTime::UNIX_EPOCH, credentials::latest_time()))
-            .to_string(),
+        received_at: crate::time::rfc3339_micros(now).to_string(),
         spent_refresh_token: fingerprint(sent.refresh_token.expose().as_bytes()),
         answer: String::from_utf8_lossy(answer).into_owned(),
     };

@@ -62,9 +62,7 @@ impl AccountRow {
 }
 
 /// A time as the account reports print it (RFC 3339, whole seconds).
-pub fn rfc3339_seconds(t: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(t).to_string()
-}
+pub use crate::time::rfc3339 as rfc3339_seconds;
 
 /// What a change did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
