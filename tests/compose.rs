@@ -667,3 +667,33 @@ sys.exit(1 if errors else 0)
     );
     assert!(r.output.contains("not_a_compose_key"), "{}", r.output);
 }
+
+#[test]
+fn docker_compose_takes_the_volumes_moonauth_made_without_a_label_warning() {
+    if !docker_ready("docker_compose_takes_the_volumes_moonauth_made_without_a_label_warning") {
+        return;
+    }
+    images();
+    let project = Project::new("labels", &[]);
+    let ensure = Command::new(crate::support::moonauth_bin())
+        .args(["volumes", "ensure"])
+        .env("CODEX_VOLUME_NAME", &project.codex_volume)
+        .env("CLAUDE_VOLUME_NAME", &project.claude_volume)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run moonauth volumes ensure");
+    assert!(ensure.status.success(), "{}", String::from_utf8_lossy(&ensure.stderr));
+    // Only the init service: the workers wait for it to complete, which it never does
+    // when nothing starts.
+    let r = run(project.compose(&["up", "--no-start", "moonauth-init"]), None);
+    assert!(
+        r.status.success(),
+        "{}",
+        project.explain(&r, "compose up --no-start moonauth-init")
+    );
+    assert!(
+        !r.output.contains("has changed"),
+        "compose warned about moonauth's labels: {}",
+        r.output
+    );
+}
