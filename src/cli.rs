@@ -84,9 +84,20 @@ pub enum Command {
     Run(RunArgs),
     /// Refresh shared OAuth logins ahead of expiry, so no CLI refreshes them itself.
     Renew(RenewArgs),
+    /// Print the shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) to stdout, e.g. `moonauth man | man -l -`.
+    Man,
     /// Steps moonauth runs inside containers.
     #[command(subcommand, hide = true)]
     Internal(InternalCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]

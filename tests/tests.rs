@@ -10,6 +10,7 @@ mod canary;
 mod classify_real_cli;
 mod classify_samples;
 mod closed_stdout;
+mod completions_man;
 mod compose;
 mod config;
 mod docker;

@@ -2,10 +2,12 @@
 //! environment, builds a report, hands it to `output`, and returns an [`Exit`].
 
 mod accounts;
+mod completions;
 mod init;
 mod inspect;
 mod internal;
 mod login;
+mod man;
 mod preflight;
 mod renew;
 mod run;
@@ -32,6 +34,8 @@ pub fn run(command: Command, env: &Env) -> Result<Exit> {
         Command::Run(args) => run::run(args, env),
         Command::Accounts(cmd) => accounts::run(cmd, env),
         Command::Renew(args) => renew::run(args, env),
+        Command::Completions(args) => completions::run(args),
+        Command::Man => man::run(),
         Command::Internal(InternalCommand::ApplyLogin(args)) => internal::apply_login(args),
         Command::Internal(InternalCommand::StoreBench(args)) => internal::store_bench(args, env),
     }
