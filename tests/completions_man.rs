@@ -6,7 +6,7 @@ use std::process::Command;
 use crate::support::moonauth_bin;
 use crate::support::sandbox::find_program;
 
-const SUBCOMMANDS: [&str; 13] = [
+const SUBCOMMANDS: [&str; 14] = [
     "preflight",
     "inspect",
     "runtime",
@@ -17,6 +17,7 @@ const SUBCOMMANDS: [&str; 13] = [
     "accounts",
     "run",
     "renew",
+    "doctor",
     "completions",
     "man",
     "help",
@@ -59,12 +60,18 @@ fn the_bash_script_registers_a_completion_for_moonauth() {
         .unwrap();
     assert!(out.status.success(), "{out:?}");
     let registered = String::from_utf8_lossy(&out.stdout);
-    assert!(registered.contains("complete") && registered.contains("moonauth"), "{registered}");
+    assert!(
+        registered.contains("complete") && registered.contains("moonauth"),
+        "{registered}"
+    );
 }
 
 #[test]
 fn an_unknown_shell_is_a_usage_error() {
-    let out = Command::new(moonauth_bin()).args(["completions", "tcsh"]).output().unwrap();
+    let out = Command::new(moonauth_bin())
+        .args(["completions", "tcsh"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
 
@@ -75,7 +82,10 @@ fn the_man_page_has_a_title_and_every_subcommand() {
     for sub in SUBCOMMANDS {
         assert!(page.contains(sub), "{sub} missing from the man page");
     }
-    assert!(!page.contains("internal"), "the hidden internal command is not documented");
+    assert!(
+        !page.contains("internal"),
+        "the hidden internal command is not documented"
+    );
 }
 
 #[test]
@@ -88,7 +98,13 @@ fn man_renders_the_page_when_installed() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("moonauth.1");
     std::fs::write(&file, page).unwrap();
-    let out = Command::new(man).arg("-l").arg(&file).env("MANPAGER", "cat").env("PAGER", "cat").output().unwrap();
+    let out = Command::new(man)
+        .arg("-l")
+        .arg(&file)
+        .env("MANPAGER", "cat")
+        .env("PAGER", "cat")
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{out:?}");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("doctor") && text.contains("completions"), "{text}");

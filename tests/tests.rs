@@ -15,6 +15,7 @@ mod compose;
 mod config;
 mod docker;
 mod docs;
+mod doctor;
 mod exec;
 mod inspect;
 mod preflight;

@@ -3,6 +3,7 @@
 
 mod accounts;
 mod completions;
+mod doctor;
 mod init;
 mod inspect;
 mod internal;
@@ -34,6 +35,7 @@ pub fn run(command: Command, env: &Env) -> Result<Exit> {
         Command::Run(args) => run::run(args, env),
         Command::Accounts(cmd) => accounts::run(cmd, env),
         Command::Renew(args) => renew::run(args, env),
+        Command::Doctor(args) => doctor::run(args, env),
         Command::Completions(args) => completions::run(args),
         Command::Man => man::run(),
         Command::Internal(InternalCommand::ApplyLogin(args)) => internal::apply_login(args),
