@@ -109,3 +109,23 @@ fn man_renders_the_page_when_installed() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("doctor") && text.contains("completions"), "{text}");
 }
+
+#[test]
+fn a_closed_stdout_ends_completions_and_man_quietly() {
+    for args in [&["completions", "bash"][..], &["man"][..]] {
+        let mut child = Command::new(moonauth_bin())
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {out:?}");
+        assert!(
+            out.stderr.is_empty(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

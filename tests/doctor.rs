@@ -291,3 +291,32 @@ fn a_missing_worker_image_fails_with_exit_7_and_says_how_to_build_one() {
     );
     assert!(text.contains("fix: build the worker image"), "{text}");
 }
+
+/// Escapes a literal for an insta filter (a regex).
+fn literal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for ch in text.chars() {
+        if "\\.+*?()|[]{}^$#&-~".contains(ch) {
+            out.push('\\');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+/// Pins the text and the JSON schema (docs/doctor.md) where nothing depends on the host:
+/// an unreachable engine and an empty state directory.
+#[test]
+fn snapshot_doctor_text_and_json_with_an_unreachable_engine() {
+    let sb = Sandbox::new();
+    let text = stdout(&doctor(&sb, &[("DOCKER_HOST", UNREACHABLE)], &[]));
+    let json = stdout(&doctor(&sb, &[("DOCKER_HOST", UNREACHABLE)], &["--json"]));
+    let root = literal(&sb.root().display().to_string());
+    insta::with_settings!({
+        filters => vec![(root.as_str(), "[SANDBOX]")],
+        prepend_module_to_snapshot => false,
+    }, {
+        insta::assert_snapshot!("doctor_text_unreachable", text);
+        insta::assert_snapshot!("doctor_json_unreachable", json);
+    });
+}
