@@ -84,9 +84,33 @@ pub enum Command {
     Run(RunArgs),
     /// Refresh shared OAuth logins ahead of expiry, so no CLI refreshes them itself.
     Renew(RenewArgs),
+    /// Check the whole setup at once: engine, images, volumes, account store, clock (and with --network, token endpoints).
+    Doctor(DoctorArgs),
+    /// Print the shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) to stdout, e.g. `moonauth man | man -l -`.
+    Man,
     /// Steps moonauth runs inside containers.
     #[command(subcommand, hide = true)]
     Internal(InternalCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Print the report as JSON (schema moonauth.doctor.v1, docs/doctor.md).
+    #[arg(long)]
+    pub json: bool,
+
+    /// Also try to reach the token endpoints' hosts (a HEAD request; nothing secret is sent). Off by default.
+    #[arg(long)]
+    pub network: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]

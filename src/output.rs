@@ -421,3 +421,46 @@ impl Render for VolumeList {
         Ok(())
     }
 }
+
+impl Render for crate::docker::doctor::DoctorReport {
+    /// One line per check, `gh auth status` style: ✓ ok, ! warning, ✗ failure, each
+    /// warning and failure followed by its fix.
+    fn human(&self, w: &mut dyn Write) -> io::Result<()> {
+        writeln!(w, "moonauth doctor")?;
+        for c in &self.checks {
+            let mark = match c.status {
+                CheckStatus::Ok => '✓',
+                CheckStatus::Warn => '!',
+                CheckStatus::Fail => '✗',
+            };
+            match c.runtime {
+                Some(rt) => writeln!(w, "  {mark} {} {}: {}", c.check, rt.as_str(), c.detail)?,
+                None => writeln!(w, "  {mark} {}: {}", c.check, c.detail)?,
+            }
+            if let Some(fix) = c.fix.as_ref().filter(|_| c.status != CheckStatus::Ok) {
+                writeln!(w, "      fix: {fix}")?;
+            }
+        }
+        if !self.network {
+            writeln!(
+                w,
+                "  - token-endpoint: not checked (off by default); --network sends a HEAD to {} (nothing secret)",
+                self.token_endpoints.join(", ")
+            )?;
+        }
+        let failed = self.checks.iter().filter(|c| c.status == CheckStatus::Fail).count();
+        let warned = self.checks.iter().filter(|c| c.status == CheckStatus::Warn).count();
+        let total = self.checks.len();
+        if failed == 0 {
+            writeln!(w, "ok: {total} checks, {warned} warning(s)")
+        } else {
+            let exit = self.exit();
+            writeln!(
+                w,
+                "{failed} of {total} checks failed, {warned} warning(s) (exit {}: {})",
+                exit.code(),
+                exit.meaning()
+            )
+        }
+    }
+}

@@ -2,10 +2,13 @@
 //! environment, builds a report, hands it to `output`, and returns an [`Exit`].
 
 mod accounts;
+mod completions;
+mod doctor;
 mod init;
 mod inspect;
 mod internal;
 mod login;
+mod man;
 mod preflight;
 mod renew;
 mod run;
@@ -32,6 +35,9 @@ pub fn run(command: Command, env: &Env) -> Result<Exit> {
         Command::Run(args) => run::run(args, env),
         Command::Accounts(cmd) => accounts::run(cmd, env),
         Command::Renew(args) => renew::run(args, env),
+        Command::Doctor(args) => doctor::run(args, env),
+        Command::Completions(args) => completions::run(args),
+        Command::Man => man::run(),
         Command::Internal(InternalCommand::ApplyLogin(args)) => internal::apply_login(args),
         Command::Internal(InternalCommand::StoreBench(args)) => internal::store_bench(args, env),
     }
