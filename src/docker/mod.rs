@@ -3,6 +3,7 @@
 //! attached terminal of a login container. moonauth never runs the `docker` CLI.
 
 pub mod archive;
+pub mod helper;
 pub mod login;
 pub mod session;
 pub mod status;
