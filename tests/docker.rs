@@ -42,12 +42,13 @@ fn static_bin() -> &'static Path {
             "building the static moonauth failed: {stdout}{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let line = stdout
+        // `PATH SIZE bytes`: the path may hold spaces, the size does not.
+        let path = stdout
             .lines()
             .rev()
-            .find(|l| l.ends_with(" bytes"))
+            .find_map(|l| l.strip_suffix(" bytes")?.rsplit_once(' ').map(|(path, _)| path))
             .unwrap_or_else(|| panic!("scripts/build-static.sh printed no path: {stdout}"));
-        PathBuf::from(line.split_whitespace().next().unwrap_or_default())
+        PathBuf::from(path)
     })
 }
 
