@@ -19,7 +19,11 @@ pub fn run(args: LoginArgs, env: &Env) -> Result<Exit> {
             command: format!("moonauth login {runtime}"),
         });
     }
-    // Before the engine is asked anything: without a static moonauth nothing can be put in place.
+    // Before the engine is asked anything: the CLI's own login needs the worker image, and
+    // without a static moonauth nothing can be put in place.
+    if args.sync_from.is_none() && args.image.is_none() && config.docker.image.is_none() {
+        return Err(Error::NoImage);
+    }
     let target = Target::new(&config, &spec, args.image.clone())?;
     let command = config
         .docker
