@@ -114,6 +114,9 @@ pub struct DockerSettings {
     pub gid: Sourced<u32>,
     /// A custom login command (`MOONAUTH_LOGIN_COMMAND`), split into arguments, never run by a shell.
     pub login_command: Option<Sourced<Vec<String>>>,
+    /// A statically linked moonauth to put logins in place with (`MOONAUTH_STATIC_BIN`),
+    /// when this one is not static; checked when it is used (docker::helper).
+    pub static_bin: Option<Sourced<PathBuf>>,
 }
 
 /// The variables read into [`Config`], as envy deserializes them (names lower-cased).
@@ -129,6 +132,7 @@ struct RawVars {
     moonauth_worker_uid: Option<String>,
     moonauth_worker_gid: Option<String>,
     moonauth_login_command: Option<String>,
+    moonauth_static_bin: Option<String>,
     moonauth_docker_timeout: Option<String>,
     docker_host: Option<String>,
     moonauth_state_dir: Option<String>,
@@ -286,6 +290,8 @@ impl Config {
                     env.source_of("MOONAUTH_LOGIN_COMMAND"),
                 )),
             },
+            static_bin: non_blank(&raw.moonauth_static_bin)
+                .map(|v| Sourced::new(PathBuf::from(v), env.source_of("MOONAUTH_STATIC_BIN"))),
         };
 
         let state_dir = state_dir(env, &raw.moonauth_state_dir)?;

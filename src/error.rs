@@ -82,6 +82,11 @@ pub enum Error {
     #[error("no worker image to run the login in: MOONAUTH_IMAGE is not set")]
     NoImage,
 
+    /// No statically linked moonauth to bring into the helper container that puts a
+    /// login in place (this one is dynamic, and MOONAUTH_STATIC_BIN is unset or unusable).
+    #[error("moonauth needs a statically linked moonauth to put the login in place: {reason}")]
+    NoStaticBinary { reason: String },
+
     /// An interactive command was started without a terminal.
     #[error("`{command}` is interactive and needs a terminal on stdin and stdout")]
     NeedsTerminal { command: String },
@@ -144,7 +149,7 @@ impl Error {
             | Error::VolumeNotManaged { .. }
             | Error::VolumeInUse { .. }
             | Error::ImageMissing { .. } => Exit::DockerFailed,
-            Error::NeedsForce { .. } | Error::NoImage => Exit::Usage,
+            Error::NeedsForce { .. } | Error::NoImage | Error::NoStaticBinary { .. } => Exit::Usage,
             Error::NeedsTerminal { .. } => Exit::NeedsTerminal,
             Error::LoginFailed { .. } => Exit::LoginFailed,
             Error::UnknownAccount { .. } | Error::DuplicateAccount { .. } => Exit::Usage,
@@ -179,7 +184,10 @@ impl Error {
             Error::ImageMissing { .. } => Some(
                 "build the worker image with moonauth in it (docker build -f compose/Dockerfile, see docs/compose.md) or set MOONAUTH_IMAGE / --image to one that is present".into(),
             ),
-            Error::NoImage => Some("set MOONAUTH_IMAGE (or --image) to the worker image that has the CLIs and moonauth".into()),
+            Error::NoImage => Some("set MOONAUTH_IMAGE (or --image) to the worker image that has the CLIs".into()),
+            Error::NoStaticBinary { .. } => Some(
+                "build one with scripts/build-static.sh and set MOONAUTH_STATIC_BIN to the path it prints (target/x86_64-unknown-linux-musl/release/moonauth), or run the static build of moonauth itself".into(),
+            ),
             Error::NeedsTerminal { .. } => Some(
                 "run it from an interactive shell (or `docker run -it`); to copy an existing login instead use --sync-from DIR".into(),
             ),

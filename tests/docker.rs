@@ -3,6 +3,10 @@
 //! pulled: `scripts/build-test-image.sh` builds a local one (busybox, this moonauth,
 //! stand-in `claude`/`codex` whose logins write files in the real formats).
 //!
+//! The apply step brings a static moonauth into its helper container: the tests use
+//! MOONAUTH_STATIC_BIN when set (CI builds it once), else build it once per test process
+//! with `scripts/build-static.sh`.
+//!
 //! Without an engine these tests print a skip notice, unless MOONAUTH_REQUIRE_DOCKER=1
 //! (CI), where they fail.
 
@@ -16,6 +20,37 @@ use std::time::{Duration, Instant};
 use crate::support::moonauth_bin;
 
 const IMAGE: &str = "moonauth-test:latest";
+/// The test image with moonauth removed: a worker image that lacks it.
+const IMAGE_WITHOUT_MOONAUTH: &str = "moonauth-test-no-moonauth:latest";
+
+/// The static moonauth handed to every moonauth these tests run, once `docker_ready` found it.
+static STATIC_BIN: OnceLock<PathBuf> = OnceLock::new();
+
+/// MOONAUTH_STATIC_BIN of the test process, else the binary `scripts/build-static.sh`
+/// builds (it prints `PATH SIZE bytes` last).
+fn static_bin() -> &'static Path {
+    STATIC_BIN.get_or_init(|| {
+        if let Some(path) = std::env::var_os("MOONAUTH_STATIC_BIN").filter(|p| !p.is_empty()) {
+            return PathBuf::from(path);
+        }
+        let out = Command::new(repo().join("scripts/build-static.sh"))
+            .output()
+            .expect("run scripts/build-static.sh");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "building the static moonauth failed: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // `PATH SIZE bytes`: the path may hold spaces, the size does not.
+        let path = stdout
+            .lines()
+            .rev()
+            .find_map(|l| l.strip_suffix(" bytes")?.rsplit_once(' ').map(|(path, _)| path))
+            .unwrap_or_else(|| panic!("scripts/build-static.sh printed no path: {stdout}"));
+        PathBuf::from(path)
+    })
+}
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -54,8 +89,30 @@ fn docker_ready() -> bool {
             "building the test image failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        static_bin();
         true
     })
+}
+
+/// Commits the test image minus /usr/local/bin/moonauth as [`IMAGE_WITHOUT_MOONAUTH`],
+/// once per test process (nothing is pulled; the test image may have changed).
+fn image_without_moonauth() -> &'static str {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let name = format!("mt-strip-moonauth-{}", std::process::id());
+        let docker = |args: &[&str]| {
+            let out = Command::new("docker").args(args).output().expect("docker");
+            assert!(
+                out.status.success(),
+                "docker {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        docker(&["run", "--name", &name, IMAGE, "rm", "/usr/local/bin/moonauth"]);
+        docker(&["commit", &name, IMAGE_WITHOUT_MOONAUTH]);
+        docker(&["rm", "-f", &name]);
+    });
+    IMAGE_WITHOUT_MOONAUTH
 }
 
 /// Volumes made by one test; removed when dropped, whatever happened.
@@ -96,6 +153,9 @@ fn cmd(vars: &[(&str, &str)]) -> Command {
     c.env_clear();
     c.env("PATH", std::env::var("PATH").unwrap_or_default());
     c.env("MOONAUTH_IMAGE", IMAGE);
+    if let Some(bin) = STATIC_BIN.get() {
+        c.env("MOONAUTH_STATIC_BIN", bin);
+    }
     for (k, v) in vars {
         c.env(k, v);
     }
@@ -462,6 +522,145 @@ fn docker_sync_refuses_keychain_logins_and_keeps_the_old_login() {
     assert_eq!(out.status.code(), Some(8), "{}", text(&out));
 
     assert_eq!(in_container(claude, "/v", "sha256sum /v/.credentials.json"), before);
+}
+
+/// Issue 13 #2: `--sync-from` used to run `moonauth internal apply-login` in the worker
+/// image, so it failed with "executable file not found" in an image without moonauth and
+/// with "MOONAUTH_IMAGE is not set" without one. The static moonauth now brings itself.
+#[test]
+fn docker_sync_needs_no_worker_image_nor_moonauth_in_one() {
+    if !docker_ready() {
+        return;
+    }
+    let vols = Volumes::new("noimage", 2);
+    let (claude, codex) = (&vols.0[0], &vols.0[1]);
+    let env = [
+        ("CLAUDE_VOLUME_NAME", claude.as_str()),
+        ("CODEX_VOLUME_NAME", codex.as_str()),
+    ];
+    let src = tempfile::tempdir().unwrap();
+    copy_dir(&fixture("claude/valid-max"), src.path());
+    std::fs::write(src.path().join(".claude.json"), "{\"hasCompletedOnboarding\":true}").unwrap();
+
+    // No worker image at all.
+    let out = cmd(&env)
+        .env_remove("MOONAUTH_IMAGE")
+        .args(["login", "claude", "--sync-from", src.path().to_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
+    assert_no_canary(&out);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!text(&out).contains("MOONAUTH_IMAGE"), "{}", text(&out));
+    assert_eq!(json(&out)["volumes"][0]["login"]["class"], "oauth-valid");
+    let listing = in_container(
+        claude,
+        "/v",
+        "cd /v && stat -c '%n %u %g %a' . .credentials.json .claude.json && ls -A",
+    );
+    assert!(listing.contains(". 1000 1000 700"), "{listing}");
+    assert!(listing.contains(".credentials.json 1000 1000 600"), "{listing}");
+    assert!(listing.contains(".claude.json 1000 1000 600"), "{listing}");
+    assert!(!listing.contains(".moonauth-staging"), "staging left behind: {listing}");
+    let out = cmd(&env)
+        .env_remove("MOONAUTH_IMAGE")
+        .args(["status", "claude", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(json(&out)["volumes"][0]["login"]["class"], "oauth-valid");
+
+    // A worker image without moonauth: what failed with "executable file not found".
+    let src = tempfile::tempdir().unwrap();
+    copy_dir(&fixture("codex/chatgpt-valid"), src.path());
+    let image = image_without_moonauth();
+    let out = run(
+        &[("MOONAUTH_IMAGE", image), env[0], env[1]],
+        &["login", "codex", "--sync-from", src.path().to_str().unwrap(), "--json"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!text(&out).contains("executable file not found"), "{}", text(&out));
+    assert_eq!(json(&out)["volumes"][0]["login"]["class"], "oauth-valid");
+    let listing = in_container(codex, "/v", "stat -c '%n %u %g %a' /v /v/auth.json /v/config.toml");
+    assert!(listing.contains("/v 1000 1000 700"), "{listing}");
+    assert!(listing.contains("/v/auth.json 1000 1000 600"), "{listing}");
+    assert!(listing.contains("/v/config.toml 1000 1000 600"), "{listing}");
+}
+
+/// The apply step of the CLI's own login also runs in the helper container: a worker
+/// image needs the CLI, not moonauth.
+#[test]
+fn docker_interactive_login_in_a_worker_image_without_moonauth() {
+    if !docker_ready() {
+        return;
+    }
+    let vols = Volumes::new("nomoonauth", 1);
+    let claude = &vols.0[0];
+    let image = image_without_moonauth();
+    let env = [
+        ("CLAUDE_VOLUME_NAME", claude.as_str()),
+        ("MOONAUTH_IMAGE", image),
+        ("TERM", "xterm"),
+    ];
+    let mut pty = Pty::spawn(&env, &["login", "claude"]);
+    pty.wait_for("Paste code here", Duration::from_secs(60));
+    pty.type_keys(b"good\r");
+    let (code, screen) = pty.finish(Duration::from_secs(60));
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(screen.contains("oauth-valid"), "{screen}");
+    let listing = in_container(claude, "/v", "stat -c '%n %u %g %a' /v /v/.credentials.json; ls -A /v");
+    assert!(listing.contains("/v 1000 1000 700"), "{listing}");
+    assert!(listing.contains("/v/.credentials.json 1000 1000 600"), "{listing}");
+    assert!(!listing.contains(".moonauth-staging"), "{listing}");
+}
+
+/// A dynamically linked binary in MOONAUTH_STATIC_BIN is refused before the engine is
+/// asked anything (DOCKER_HOST points nowhere), with the variable and the fix named.
+#[test]
+fn docker_login_refuses_a_dynamic_moonauth_static_bin_and_says_how_to_fix_it() {
+    let own = moonauth_bin();
+    let mut head = Vec::new();
+    std::fs::File::open(own)
+        .unwrap()
+        .take(64 * 1024)
+        .read_to_end(&mut head)
+        .unwrap();
+    if moonauth::docker::helper::check_static_elf(&head).is_ok() {
+        eprintln!("SKIP: this moonauth is itself static, so MOONAUTH_STATIC_BIN is never read");
+        return;
+    }
+    let usage = i32::from(moonauth::exit::Exit::Usage.code());
+    let src = tempfile::tempdir().unwrap();
+    copy_dir(&fixture("claude/valid-max"), src.path());
+    let sync = ["login", "claude", "--sync-from", src.path().to_str().unwrap()];
+    let nowhere = ("DOCKER_HOST", "unix:///nonexistent/docker.sock");
+
+    let dynamic = own.to_str().unwrap();
+    let out = run(&[nowhere, ("MOONAUTH_STATIC_BIN", dynamic)], &sync);
+    assert_eq!(out.status.code(), Some(usage), "{}", text(&out));
+    let t = text(&out);
+    assert!(t.contains(&format!("MOONAUTH_STATIC_BIN={dynamic}")), "{t}");
+    assert!(t.contains("dynamically linked"), "{t}");
+    assert!(t.contains("scripts/build-static.sh"), "{t}");
+
+    let out = run(&[nowhere, ("MOONAUTH_STATIC_BIN", "/nonexistent/moonauth")], &sync);
+    assert_eq!(out.status.code(), Some(usage), "{}", text(&out));
+    assert!(
+        text(&out).contains("MOONAUTH_STATIC_BIN=/nonexistent/moonauth"),
+        "{}",
+        text(&out)
+    );
+
+    let out = cmd(&[nowhere])
+        .env_remove("MOONAUTH_STATIC_BIN")
+        .args(sync)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(usage), "{}", text(&out));
+    let t = text(&out);
+    assert!(
+        t.contains("MOONAUTH_STATIC_BIN is not set") && t.contains("scripts/build-static.sh"),
+        "{t}"
+    );
 }
 
 /// moonauth running on a pseudo-terminal, as a person would run it.

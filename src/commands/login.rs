@@ -14,12 +14,17 @@ pub fn run(args: LoginArgs, env: &Env) -> Result<Exit> {
     let runtime = super::login_runtime(&args.runtime, "RUNTIME")?;
     let config = Config::resolve(env, &Overrides::default())?;
     let spec = volumes::spec(&config, runtime, args.account.as_deref())?;
-    let target = Target::new(&config, &spec, args.image.clone())?;
     if args.sync_from.is_none() && !session::is_interactive() {
         return Err(Error::NeedsTerminal {
             command: format!("moonauth login {runtime}"),
         });
     }
+    // Before the engine is asked anything: the CLI's own login needs the worker image, and
+    // without a static moonauth nothing can be put in place.
+    if args.sync_from.is_none() && args.image.is_none() && config.docker.image.is_none() {
+        return Err(Error::NoImage);
+    }
+    let target = Target::new(&config, &spec, args.image.clone())?;
     let command = config
         .docker
         .login_command

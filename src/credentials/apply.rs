@@ -1,6 +1,7 @@
 //! Putting a staged login in place, inside the volume: `moonauth internal apply-login`
-//! runs this in a container of the worker image after a login or sync wrote the new
-//! files to a staging directory in the same volume. Each file is fsynced, owned by the
+//! runs this as root in the helper container `login` starts (a static moonauth uploaded
+//! into an empty image) after a login or sync wrote the new files to a staging directory
+//! in the same volume. Each file is fsynced, owned by the
 //! worker and renamed over the old one (atomic); the credentials file goes last. A
 //! failure before the renames leaves the old login exactly as it was.
 

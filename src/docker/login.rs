@@ -1,7 +1,9 @@
 //! Logging a volume in: the CLI's own interactive login in a container of the worker
 //! image, or a copy (sync) of a host login directory. Both write to a staging
 //! directory inside the volume first, check what was written, and only then put it in
-//! place with `moonauth internal apply-login` (atomic renames). A login that fails, is
+//! place with `moonauth internal apply-login` (atomic renames), run by the static
+//! moonauth that `helper` brings into a container of the empty image — so a sync needs
+//! no worker image, and the worker image needs no moonauth. A login that fails, is
 //! aborted or produces nothing usable leaves the previous login byte for byte.
 
 use std::collections::HashMap;
@@ -9,8 +11,6 @@ use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bollard::models::{ContainerCreateBody, HostConfig};
-use bollard::query_parameters::LogsOptionsBuilder;
-use futures_util::StreamExt;
 use serde::Serialize;
 
 use crate::agents::{codex, LoginRuntime, Runtime};
@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::credentials::apply::STAGING_PREFIX;
 use crate::credentials::{self, LoginClass};
 use crate::docker::archive::{self, Scratch, TarEntry, VolumeMount};
+use crate::docker::helper::{self, StaticBinary};
 use crate::docker::volumes::{self, VolumeSpec, LABEL_MANAGED_BY};
 use crate::docker::{session, Engine};
 use crate::error::{Error, Result};
@@ -33,10 +34,14 @@ pub fn default_login_command(runtime: Runtime) -> Vec<String> {
     words.iter().map(|s| s.to_string()).collect()
 }
 
-/// Where a login goes: the volume, the image, the worker user, the path in the container.
+/// Where a login goes: the volume, the image, the worker user, the path in the container,
+/// and the static moonauth that puts it in place.
 pub struct Target<'a> {
     pub spec: &'a VolumeSpec,
-    pub image: String,
+    /// The worker image the CLI's own login runs in (`--sync-from` needs none).
+    pub image: Option<String>,
+    /// Brought into the helper container that puts the login in place.
+    pub helper: StaticBinary,
     pub uid: u32,
     pub gid: u32,
     /// The login directory inside containers (CLAUDE_HOME / CODEX_HOME): the volume is mounted here.
@@ -45,10 +50,11 @@ pub struct Target<'a> {
 
 impl<'a> Target<'a> {
     /// The target for `spec` from the configuration, with `image` overriding MOONAUTH_IMAGE.
+    /// Finds the static moonauth first, so nothing starts that could not be finished.
     pub fn new(config: &Config, spec: &'a VolumeSpec, image: Option<String>) -> Result<Target<'a>> {
-        let image = image
-            .or_else(|| config.docker.image.as_ref().map(|i| i.value.clone()))
-            .ok_or(Error::NoImage)?;
+        let image = image.or_else(|| config.docker.image.as_ref().map(|i| i.value.clone()));
+        let helper = helper::find(config.docker.static_bin.as_ref())?;
+        tracing::debug!(origin = %helper.origin.display(), "static moonauth for the apply step");
         let mount = config
             .runtime(spec.runtime)
             .map(|s| s.login_dir.value.display().to_string())
@@ -56,10 +62,16 @@ impl<'a> Target<'a> {
         Ok(Target {
             spec,
             image,
+            helper,
             uid: config.docker.uid.value,
             gid: config.docker.gid.value,
             mount,
         })
+    }
+
+    /// The worker image, which the CLI's own login needs.
+    fn image(&self) -> Result<&str> {
+        self.image.as_deref().ok_or(Error::NoImage)
     }
 
     fn staging(&self) -> String {
@@ -160,7 +172,7 @@ async fn create_with_volume(
     body: ContainerCreateBody,
 ) -> Result<String> {
     let body = ContainerCreateBody {
-        image: Some(target.image.clone()),
+        image: Some(target.image()?.to_string()),
         entrypoint: Some(Vec::new()),
         labels: Some(HashMap::from([(LABEL_MANAGED_BY.to_string(), "moonauth".to_string())])),
         host_config: Some(HostConfig {
@@ -178,12 +190,11 @@ async fn create_with_volume(
     Ok(created.id)
 }
 
-/// Runs `moonauth internal apply-login` in a container of the worker image (as root, to
-/// hand the files to the worker uid) and waits for it.
+/// Runs `moonauth internal apply-login` as root (to hand the files to the worker uid) in
+/// the helper container, with the static moonauth brought in, and waits for it.
 async fn run_apply(engine: &Engine, target: &Target<'_>, staging: &str, prune: bool, discard: bool) -> Result<()> {
-    let mut cmd = vec![
-        "moonauth".to_string(),
-        "internal".into(),
+    let mut args = vec![
+        "internal".to_string(),
         "apply-login".into(),
         "--runtime".into(),
         target.spec.runtime.to_string(),
@@ -197,59 +208,17 @@ async fn run_apply(engine: &Engine, target: &Target<'_>, staging: &str, prune: b
         target.gid.to_string(),
     ];
     if prune {
-        cmd.push("--prune".into());
+        args.push("--prune".into());
     }
     if discard {
-        cmd.push("--discard".into());
+        args.push("--discard".into());
     }
-    let body = ContainerCreateBody {
-        cmd: Some(cmd),
-        user: Some("0:0".into()),
-        env: Some(COMPETING_CREDENTIALS.iter().map(|v| format!("{v}=")).collect()),
-        network_disabled: Some(true),
-        ..Default::default()
+    let action = if discard {
+        "remove the staging directory"
+    } else {
+        "put the new login in place"
     };
-    let id = create_with_volume(engine, target, "apply", body).await?;
-    let run = async {
-        engine
-            .call("start the apply container", engine.client().start_container(&id, None))
-            .await?;
-        let code = session::wait_exit(engine, &id).await?;
-        if code == 0 {
-            return Ok(());
-        }
-        let logs = container_logs(engine, &id).await;
-        let hint = if code == 127 || logs.contains("executable file not found") {
-            Some(format!(
-                "the image {} must contain moonauth on PATH (build it with compose/Dockerfile)",
-                target.image
-            ))
-        } else {
-            None
-        };
-        Err(Error::Docker {
-            action: "put the new login in place".into(),
-            reason: format!("moonauth internal apply-login exited with {code}: {}", logs.trim()),
-            hint,
-        })
-    };
-    let result = run.await;
-    archive::remove_container(engine, &id).await?;
-    result
-}
-
-async fn container_logs(engine: &Engine, id: &str) -> String {
-    let options = LogsOptionsBuilder::default()
-        .stdout(true)
-        .stderr(true)
-        .tail("20")
-        .build();
-    let mut stream = engine.client().logs(id, Some(options));
-    let mut text = String::new();
-    while let Some(Ok(chunk)) = stream.next().await {
-        text.push_str(&String::from_utf8_lossy(chunk.as_ref()));
-    }
-    crate::redact::scrub(&text)
+    helper::run(engine, &target.helper, &[target.volume_mount()], &args, action).await
 }
 
 /// What a login or sync did.
@@ -265,8 +234,9 @@ pub struct LoginOutcome {
 /// The CLI's own login, interactively, in a container; then verified and put in place.
 pub async fn interactive(engine: &Engine, target: &Target<'_>, command: Vec<String>) -> Result<LoginOutcome> {
     let runtime = target.spec.runtime.require_login()?;
+    let image = target.image()?;
     let created_volume = volumes::ensure(engine, target.spec).await? == volumes::Ensured::Created;
-    require_image(engine, &target.image).await?;
+    require_image(engine, image).await?;
     let staging = target.staging();
 
     // Codex must keep its login in a file, or it lands in a keyring the next container cannot see.
@@ -476,7 +446,6 @@ pub async fn sync(engine: &Engine, target: &Target<'_>, from: &Path) -> Result<L
         }
     }
     let created_volume = volumes::ensure(engine, target.spec).await? == volumes::Ensured::Created;
-    require_image(engine, &target.image).await?;
     let staging = target.staging();
     let volume = target.spec.name.clone();
     stage(engine, target, &staging, &files).await?;

@@ -4,6 +4,7 @@
 
 pub mod archive;
 pub mod doctor;
+pub mod helper;
 pub mod login;
 pub mod session;
 pub mod status;
