@@ -107,8 +107,8 @@ impl Render for InspectReport {
                 None => writeln!(w, "  plan:       {plan}")?,
             }
         }
-        if let Some(email) = &i.email {
-            writeln!(w, "  account:    {email}")?;
+        if let Some(who) = identity(i) {
+            writeln!(w, "  account:    {who}")?;
         }
         if let Some(id) = &i.account_id {
             writeln!(w, "  account id: {id}")?;
@@ -141,6 +141,16 @@ impl Render for InspectReport {
     }
 }
 
+/// Who a login belongs to: the e-mail, and the organization when recorded.
+fn identity(i: &crate::credentials::Inspection) -> Option<String> {
+    match (&i.email, &i.organization) {
+        (Some(e), Some(o)) => Some(format!("{e} ({o})")),
+        (Some(e), None) => Some(e.clone()),
+        (None, Some(o)) => Some(format!("organization {o}")),
+        (None, None) => None,
+    }
+}
+
 /// The resolved task runtime, for `moonauth runtime resolve` without a payload.
 #[derive(Debug, Serialize)]
 pub struct ResolveReport {
@@ -170,8 +180,8 @@ impl Render for crate::docker::status::StatusReport {
                     if let Some(plan) = &i.plan {
                         writeln!(w, "  - Plan: {plan}")?;
                     }
-                    if let Some(email) = &i.email {
-                        writeln!(w, "  - Account: {email}")?;
+                    if let Some(who) = identity(i) {
+                        writeln!(w, "  - Account: {who}")?;
                     }
                     if let Some(t) = i.expires_at {
                         writeln!(w, "  - Token expires: {}", crate::credentials::rfc3339(t))?;

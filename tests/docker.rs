@@ -838,3 +838,43 @@ fn docker_status_shows_a_login_whose_refresh_was_refused_as_needing_a_new_login(
     );
     assert_eq!(v["volumes"][0]["fix"], "moonauth login claude");
 }
+
+#[test]
+fn docker_status_names_the_claude_account_read_from_the_volume() {
+    if !docker_ready() {
+        return;
+    }
+    let vols = Volumes::new("ident", 1);
+    let claude = &vols.0[0];
+    let env = [("CLAUDE_VOLUME_NAME", claude.as_str())];
+    let home = tempfile::tempdir().unwrap();
+    // CLAUDE_CONFIG_DIR is the volume, so .claude.json lives in it beside the credentials.
+    let src = home.path().join("claude-config");
+    copy_dir(&fixture("claude/valid-max"), &src);
+    std::fs::write(
+        src.join(".claude.json"),
+        r#"{"oauthAccount":{"emailAddress":"vol-dev@example.com","organizationName":"Acme Research"}}"#,
+    )
+    .unwrap();
+    let out = run(&env, &["login", "claude", "--sync-from", src.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    let out = run(&env, &["status", "claude", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let j = json(&out);
+    let v = j["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["volume"] == claude.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(v["login"]["email"], "vol-dev@example.com", "{v:#}");
+    assert_eq!(v["login"]["organization"], "Acme Research", "{v:#}");
+    let out = run(&env, &["status", "claude"]);
+    assert!(
+        text(&out).contains("Account: vol-dev@example.com (Acme Research)"),
+        "{}",
+        text(&out)
+    );
+}

@@ -699,3 +699,20 @@ fn preflight_passes_a_far_future_expiry_and_execs_the_worker() {
     assert!(stdout(&out).contains("worker-ran"), "{text}");
     assert!(!text.contains("CANARY"), "{text}");
 }
+
+#[test]
+fn preflight_names_the_claude_account_from_claude_json() {
+    let w = Worker::new();
+    std::fs::write(
+        w.claude.join(".claude.json"),
+        r#"{"oauthAccount":{"emailAddress":"claude-dev@example.com","organizationName":"Acme"}}"#,
+    )
+    .unwrap();
+    let (code, j) = w.json(&["--mode", "claude"], &[]);
+    assert_eq!(code, 0, "{j:#}");
+    let login = check(&j, "claude", "login");
+    assert!(
+        login["detail"].as_str().unwrap().contains("claude-dev@example.com"),
+        "{login:#}"
+    );
+}

@@ -184,11 +184,27 @@ async fn read_logins(
             let mut blocked = None;
             // The login and moonauth's refresh record, read at once (one round trip).
             let record = format!("{}/{}", mount.path, crate::renew::STATE_FILE);
-            let (login, state) = futures_util::future::join(
+            // Claude keeps who the login belongs to in .claude.json (oauthAccount), beside
+            // the credentials when CLAUDE_CONFIG_DIR is the volume; read under the settings cap.
+            let account = format!("{}/{}", mount.path, crate::agents::claude::ACCOUNT_FILE);
+            let read_account = async {
+                if runtime == Runtime::Claude {
+                    archive::read_file_max(engine, container, &account, credentials::MAX_CONFIG_BYTES).await
+                } else {
+                    Ok(Ok(None))
+                }
+            };
+            let (login, state, account) = futures_util::future::join3(
                 archive::read_file(engine, container, &path),
                 archive::read_file(engine, container, &record),
+                read_account,
             )
             .await;
+            // An unreadable or refused .claude.json only means no identity.
+            let account = match account? {
+                Ok(Some(entry)) => Some(entry.bytes),
+                _ => None,
+            };
             let state = state?;
             let inspection = match login? {
                 Ok(Some(entry)) => {
@@ -215,6 +231,7 @@ async fn read_logins(
                 }
                 Err(reason) => credentials::Inspection::new(credentials::LoginClass::Refused, reason),
             };
+            let inspection = credentials::claude::with_account(inspection, account.as_deref());
             Ok::<_, crate::error::Error>((idx, inspection, blocked))
         }
     });
