@@ -111,7 +111,7 @@ pub struct StatusArgs {
 pub enum VolumesCommand {
     /// Create the auth volumes that do not exist yet, labelled as moonauth's (idempotent).
     Ensure(EnsureArgs),
-    /// List auth volumes: configured ones and every volume moonauth labelled, with their login verdict.
+    /// List every volume moonauth labelled (runtime and account from its labels) and the configured ones, missing or not, with their login.
     Ls(LsArgs),
     /// Remove auth volumes moonauth created (never one in use; needs --force).
     Rm(RmArgs),
@@ -126,12 +126,14 @@ pub struct EnsureArgs {
     #[arg(long, value_name = "NAME")]
     pub account: Option<String>,
 
+    /// Print what was done as JSON (schema moonauth.volumes-ensure.v1).
     #[arg(long)]
     pub json: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct LsArgs {
+    /// Print the list as JSON (schema moonauth.volumes-ls.v1).
     #[arg(long)]
     pub json: bool,
 }
@@ -145,6 +147,10 @@ pub struct RmArgs {
     /// Confirm: the logins in the volumes are lost.
     #[arg(long)]
     pub force: bool,
+
+    /// Print what was removed as JSON (schema moonauth.volumes-rm.v1).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -9,7 +9,7 @@ use crate::checks;
 use crate::checks::preflight::{CheckStatus, PreflightReport};
 use crate::credentials::LoginReport;
 use crate::docker::status::VolumeList;
-use crate::docker::volumes::{EnsureReport, Ensured};
+use crate::docker::volumes::{EnsureReport, Ensured, RemoveReport, Removed};
 use crate::init::InitReport;
 use crate::renew::{RenewOutcome, RenewReport};
 use crate::state::accounts::Availability;
@@ -386,17 +386,34 @@ impl Render for InitReport {
 
 impl Render for EnsureReport {
     fn human(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
+        let rows: Vec<Vec<String>> = self
+            .volumes
+            .iter()
+            .map(|v| {
+                let what = match v.outcome {
+                    Ensured::Created => "created",
+                    Ensured::Existed => "exists",
+                    Ensured::ExistedUnlabelled => "exists (created outside moonauth; left as it is)",
+                };
+                vec![
+                    v.spec.name.clone(),
+                    v.spec.runtime.to_string(),
+                    v.spec.account.clone(),
+                    what.to_string(),
+                ]
+            })
+            .collect();
+        table(w, &["VOLUME", "RUNTIME", "ACCOUNT", "OUTCOME"], &rows)
+    }
+}
+
+impl Render for RemoveReport {
+    fn human(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
         for v in &self.volumes {
-            let what = match v.outcome {
-                Ensured::Created => "created",
-                Ensured::Existed => "exists",
-                Ensured::ExistedUnlabelled => "exists (created outside moonauth; left as it is)",
-            };
-            writeln!(
-                w,
-                "{:<28} {:<7} {:<10} {what}",
-                v.spec.name, v.spec.runtime, v.spec.account
-            )?;
+            match v.outcome {
+                Removed::Removed => writeln!(w, "removed {}", v.volume)?,
+                Removed::Absent => writeln!(w, "{} does not exist", v.volume)?,
+            }
         }
         Ok(())
     }
@@ -404,30 +421,37 @@ impl Render for EnsureReport {
 
 impl Render for VolumeList {
     fn human(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
-        writeln!(
-            w,
-            "{:<28} {:<7} {:<10} {:<8} LOGIN",
-            "VOLUME", "RUNTIME", "ACCOUNT", "MANAGED"
-        )?;
-        for v in &self.0.volumes {
-            let login = match (&v.login, v.exists) {
-                (_, false) => "(volume does not exist)".to_string(),
-                (Some(l), true) => l.inspection.class.as_str().to_string(),
-                (None, true) => "-".to_string(),
-            };
-            let managed = if !v.exists {
-                "-"
-            } else if v.managed {
-                "yes"
-            } else {
-                "no"
-            };
-            writeln!(
-                w,
-                "{:<28} {:<7} {:<10} {:<8} {login}",
-                v.volume, v.runtime, v.account, managed
-            )?;
-        }
-        Ok(())
+        let rows: Vec<Vec<String>> = self
+            .volumes
+            .iter()
+            .map(|v| {
+                let login = match (&v.login, v.exists) {
+                    (_, false) => "missing (volume does not exist)".to_string(),
+                    (Some(l), true) => {
+                        let class = l.inspection.class.as_str();
+                        match identity(&l.inspection) {
+                            Some(who) => format!("{class} {who}"),
+                            None => class.to_string(),
+                        }
+                    }
+                    (None, true) => "-".to_string(),
+                };
+                let managed = if !v.exists {
+                    "-"
+                } else if v.managed {
+                    "yes"
+                } else {
+                    "no"
+                };
+                vec![
+                    v.volume.clone(),
+                    v.runtime.to_string(),
+                    v.account.clone(),
+                    managed.to_string(),
+                    login,
+                ]
+            })
+            .collect();
+        table(w, &["VOLUME", "RUNTIME", "ACCOUNT", "MANAGED", "LOGIN"], &rows)
     }
 }

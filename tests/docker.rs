@@ -878,3 +878,97 @@ fn docker_status_names_the_claude_account_read_from_the_volume() {
         text(&out)
     );
 }
+
+/// A volume labelled as moonauth's, as another deployment (or an older moonauth) made it.
+fn labelled_volume(name: &str, runtime: &str, account: &str) {
+    let out = Command::new("docker")
+        .args([
+            "volume",
+            "create",
+            "--label",
+            "io.moonauth.managed-by=moonauth",
+            "--label",
+            &format!("io.moonauth.runtime={runtime}"),
+            "--label",
+            &format!("io.moonauth.account={account}"),
+            name,
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn docker_volumes_ls_lists_every_labelled_volume_and_the_missing_configured_ones() {
+    if !docker_ready() {
+        return;
+    }
+    let vols = Volumes::new("ls", 3);
+    let (missing, other_default, long) = (&vols.0[0], &vols.0[1], &vols.0[2]);
+    // A long name: the columns must still line up.
+    let long = format!("{long}-with-a-name-longer-than-any-column-width");
+    let _cleanup = Volumes(vec![long.clone()]);
+    // Both carry the default account: `status` (which other tests run at the same time on
+    // this engine) reports only this deployment's default volumes, so these stay out of it.
+    labelled_volume(other_default, "codex", "default");
+    labelled_volume(&long, "claude", "default");
+    let env = [("CLAUDE_VOLUME_NAME", missing.as_str())];
+
+    let out = run(&env, &["volumes", "ls", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let j = json(&out);
+    assert_eq!(j["schema"], "moonauth.volumes-ls.v1");
+    assert_eq!(j["ok"], true, "ok matches exit 0: {j:#}");
+    assert_eq!(j["exit_code"], 0, "{j:#}");
+    let find = |name: &str| {
+        j["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["volume"] == name)
+            .unwrap_or_else(|| panic!("{name} is not listed: {j:#}"))
+            .clone()
+    };
+    let v = find(other_default);
+    assert_eq!(
+        (v["runtime"].as_str(), v["account"].as_str()),
+        (Some("codex"), Some("default"))
+    );
+    assert_eq!(
+        (v["exists"].as_bool(), v["managed"].as_bool()),
+        (Some(true), Some(true))
+    );
+    let v = find(&long);
+    assert_eq!(
+        (v["runtime"].as_str(), v["account"].as_str()),
+        (Some("claude"), Some("default"))
+    );
+    let v = find(missing);
+    assert_eq!(
+        (v["runtime"].as_str(), v["exists"].as_bool()),
+        (Some("claude"), Some(false))
+    );
+
+    let out = run(&env, &["volumes", "ls"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let table = String::from_utf8_lossy(&out.stdout).into_owned();
+    let header = table.lines().next().unwrap();
+    let column = |name: &str| header.find(name).unwrap_or_else(|| panic!("no {name}: {header}"));
+    for line in table
+        .lines()
+        .filter(|l| l.contains(&long) || l.contains(missing.as_str()))
+    {
+        for (name, cell) in [
+            ("RUNTIME", "claude"),
+            ("MANAGED", if line.contains(&long) { "yes" } else { "-" }),
+        ] {
+            assert_eq!(
+                line.get(column(name)..column(name) + cell.len()),
+                Some(cell),
+                "{name} column misaligned:\n{table}"
+            );
+        }
+    }
+    let missing_line = table.lines().find(|l| l.starts_with(missing.as_str())).unwrap();
+    assert!(missing_line.contains("missing"), "{table}");
+}

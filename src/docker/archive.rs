@@ -111,13 +111,17 @@ impl Scratch {
     /// Removes the container (its volumes stay). It never ran, so no kill is needed.
     pub async fn remove(self, engine: &Engine) -> Result<()> {
         let options = RemoveContainerOptionsBuilder::default().force(false).build();
-        engine
-            .call_opt(
-                "remove a container",
-                engine.client().remove_container(&self.id, Some(options)),
-            )
-            .await
-            .map(|_| ())
+        let action = "remove a container";
+        match engine
+            .timed(action, engine.client().remove_container(&self.id, Some(options)))
+            .await?
+        {
+            Ok(()) => Ok(()),
+            // Gone, or already being removed (a cleanup of the volumes it mounts got there
+            // first): either way it is going, which is all this wants.
+            Err(e) if matches!(super::status_of(&e), Some(404 | 409)) => Ok(()),
+            Err(e) => Err(engine.error(action.into(), &e)),
+        }
     }
 }
 

@@ -108,6 +108,42 @@ pub async fn configured_specs(
     Ok(specs)
 }
 
+/// What `volumes ls` lists: every volume carrying moonauth's managed-by label (any
+/// runtime, any account, this deployment's or another's; runtime and account from its
+/// labels), then each runtime's configured volume that is not among them (it may not
+/// exist yet; [`collect`] marks it missing).
+pub async fn listed_specs(engine: &Engine, config: &Config, runtimes: &[Runtime]) -> Result<Vec<VolumeSpec>> {
+    let mut specs = Vec::new();
+    for v in volumes::list_managed(engine).await? {
+        let label = v.labels.get(LABEL_RUNTIME);
+        let Some(runtime) = label.and_then(|r| crate::agents::parse_login_runtime(r).ok()) else {
+            tracing::warn!(
+                "volume {} carries moonauth's label but no known runtime label ({LABEL_RUNTIME}={}); not listed",
+                v.name,
+                label.map_or("unset", String::as_str)
+            );
+            continue;
+        };
+        let account = v
+            .labels
+            .get(LABEL_ACCOUNT)
+            .cloned()
+            .unwrap_or_else(|| volumes::DEFAULT_ACCOUNT.into());
+        specs.push(VolumeSpec {
+            name: v.name.clone(),
+            runtime,
+            account,
+        });
+    }
+    for &runtime in runtimes {
+        let configured = volumes::spec(config, runtime, None)?;
+        if !specs.iter().any(|s| s.name == configured.name) {
+            specs.push(configured);
+        }
+    }
+    Ok(specs)
+}
+
 /// Reads the state of every volume in `specs`, with one never-started container.
 pub async fn collect(
     engine: &Engine,
@@ -296,10 +332,31 @@ impl StatusReport {
     }
 }
 
-/// `volumes ls`: the status report as a table (the same JSON as `status`).
+/// The report of `volumes ls`: the volumes as `status` sees them, as a table. Listing
+/// succeeds whatever the logins hold, so `ok`/`exit_code` say so (exit 0); each
+/// volume's own `login.usable` and `fix` say what needs doing.
 #[derive(Debug, Serialize)]
-#[serde(transparent)]
-pub struct VolumeList(pub StatusReport);
+pub struct VolumeList {
+    pub schema: &'static str,
+    pub docker_host: String,
+    pub api_version: String,
+    pub ok: bool,
+    pub exit_code: u8,
+    pub volumes: Vec<VolumeStatus>,
+}
+
+impl VolumeList {
+    pub fn new(engine: &Engine, volumes: Vec<VolumeStatus>) -> VolumeList {
+        VolumeList {
+            schema: "moonauth.volumes-ls.v1",
+            docker_host: engine.host().to_string(),
+            api_version: engine.api_version().to_string(),
+            ok: true,
+            exit_code: Exit::Ok.code(),
+            volumes,
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {
