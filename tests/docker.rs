@@ -972,3 +972,34 @@ fn docker_volumes_ls_lists_every_labelled_volume_and_the_missing_configured_ones
     let missing_line = table.lines().find(|l| l.starts_with(missing.as_str())).unwrap();
     assert!(missing_line.contains("missing"), "{table}");
 }
+
+#[test]
+fn docker_account_volumes_derive_from_the_configured_volume_name_and_rm_speaks_json() {
+    if !docker_ready() {
+        return;
+    }
+    let vols = Volumes::new("acct", 1);
+    let configured = &vols.0[0];
+    let account = format!("a{}", std::process::id());
+    let derived = format!("{configured}_{account}");
+    // Cleaned up whichever name a build derives.
+    let _cleanup = Volumes(vec![derived.clone(), format!("claude_auth_{account}")]);
+    let env = [("CLAUDE_VOLUME_NAME", configured.as_str())];
+    let out = run(&env, &["volumes", "ensure", "claude", "--account", &account, "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let j = json(&out);
+    assert_eq!(j["schema"], "moonauth.volumes-ensure.v1", "{j:#}");
+    assert_eq!((j["ok"].as_bool(), j["exit_code"].as_u64()), (Some(true), Some(0)));
+    assert_eq!(j["volumes"][0]["name"], derived.as_str(), "{j:#}");
+
+    let out = run(
+        &env,
+        &["volumes", "rm", "--force", "--json", &derived, "mt-acct-never-created"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let j = json(&out);
+    assert_eq!(j["schema"], "moonauth.volumes-rm.v1", "{j:#}");
+    assert_eq!((j["ok"].as_bool(), j["exit_code"].as_u64()), (Some(true), Some(0)));
+    assert_eq!(j["volumes"][0]["outcome"], "removed", "{j:#}");
+    assert_eq!(j["volumes"][1]["outcome"], "absent", "{j:#}");
+}

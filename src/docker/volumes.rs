@@ -47,8 +47,21 @@ pub fn validate_name(input: &'static str, name: &str) -> Result<()> {
     }
 }
 
+/// The volume of an account, derived from the configured volume name: its `_volume`
+/// suffix, if any, is replaced by `_<account>` (else `_<account>` is appended). The
+/// defaults keep their old names (`claude_auth_volume` → `claude_auth_work`), and a
+/// configured `fleet1_claude` gives `fleet1_claude_work`, so two deployments on one
+/// engine keep their accounts apart.
+pub fn account_volume_name(configured: &str, account: &str) -> String {
+    let base = configured
+        .strip_suffix("_volume")
+        .filter(|b| !b.is_empty())
+        .unwrap_or(configured);
+    format!("{base}_{account}")
+}
+
 /// The volume of `runtime` for `account` (the configured one for the default account,
-/// `<runtime>_auth_<account>` otherwise).
+/// [`account_volume_name`] otherwise).
 pub fn spec(config: &Config, runtime: Runtime, account: Option<&str>) -> Result<VolumeSpec> {
     let settings = config.runtime(runtime).ok_or_else(|| Error::InvalidFlag {
         flag: "RUNTIME",
@@ -74,7 +87,7 @@ pub fn spec(config: &Config, runtime: Runtime, account: Option<&str>) -> Result<
         }
         Some(a) => {
             validate_account(a)?;
-            let name = format!("{runtime}_auth_{a}");
+            let name = account_volume_name(&settings.volume_name.value, a);
             // The account rule implies the volume rule; checked anyway, as every name is.
             validate_name("--account", &name)?;
             Ok(VolumeSpec {
@@ -292,4 +305,17 @@ pub struct EnsuredVolume {
     #[serde(flatten)]
     pub spec: VolumeSpec,
     pub outcome: Ensured,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::account_volume_name;
+
+    #[test]
+    fn account_volumes_derive_from_the_configured_name() {
+        assert_eq!(account_volume_name("claude_auth_volume", "work"), "claude_auth_work");
+        assert_eq!(account_volume_name("codex_auth_volume", "b"), "codex_auth_b");
+        assert_eq!(account_volume_name("fleet1_claude", "work"), "fleet1_claude_work");
+        assert_eq!(account_volume_name("_volume", "work"), "_volume_work");
+    }
 }
