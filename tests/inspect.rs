@@ -396,6 +396,22 @@ fn inspect_reads_claude_json_under_the_same_guards_as_the_login() {
 }
 
 #[test]
+fn inspect_of_a_directory_that_does_not_exist_says_the_directory_is_missing() {
+    let sb = Sandbox::new();
+    let dir = sb.root().join("nonexistent");
+    for runtime in ["claude", "codex"] {
+        let (code, j) = inspect_json(&sb, runtime, &dir);
+        assert_eq!(code, 4, "{j:#}");
+        assert_eq!(j["class"], "missing");
+        let detail = j["detail"].as_str().unwrap();
+        assert!(
+            detail.contains("login directory") && detail.contains("does not exist") && detail.contains("nonexistent"),
+            "{detail}"
+        );
+    }
+}
+
+#[test]
 fn relative_login_directory_variables_are_refused_with_exit_2_naming_the_variable() {
     let sb = Sandbox::new();
     for (runtime, var) in [

@@ -238,6 +238,10 @@ pub fn inspect_dir(runtime: LoginRuntime, dir: &Path, now: SystemTime, lead: Dur
     let file = login_file(runtime, dir);
     let inspection = match read_login_file(dir, &file) {
         Ok(Some(bytes)) => classify(runtime, &bytes, now, lead),
+        Ok(None) if !dir.is_dir() => Inspection::new(
+            LoginClass::Missing,
+            format!("the login directory {} does not exist", dir.display()),
+        ),
         Ok(None) => missing(runtime, dir),
         Err(reason) => Inspection::new(LoginClass::Refused, reason),
     };
