@@ -701,6 +701,14 @@ fn preflight_passes_a_far_future_expiry_and_execs_the_worker() {
 }
 
 #[test]
+fn preflight_wait_with_a_separate_value_hints_at_the_equals_sign() {
+    let w = Worker::new();
+    let out = w.preflight().args(["--wait", "5s"]).output().unwrap();
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(stderr(&out).contains("hint: write --wait=5s"), "{}", stderr(&out));
+}
+
+#[test]
 fn preflight_names_the_claude_account_from_claude_json() {
     let w = Worker::new();
     std::fs::write(
