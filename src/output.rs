@@ -64,7 +64,11 @@ impl Render for PreflightReport {
             String::new()
         };
         if failed == 0 {
-            writeln!(w, "ready: {total} checks passed{waited}, {warned} warning(s)")
+            writeln!(
+                w,
+                "ready: {total} checks passed{waited}, {}",
+                plural(warned, "warning", "warnings")
+            )
         } else {
             let exit = self.exit();
             writeln!(
@@ -75,6 +79,11 @@ impl Render for PreflightReport {
             )
         }
     }
+}
+
+/// `1 warning`, `2 warnings`, `0 warnings`.
+pub fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// A login report for `moonauth inspect`.
@@ -374,7 +383,13 @@ impl Render for InitReport {
                     self.gid
                 )?;
             } else {
-                writeln!(w, "{:<7} {}: {} change(s)", what, d.dir.display(), d.changes.len())?;
+                writeln!(
+                    w,
+                    "{:<7} {}: {}",
+                    what,
+                    d.dir.display(),
+                    plural(d.changes.len(), "change", "changes")
+                )?;
                 for c in &d.changes {
                     writeln!(w, "          {}: {}", c.path.display(), c.what)?;
                 }

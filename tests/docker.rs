@@ -1003,3 +1003,22 @@ fn docker_account_volumes_derive_from_the_configured_volume_name_and_rm_speaks_j
     assert_eq!(j["volumes"][0]["outcome"], "removed", "{j:#}");
     assert_eq!(j["volumes"][1]["outcome"], "absent", "{j:#}");
 }
+
+#[test]
+fn a_failed_login_message_without_a_volume_has_no_gap() {
+    let err = moonauth::error::Error::LoginFailed {
+        what: "no .credentials.json".into(),
+        volume: String::new(),
+        hint: None,
+    };
+    assert_eq!(err.to_string(), "no .credentials.json; the previous login is unchanged");
+    let err = moonauth::error::Error::LoginFailed {
+        what: "x".into(),
+        volume: "claude_auth_volume".into(),
+        hint: None,
+    };
+    assert_eq!(
+        err.to_string(),
+        "x; the previous login in claude_auth_volume is unchanged"
+    );
+}
