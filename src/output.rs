@@ -90,6 +90,9 @@ pub fn plural(n: usize, one: &str, many: &str) -> String {
 #[derive(Debug, Serialize)]
 pub struct InspectReport {
     pub schema: &'static str,
+    /// Whether the command exits 0 (`exit_code` is the exit).
+    pub ok: bool,
+    pub exit_code: u8,
     #[serde(flatten)]
     pub login: LoginReport,
     /// Credential variables set in the environment that the CLI would use instead (names only);
@@ -163,6 +166,9 @@ fn identity(i: &crate::credentials::Inspection) -> Option<String> {
 /// The resolved task runtime, for `moonauth runtime resolve` without a payload.
 #[derive(Debug, Serialize)]
 pub struct ResolveReport {
+    pub schema: &'static str,
+    pub ok: bool,
+    pub exit_code: u8,
     pub runtime: crate::agents::Runtime,
     pub source: crate::source::Source,
 }

@@ -16,6 +16,7 @@ mod docker;
 mod docs;
 mod exec;
 mod inspect;
+mod json_convention;
 mod preflight;
 mod properties;
 mod real_cli;
