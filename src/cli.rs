@@ -59,30 +59,73 @@ impl ColorChoice {
     }
 }
 
+/// A hint for a command line clap refused, when moonauth can tell what was meant:
+/// `--wait 5s` (the value of `--wait` needs `=`, because `--wait` alone means 5m).
+pub fn usage_hint(args: &[String]) -> Option<String> {
+    let at = args.iter().position(|a| a == "--wait")?;
+    let value = args.get(at + 1).filter(|v| !v.starts_with('-'))?;
+    Some(format!(
+        "write --wait={value}: the value of --wait needs an equals sign, since --wait alone waits 5m"
+    ))
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check that this worker can run its runtimes, then exec the worker command.
+    #[command(after_help = "Examples:
+  moonauth preflight                          check this worker's logins (MOONMIND_WORKER_RUNTIME)
+  moonauth preflight --mode claude --json     the report as JSON (schema moonauth.preflight.v1)
+  moonauth preflight --wait=2m -- codex exec  wait up to 2m for a login, then exec the worker")]
     Preflight(PreflightArgs),
     /// Report what a local login directory holds (no network, no Docker).
+    #[command(after_help = "Examples:
+  moonauth inspect claude                     the configured CLAUDE_CONFIG_DIR / CLAUDE_HOME
+  moonauth inspect codex --dir ~/.codex --json")]
     Inspect(InspectArgs),
     /// Resolve the task runtime.
     #[command(subcommand)]
     Runtime(RuntimeCommand),
     /// Report what each auth volume holds (read through the Docker archive API; nothing is started).
+    #[command(after_help = "Examples:
+  moonauth status                             both runtimes' volumes and every labelled account volume
+  moonauth status claude --account work --json")]
     Status(StatusArgs),
     /// Create, list and remove auth volumes.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:
+  moonauth volumes ensure claude --account work
+  moonauth volumes ls --json
+  moonauth volumes rm claude_auth_work --force"
+    )]
     Volumes(VolumesCommand),
     /// Log a volume in with the CLI's own login in a container, or copy a host login with --sync-from.
+    #[command(after_help = "Examples:
+  moonauth login codex                        device-code login into CODEX_VOLUME_NAME
+  moonauth login claude --account work        a second Claude account, in its own volume
+  moonauth login claude --sync-from ~/.claude copy a host login (then stop using the host's)")]
     Login(LoginArgs),
     /// Prepare the login directories for the worker user (the compose init service; run as root).
     Init(InitArgs),
     /// The accounts each runtime can run on: add, list, enable, disable, remove, and pick the next one.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:
+  moonauth accounts add work --runtime claude --dir /home/app/.claude-work
+  moonauth accounts ls --json
+  moonauth accounts pick claude"
+    )]
     Accounts(AccountsCommand),
     /// Run the real CLI on an account's login, failing over to the next account when a subscription runs out.
+    #[command(after_help = "Examples:
+  moonauth run claude -- -p 'fix the tests'
+  moonauth run codex --report run.json -- exec 'fix the tests'")]
     Run(RunArgs),
     /// Refresh shared OAuth logins ahead of expiry, so no CLI refreshes them itself.
+    #[command(after_help = "Examples:
+  moonauth renew                              both configured logins, if within the lead
+  moonauth renew --all --json
+  moonauth renew --watch                      keep renewing until SIGTERM")]
     Renew(RenewArgs),
     /// Check the whole setup at once: engine, images, volumes, account store, clock (and with --network, token endpoints).
     Doctor(DoctorArgs),
@@ -135,7 +178,7 @@ pub struct StatusArgs {
 pub enum VolumesCommand {
     /// Create the auth volumes that do not exist yet, labelled as moonauth's (idempotent).
     Ensure(EnsureArgs),
-    /// List auth volumes: configured ones and every volume moonauth labelled, with their login verdict.
+    /// List every volume moonauth labelled (runtime and account from its labels) and the configured ones, missing or not, with their login.
     Ls(LsArgs),
     /// Remove auth volumes moonauth created (never one in use; needs --force).
     Rm(RmArgs),
@@ -150,12 +193,14 @@ pub struct EnsureArgs {
     #[arg(long, value_name = "NAME")]
     pub account: Option<String>,
 
+    /// Print what was done as JSON (schema moonauth.volumes-ensure.v1).
     #[arg(long)]
     pub json: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct LsArgs {
+    /// Print the list as JSON (schema moonauth.volumes-ls.v1).
     #[arg(long)]
     pub json: bool,
 }
@@ -169,6 +214,10 @@ pub struct RmArgs {
     /// Confirm: the logins in the volumes are lost.
     #[arg(long)]
     pub force: bool,
+
+    /// Print what was removed as JSON (schema moonauth.volumes-rm.v1).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -220,6 +269,7 @@ pub struct InitArgs {
     /// Runtimes whose login directories to prepare (claude, codex). Default: both.
     pub runtimes: Vec<String>,
 
+    /// Print what was changed as JSON.
     #[arg(long)]
     pub json: bool,
 }
@@ -414,6 +464,7 @@ pub struct AccountAddArgs {
     #[arg(long, value_name = "N", default_value_t = 0, allow_negative_numbers = true)]
     pub priority: i32,
 
+    /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
 }
@@ -424,6 +475,7 @@ pub struct AccountLsArgs {
     #[arg(long, value_name = "RUNTIME")]
     pub runtime: Option<String>,
 
+    /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
 }
@@ -432,6 +484,7 @@ pub struct AccountLsArgs {
 pub struct AccountArgs {
     pub alias: String,
 
+    /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
 }
@@ -445,8 +498,68 @@ pub struct AccountPickArgs {
     #[arg(long)]
     pub peek: bool,
 
+    /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+#[cfg(test)]
+mod help_tests {
+    use clap::CommandFactory;
+
+    /// Every subcommand, with its path (`volumes ls`).
+    fn walk(cmd: &clap::Command, path: String, out: &mut Vec<(String, clap::Command)>) {
+        for sub in cmd.get_subcommands() {
+            let p = format!("{path} {}", sub.get_name()).trim().to_string();
+            out.push((p.clone(), sub.clone()));
+            walk(sub, p, out);
+        }
+    }
+
+    #[test]
+    fn every_json_flag_is_described_and_the_main_commands_show_examples() {
+        let mut all = Vec::new();
+        walk(&super::Cli::command(), String::new(), &mut all);
+        for (path, cmd) in &all {
+            if let Some(json) = cmd.get_arguments().find(|a| a.get_id() == "json") {
+                assert!(json.get_help().is_some(), "`moonauth {path} --json` has no description");
+            }
+        }
+        for name in [
+            "preflight",
+            "inspect",
+            "status",
+            "volumes",
+            "login",
+            "accounts",
+            "run",
+            "renew",
+        ] {
+            let (_, cmd) = all.iter().find(|(p, _)| p == name).unwrap();
+            let after = cmd.get_after_help().map(|h| h.to_string()).unwrap_or_default();
+            assert!(
+                after.contains("Examples:") && after.contains(&format!("moonauth {name}")),
+                "`moonauth {name} --help` shows no examples"
+            );
+        }
+        let rm = all.iter().find(|(p, _)| p == "volumes rm").unwrap();
+        assert!(
+            rm.1.get_arguments().any(|a| a.get_id() == "json"),
+            "volumes rm has no --json"
+        );
+    }
+
+    #[test]
+    fn a_separate_wait_value_gets_the_equals_sign_hint() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let hint = super::usage_hint(&args(&["moonauth", "preflight", "--wait", "5s"])).unwrap();
+        assert!(hint.contains("--wait=5s"), "{hint}");
+        assert_eq!(
+            super::usage_hint(&args(&["moonauth", "preflight", "--wait", "--json"])),
+            None
+        );
+        assert_eq!(super::usage_hint(&args(&["moonauth", "preflight", "--bogus"])), None);
+    }
 }
 
 #[cfg(test)]

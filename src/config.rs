@@ -196,12 +196,12 @@ impl Config {
 
         let default_task_runtime = agents::default_task_runtime(env)?;
 
-        let codex_dir = first_set(env, &[codex::DIR_VARIABLE, "CODEX_VOLUME_PATH"], DEFAULT_CODEX_HOME);
+        let codex_dir = first_set(env, &[codex::DIR_VARIABLE, "CODEX_VOLUME_PATH"], DEFAULT_CODEX_HOME)?;
         let claude_dir = first_set(
             env,
             &[claude::DIR_VARIABLE, "CLAUDE_HOME", "CLAUDE_VOLUME_PATH"],
             DEFAULT_CLAUDE_HOME,
-        );
+        )?;
 
         let codex = RuntimeSettings {
             runtime: LoginRuntime::Codex,
@@ -489,13 +489,24 @@ fn non_blank(v: &Option<String>) -> Option<&str> {
     v.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }
 
-fn first_set(env: &Env, vars: &[&str], default: &str) -> Sourced<PathBuf> {
+/// The first of `vars` that is set, which must be an absolute path: a login directory is
+/// where a volume is mounted in every worker, and a relative one would name a different
+/// directory in each working directory (the CLIs, preflight and `renew` would disagree).
+fn first_set(env: &Env, vars: &[&str], default: &str) -> Result<Sourced<PathBuf>> {
     for var in vars {
         if let Some(v) = env.non_blank(var) {
-            return Sourced::new(PathBuf::from(v), env.source_of(var));
+            let path = PathBuf::from(v);
+            if !path.is_absolute() {
+                return Err(Error::InvalidVariable {
+                    var: var.to_string(),
+                    value: v.to_string(),
+                    reason: format!("a login directory must be an absolute path (e.g. {default})"),
+                });
+            }
+            return Ok(Sourced::new(path, env.source_of(var)));
         }
     }
-    Sourced::new(PathBuf::from(default), Source::Default)
+    Ok(Sourced::new(PathBuf::from(default), Source::Default))
 }
 
 fn volume_name(env: &Env, var: &str, raw: &Option<String>, default: &str) -> Result<Sourced<String>> {
@@ -627,6 +638,22 @@ mod tests {
 
     fn resolve(pairs: &[(&str, &str)]) -> Result<Config> {
         Config::resolve(&Env::from_pairs(pairs.iter().copied()), &Overrides::default())
+    }
+
+    #[test]
+    fn relative_login_directories_are_refused_naming_the_variable() {
+        for var in [
+            "CODEX_HOME",
+            "CODEX_VOLUME_PATH",
+            "CLAUDE_CONFIG_DIR",
+            "CLAUDE_HOME",
+            "CLAUDE_VOLUME_PATH",
+        ] {
+            let err = resolve(&[(var, "relative/dir")]).unwrap_err();
+            let text = err.to_string();
+            assert!(text.contains(var) && text.contains("absolute path"), "{text}");
+            assert_eq!(err.exit(), crate::exit::Exit::Usage, "{text}");
+        }
     }
 
     #[test]

@@ -92,7 +92,7 @@ pub enum Error {
     NeedsTerminal { command: String },
 
     /// A login or sync did not produce a usable login; the old one is kept.
-    #[error("{what}; the previous login in {volume} is unchanged")]
+    #[error("{what}; the previous login{} is unchanged", if volume.is_empty() { String::new() } else { format!(" in {volume}") })]
     LoginFailed {
         what: String,
         volume: String,

@@ -7,7 +7,14 @@ use clap::Parser;
 use moonauth::{cli::Cli, commands, error::Error, exit::Exit, source::Env};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::try_parse().unwrap_or_else(|e| {
+        let _ = e.print();
+        let args: Vec<String> = std::env::args().collect();
+        if let Some(hint) = e.use_stderr().then(|| moonauth::cli::usage_hint(&args)).flatten() {
+            eprintln!("  hint: {hint}");
+        }
+        std::process::exit(e.exit_code())
+    });
     let no_color = std::env::var("NO_COLOR").ok();
     let color = cli.color.enabled(
         std::io::IsTerminal::is_terminal(&std::io::stderr()),

@@ -9,7 +9,7 @@ use crate::checks;
 use crate::checks::preflight::{CheckStatus, PreflightReport};
 use crate::credentials::LoginReport;
 use crate::docker::status::VolumeList;
-use crate::docker::volumes::{EnsureReport, Ensured};
+use crate::docker::volumes::{EnsureReport, Ensured, RemoveReport, Removed};
 use crate::init::InitReport;
 use crate::renew::{RenewOutcome, RenewReport};
 use crate::state::accounts::Availability;
@@ -64,7 +64,11 @@ impl Render for PreflightReport {
             String::new()
         };
         if failed == 0 {
-            writeln!(w, "ready: {total} checks passed{waited}, {warned} warning(s)")
+            writeln!(
+                w,
+                "ready: {total} checks passed{waited}, {}",
+                plural(warned, "warning", "warnings")
+            )
         } else {
             let exit = self.exit();
             writeln!(
@@ -77,10 +81,18 @@ impl Render for PreflightReport {
     }
 }
 
+/// `1 warning`, `2 warnings`, `0 warnings`.
+pub fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// A login report for `moonauth inspect`.
 #[derive(Debug, Serialize)]
 pub struct InspectReport {
     pub schema: &'static str,
+    /// Whether the command exits 0 (`exit_code` is the exit).
+    pub ok: bool,
+    pub exit_code: u8,
     #[serde(flatten)]
     pub login: LoginReport,
     /// Credential variables set in the environment that the CLI would use instead (names only);
@@ -107,8 +119,8 @@ impl Render for InspectReport {
                 None => writeln!(w, "  plan:       {plan}")?,
             }
         }
-        if let Some(email) = &i.email {
-            writeln!(w, "  account:    {email}")?;
+        if let Some(who) = identity(i) {
+            writeln!(w, "  account:    {who}")?;
         }
         if let Some(id) = &i.account_id {
             writeln!(w, "  account id: {id}")?;
@@ -141,9 +153,22 @@ impl Render for InspectReport {
     }
 }
 
+/// Who a login belongs to: the e-mail, and the organization when recorded.
+fn identity(i: &crate::credentials::Inspection) -> Option<String> {
+    match (&i.email, &i.organization) {
+        (Some(e), Some(o)) => Some(format!("{e} ({o})")),
+        (Some(e), None) => Some(e.clone()),
+        (None, Some(o)) => Some(format!("organization {o}")),
+        (None, None) => None,
+    }
+}
+
 /// The resolved task runtime, for `moonauth runtime resolve` without a payload.
 #[derive(Debug, Serialize)]
 pub struct ResolveReport {
+    pub schema: &'static str,
+    pub ok: bool,
+    pub exit_code: u8,
     pub runtime: crate::agents::Runtime,
     pub source: crate::source::Source,
 }
@@ -170,8 +195,8 @@ impl Render for crate::docker::status::StatusReport {
                     if let Some(plan) = &i.plan {
                         writeln!(w, "  - Plan: {plan}")?;
                     }
-                    if let Some(email) = &i.email {
-                        writeln!(w, "  - Account: {email}")?;
+                    if let Some(who) = identity(i) {
+                        writeln!(w, "  - Account: {who}")?;
                     }
                     if let Some(t) = i.expires_at {
                         writeln!(w, "  - Token expires: {}", crate::credentials::rfc3339(t))?;
@@ -364,7 +389,13 @@ impl Render for InitReport {
                     self.gid
                 )?;
             } else {
-                writeln!(w, "{:<7} {}: {} change(s)", what, d.dir.display(), d.changes.len())?;
+                writeln!(
+                    w,
+                    "{:<7} {}: {}",
+                    what,
+                    d.dir.display(),
+                    plural(d.changes.len(), "change", "changes")
+                )?;
                 for c in &d.changes {
                     writeln!(w, "          {}: {}", c.path.display(), c.what)?;
                 }
@@ -376,17 +407,34 @@ impl Render for InitReport {
 
 impl Render for EnsureReport {
     fn human(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
+        let rows: Vec<Vec<String>> = self
+            .volumes
+            .iter()
+            .map(|v| {
+                let what = match v.outcome {
+                    Ensured::Created => "created",
+                    Ensured::Existed => "exists",
+                    Ensured::ExistedUnlabelled => "exists (created outside moonauth; left as it is)",
+                };
+                vec![
+                    v.spec.name.clone(),
+                    v.spec.runtime.to_string(),
+                    v.spec.account.clone(),
+                    what.to_string(),
+                ]
+            })
+            .collect();
+        table(w, &["VOLUME", "RUNTIME", "ACCOUNT", "OUTCOME"], &rows)
+    }
+}
+
+impl Render for RemoveReport {
+    fn human(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
         for v in &self.volumes {
-            let what = match v.outcome {
-                Ensured::Created => "created",
-                Ensured::Existed => "exists",
-                Ensured::ExistedUnlabelled => "exists (created outside moonauth; left as it is)",
-            };
-            writeln!(
-                w,
-                "{:<28} {:<7} {:<10} {what}",
-                v.spec.name, v.spec.runtime, v.spec.account
-            )?;
+            match v.outcome {
+                Removed::Removed => writeln!(w, "removed {}", v.volume)?,
+                Removed::Absent => writeln!(w, "{} does not exist", v.volume)?,
+            }
         }
         Ok(())
     }
@@ -394,31 +442,38 @@ impl Render for EnsureReport {
 
 impl Render for VolumeList {
     fn human(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
-        writeln!(
-            w,
-            "{:<28} {:<7} {:<10} {:<8} LOGIN",
-            "VOLUME", "RUNTIME", "ACCOUNT", "MANAGED"
-        )?;
-        for v in &self.0.volumes {
-            let login = match (&v.login, v.exists) {
-                (_, false) => "(volume does not exist)".to_string(),
-                (Some(l), true) => l.inspection.class.as_str().to_string(),
-                (None, true) => "-".to_string(),
-            };
-            let managed = if !v.exists {
-                "-"
-            } else if v.managed {
-                "yes"
-            } else {
-                "no"
-            };
-            writeln!(
-                w,
-                "{:<28} {:<7} {:<10} {:<8} {login}",
-                v.volume, v.runtime, v.account, managed
-            )?;
-        }
-        Ok(())
+        let rows: Vec<Vec<String>> = self
+            .volumes
+            .iter()
+            .map(|v| {
+                let login = match (&v.login, v.exists) {
+                    (_, false) => "missing (volume does not exist)".to_string(),
+                    (Some(l), true) => {
+                        let class = l.inspection.class.as_str();
+                        match identity(&l.inspection) {
+                            Some(who) => format!("{class} {who}"),
+                            None => class.to_string(),
+                        }
+                    }
+                    (None, true) => "-".to_string(),
+                };
+                let managed = if !v.exists {
+                    "-"
+                } else if v.managed {
+                    "yes"
+                } else {
+                    "no"
+                };
+                vec![
+                    v.volume.clone(),
+                    v.runtime.to_string(),
+                    v.account.clone(),
+                    managed.to_string(),
+                    login,
+                ]
+            })
+            .collect();
+        table(w, &["VOLUME", "RUNTIME", "ACCOUNT", "MANAGED", "LOGIN"], &rows)
     }
 }
 

@@ -1037,3 +1037,187 @@ fn docker_status_shows_a_login_whose_refresh_was_refused_as_needing_a_new_login(
     );
     assert_eq!(v["volumes"][0]["fix"], "moonauth login claude");
 }
+
+#[test]
+fn docker_status_names_the_claude_account_read_from_the_volume() {
+    if !docker_ready() {
+        return;
+    }
+    let vols = Volumes::new("ident", 1);
+    let claude = &vols.0[0];
+    let env = [("CLAUDE_VOLUME_NAME", claude.as_str())];
+    let home = tempfile::tempdir().unwrap();
+    // CLAUDE_CONFIG_DIR is the volume, so .claude.json lives in it beside the credentials.
+    let src = home.path().join("claude-config");
+    copy_dir(&fixture("claude/valid-max"), &src);
+    std::fs::write(
+        src.join(".claude.json"),
+        r#"{"oauthAccount":{"emailAddress":"vol-dev@example.com","organizationName":"Acme Research"}}"#,
+    )
+    .unwrap();
+    let out = run(&env, &["login", "claude", "--sync-from", src.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    let out = run(&env, &["status", "claude", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let j = json(&out);
+    let v = j["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["volume"] == claude.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(v["login"]["email"], "vol-dev@example.com", "{v:#}");
+    assert_eq!(v["login"]["organization"], "Acme Research", "{v:#}");
+    let out = run(&env, &["status", "claude"]);
+    assert!(
+        text(&out).contains("Account: vol-dev@example.com (Acme Research)"),
+        "{}",
+        text(&out)
+    );
+}
+
+/// A volume labelled as moonauth's, as another deployment (or an older moonauth) made it.
+fn labelled_volume(name: &str, runtime: &str, account: &str) {
+    let out = Command::new("docker")
+        .args([
+            "volume",
+            "create",
+            "--label",
+            "io.moonauth.managed-by=moonauth",
+            "--label",
+            &format!("io.moonauth.runtime={runtime}"),
+            "--label",
+            &format!("io.moonauth.account={account}"),
+            name,
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn docker_volumes_ls_lists_every_labelled_volume_and_the_missing_configured_ones() {
+    if !docker_ready() {
+        return;
+    }
+    let vols = Volumes::new("ls", 3);
+    let (missing, other_default, long) = (&vols.0[0], &vols.0[1], &vols.0[2]);
+    // A long name: the columns must still line up.
+    let long = format!("{long}-with-a-name-longer-than-any-column-width");
+    let _cleanup = Volumes(vec![long.clone()]);
+    // Both carry the default account: `status` (which other tests run at the same time on
+    // this engine) reports only this deployment's default volumes, so these stay out of it.
+    labelled_volume(other_default, "codex", "default");
+    labelled_volume(&long, "claude", "default");
+    let env = [("CLAUDE_VOLUME_NAME", missing.as_str())];
+
+    let out = run(&env, &["volumes", "ls", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let j = json(&out);
+    assert_eq!(j["schema"], "moonauth.volumes-ls.v1");
+    assert_eq!(j["ok"], true, "ok matches exit 0: {j:#}");
+    assert_eq!(j["exit_code"], 0, "{j:#}");
+    let find = |name: &str| {
+        j["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["volume"] == name)
+            .unwrap_or_else(|| panic!("{name} is not listed: {j:#}"))
+            .clone()
+    };
+    let v = find(other_default);
+    assert_eq!(
+        (v["runtime"].as_str(), v["account"].as_str()),
+        (Some("codex"), Some("default"))
+    );
+    assert_eq!(
+        (v["exists"].as_bool(), v["managed"].as_bool()),
+        (Some(true), Some(true))
+    );
+    let v = find(&long);
+    assert_eq!(
+        (v["runtime"].as_str(), v["account"].as_str()),
+        (Some("claude"), Some("default"))
+    );
+    let v = find(missing);
+    assert_eq!(
+        (v["runtime"].as_str(), v["exists"].as_bool()),
+        (Some("claude"), Some(false))
+    );
+
+    let out = run(&env, &["volumes", "ls"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let table = String::from_utf8_lossy(&out.stdout).into_owned();
+    let header = table.lines().next().unwrap();
+    let column = |name: &str| header.find(name).unwrap_or_else(|| panic!("no {name}: {header}"));
+    for line in table
+        .lines()
+        .filter(|l| l.contains(&long) || l.contains(missing.as_str()))
+    {
+        for (name, cell) in [
+            ("RUNTIME", "claude"),
+            ("MANAGED", if line.contains(&long) { "yes" } else { "-" }),
+        ] {
+            assert_eq!(
+                line.get(column(name)..column(name) + cell.len()),
+                Some(cell),
+                "{name} column misaligned:\n{table}"
+            );
+        }
+    }
+    let missing_line = table.lines().find(|l| l.starts_with(missing.as_str())).unwrap();
+    assert!(missing_line.contains("missing"), "{table}");
+}
+
+#[test]
+fn docker_account_volumes_derive_from_the_configured_volume_name_and_rm_speaks_json() {
+    if !docker_ready() {
+        return;
+    }
+    let vols = Volumes::new("acct", 1);
+    let configured = &vols.0[0];
+    let account = format!("a{}", std::process::id());
+    let derived = format!("{configured}_{account}");
+    // Cleaned up whichever name a build derives.
+    let _cleanup = Volumes(vec![derived.clone(), format!("claude_auth_{account}")]);
+    let env = [("CLAUDE_VOLUME_NAME", configured.as_str())];
+    let out = run(&env, &["volumes", "ensure", "claude", "--account", &account, "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let j = json(&out);
+    assert_eq!(j["schema"], "moonauth.volumes-ensure.v1", "{j:#}");
+    assert_eq!((j["ok"].as_bool(), j["exit_code"].as_u64()), (Some(true), Some(0)));
+    assert_eq!(j["volumes"][0]["name"], derived.as_str(), "{j:#}");
+
+    let out = run(
+        &env,
+        &["volumes", "rm", "--force", "--json", &derived, "mt-acct-never-created"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let j = json(&out);
+    assert_eq!(j["schema"], "moonauth.volumes-rm.v1", "{j:#}");
+    assert_eq!((j["ok"].as_bool(), j["exit_code"].as_u64()), (Some(true), Some(0)));
+    assert_eq!(j["volumes"][0]["outcome"], "removed", "{j:#}");
+    assert_eq!(j["volumes"][1]["outcome"], "absent", "{j:#}");
+}
+
+#[test]
+fn a_failed_login_message_without_a_volume_has_no_gap() {
+    let err = moonauth::error::Error::LoginFailed {
+        what: "no .credentials.json".into(),
+        volume: String::new(),
+        hint: None,
+    };
+    assert_eq!(err.to_string(), "no .credentials.json; the previous login is unchanged");
+    let err = moonauth::error::Error::LoginFailed {
+        what: "x".into(),
+        volume: "claude_auth_volume".into(),
+        hint: None,
+    };
+    assert_eq!(
+        err.to_string(),
+        "x; the previous login in claude_auth_volume is unchanged"
+    );
+}

@@ -352,3 +352,81 @@ fn inspect_of_a_far_future_expiry_says_so_instead_of_panicking() {
         );
     }
 }
+
+/// `.claude.json` as Claude Code writes it beside the credentials (CLAUDE_CONFIG_DIR).
+const CLAUDE_ACCOUNT_JSON: &str = r#"{"numStartups":3,"oauthAccount":{"accountUuid":"11111111-2222","emailAddress":"dev@example.com","organizationUuid":"33333333-4444","organizationName":"Acme Research","organizationRole":"admin"},"userID":"abc"}"#;
+
+#[test]
+fn inspect_names_the_claude_account_from_claude_json_and_never_a_token() {
+    let sb = Sandbox::new();
+    let dir = sb.login("claude", "valid-max");
+    fs::write(dir.join(".claude.json"), CLAUDE_ACCOUNT_JSON).unwrap();
+    let (code, j) = inspect_json(&sb, "claude", &dir);
+    assert_eq!(code, 0, "{j:#}");
+    assert_eq!(j["email"], "dev@example.com", "{j:#}");
+    assert_eq!(j["organization"], "Acme Research", "{j:#}");
+    let out = sb
+        .moonauth()
+        .args(["inspect", "claude", "--dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert!(text.contains("account:    dev@example.com (Acme Research)"), "{text}");
+    assert!(!text.contains("sk-ant-"), "{text}");
+}
+
+#[test]
+fn inspect_reads_claude_json_under_the_same_guards_as_the_login() {
+    let sb = Sandbox::new();
+    // A link out of the login directory is not followed, even to a valid account file.
+    let outside = sb.empty_dir("outside");
+    fs::write(outside.join(".claude.json"), CLAUDE_ACCOUNT_JSON).unwrap();
+    let dir = sb.login("claude", "valid-max");
+    symlink(outside.join(".claude.json"), dir.join(".claude.json")).unwrap();
+    let (code, j) = inspect_json(&sb, "claude", &dir);
+    assert_eq!(code, 0, "an unreadable account file only means no identity: {j:#}");
+    assert!(j.get("email").is_none(), "{j:#}");
+    // A FIFO neither hangs nor fails.
+    let dir = sb.login_named("fifo", "claude", "valid-max");
+    nix::unistd::mkfifo(&dir.join(".claude.json"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let (code, j) = inspect_json(&sb, "claude", &dir);
+    assert_eq!(code, 0, "{j:#}");
+    assert!(j.get("email").is_none(), "{j:#}");
+}
+
+#[test]
+fn inspect_of_a_directory_that_does_not_exist_says_the_directory_is_missing() {
+    let sb = Sandbox::new();
+    let dir = sb.root().join("nonexistent");
+    for runtime in ["claude", "codex"] {
+        let (code, j) = inspect_json(&sb, runtime, &dir);
+        assert_eq!(code, 4, "{j:#}");
+        assert_eq!(j["class"], "missing");
+        let detail = j["detail"].as_str().unwrap();
+        assert!(
+            detail.contains("login directory") && detail.contains("does not exist") && detail.contains("nonexistent"),
+            "{detail}"
+        );
+    }
+}
+
+#[test]
+fn relative_login_directory_variables_are_refused_with_exit_2_naming_the_variable() {
+    let sb = Sandbox::new();
+    for (runtime, var) in [
+        ("codex", "CODEX_HOME"),
+        ("claude", "CLAUDE_CONFIG_DIR"),
+        ("claude", "CLAUDE_HOME"),
+    ] {
+        let out = sb
+            .moonauth()
+            .args(["inspect", runtime])
+            .env(var, "relative/dir")
+            .output()
+            .unwrap();
+        assert_eq!(code(&out), 2, "{var}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains(var) && err.contains("absolute path"), "{err}");
+    }
+}

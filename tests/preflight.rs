@@ -699,3 +699,28 @@ fn preflight_passes_a_far_future_expiry_and_execs_the_worker() {
     assert!(stdout(&out).contains("worker-ran"), "{text}");
     assert!(!text.contains("CANARY"), "{text}");
 }
+
+#[test]
+fn preflight_wait_with_a_separate_value_hints_at_the_equals_sign() {
+    let w = Worker::new();
+    let out = w.preflight().args(["--wait", "5s"]).output().unwrap();
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(stderr(&out).contains("hint: write --wait=5s"), "{}", stderr(&out));
+}
+
+#[test]
+fn preflight_names_the_claude_account_from_claude_json() {
+    let w = Worker::new();
+    std::fs::write(
+        w.claude.join(".claude.json"),
+        r#"{"oauthAccount":{"emailAddress":"claude-dev@example.com","organizationName":"Acme"}}"#,
+    )
+    .unwrap();
+    let (code, j) = w.json(&["--mode", "claude"], &[]);
+    assert_eq!(code, 0, "{j:#}");
+    let login = check(&j, "claude", "login");
+    assert!(
+        login["detail"].as_str().unwrap().contains("claude-dev@example.com"),
+        "{login:#}"
+    );
+}

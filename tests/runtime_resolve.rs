@@ -265,16 +265,22 @@ fn runtime_resolve_explicit_wins_over_the_default_and_universal_means_the_defaul
     let (code, text) = run(&["--explicit", "codex", "--json"], Some("claude"));
     assert_eq!(code, 0);
     let j: Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(j, json!({"runtime":"codex","source":"flag --explicit"}));
+    assert_eq!(
+        j,
+        json!({"schema":"moonauth.runtime-resolve.v1","ok":true,"exit_code":0,"runtime":"codex","source":"flag --explicit"})
+    );
     let (_, text) = run(&["--json"], Some("claude"));
     let j: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(
         j,
-        json!({"runtime":"claude","source":"env MOONMIND_DEFAULT_TASK_RUNTIME"})
+        json!({"schema":"moonauth.runtime-resolve.v1","ok":true,"exit_code":0,"runtime":"claude","source":"env MOONMIND_DEFAULT_TASK_RUNTIME"})
     );
     let (_, text) = run(&["--json"], None);
     let j: Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(j, json!({"runtime":"codex","source":"default"}));
+    assert_eq!(
+        j,
+        json!({"schema":"moonauth.runtime-resolve.v1","ok":true,"exit_code":0,"runtime":"codex","source":"default"})
+    );
 }
 
 #[test]

@@ -18,6 +18,7 @@ mod docs;
 mod doctor;
 mod exec;
 mod inspect;
+mod json_convention;
 mod preflight;
 mod properties;
 mod real_cli;

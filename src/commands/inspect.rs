@@ -25,12 +25,14 @@ pub fn run(args: InspectArgs, env: &Env) -> Result<Exit> {
     // A key or token in the environment logs the CLI in whatever the file holds (the CLI
     // says logged in), so the runtime is usable; `env_credentials` says through what.
     login.usable |= !env_credentials.is_empty();
-    let usable = login.usable;
+    let exit = if login.usable { Exit::Ok } else { Exit::LoginUnusable };
     let report = InspectReport {
         schema: "moonauth.inspect.v1",
+        ok: exit == Exit::Ok,
+        exit_code: exit.code(),
         login,
         env_credentials,
     };
     super::written(output::emit(&report, args.json))?;
-    Ok(if usable { Exit::Ok } else { Exit::LoginUnusable })
+    Ok(exit)
 }

@@ -58,21 +58,16 @@ pub fn run(args: LoginArgs, env: &Env) -> Result<Exit> {
     for warning in &outcome.warnings {
         tracing::warn!("{warning}");
     }
-    eprintln!(
-        "moonauth: {} {} into {} ({})",
-        if args.sync_from.is_some() { "copied" } else { "logged" },
-        if args.sync_from.is_some() {
-            outcome.files.join(", ")
-        } else {
-            format!("{runtime} in")
-        },
-        outcome.volume,
-        if outcome.created_volume {
-            "new volume"
-        } else {
-            "existing volume"
-        }
+    let volume = format!(
+        "{} volume {}",
+        if outcome.created_volume { "new" } else { "existing" },
+        outcome.volume
     );
+    if args.sync_from.is_some() {
+        eprintln!("moonauth: copied {} into the {volume}", outcome.files.join(", "));
+    } else {
+        eprintln!("moonauth: logged {runtime} in; the login is in the {volume}");
+    }
     super::written(output::emit(&report, args.json))?;
     Ok(report.exit())
 }

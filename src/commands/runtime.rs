@@ -21,6 +21,9 @@ pub fn resolve(args: ResolveArgs, env: &Env) -> Result<Exit> {
         None => {
             let resolved = agents::resolve_explicit(args.explicit.as_deref(), &default)?;
             let report = ResolveReport {
+                schema: "moonauth.runtime-resolve.v1",
+                ok: true,
+                exit_code: 0,
                 runtime: resolved.value,
                 source: resolved.source,
             };

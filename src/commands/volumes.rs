@@ -2,8 +2,8 @@
 
 use crate::cli::{EnsureArgs, LsArgs, RmArgs, VolumesCommand};
 use crate::config::{Config, Overrides};
-use crate::docker::status::{self, StatusReport, VolumeList};
-use crate::docker::volumes::{self, EnsureReport, EnsuredVolume};
+use crate::docker::status::{self, VolumeList};
+use crate::docker::volumes::{self, EnsureReport, EnsuredVolume, RemoveReport, Removed, RemovedVolume};
 use crate::docker::{self, Engine};
 use crate::error::Result;
 use crate::exit::Exit;
@@ -22,12 +22,13 @@ pub fn run(cmd: VolumesCommand, env: &Env) -> Result<Exit> {
 
 async fn ensure(config: &Config, args: EnsureArgs) -> Result<Exit> {
     let engine = Engine::connect(&config.docker).await?;
-    let mut report = EnsureReport { volumes: Vec::new() };
+    let mut ensured = Vec::new();
     for runtime in super::login_runtimes(&args.runtimes)? {
         let spec = volumes::spec(config, runtime, args.account.as_deref())?;
         let outcome = volumes::ensure(&engine, &spec).await?;
-        report.volumes.push(EnsuredVolume { spec, outcome });
+        ensured.push(EnsuredVolume { spec, outcome });
     }
+    let report = EnsureReport::new(ensured);
     super::written(output::emit(&report, args.json))?;
     Ok(Exit::Ok)
 }
@@ -35,11 +36,10 @@ async fn ensure(config: &Config, args: EnsureArgs) -> Result<Exit> {
 async fn ls(config: &Config, env: &Env, args: LsArgs) -> Result<Exit> {
     let engine = Engine::connect(&config.docker).await?;
     let runtimes = super::login_runtimes(&[])?;
-    let specs = status::configured_specs(&engine, config, &runtimes, &[]).await?;
+    let specs = status::listed_specs(&engine, config, &runtimes).await?;
     let now = super::clock(env)?.now();
     let volumes = status::collect(&engine, config, &specs, now).await?;
-    let report = StatusReport::new(&engine, volumes);
-    let list = VolumeList(report);
+    let list = VolumeList::new(&engine, volumes);
     super::written(output::emit(&list, args.json))?;
     Ok(Exit::Ok)
 }
@@ -56,12 +56,18 @@ async fn rm(config: &Config, args: RmArgs) -> Result<Exit> {
         });
     }
     let engine = Engine::connect(&config.docker).await?;
+    let mut removed = Vec::new();
     for name in &args.volumes {
-        if volumes::remove(&engine, name, args.force).await? {
-            println!("removed {name}");
+        let outcome = if volumes::remove(&engine, name, args.force).await? {
+            Removed::Removed
         } else {
-            println!("{name} does not exist");
-        }
+            Removed::Absent
+        };
+        removed.push(RemovedVolume {
+            volume: name.clone(),
+            outcome,
+        });
     }
+    super::written(output::emit(&RemoveReport::new(removed), args.json))?;
     Ok(Exit::Ok)
 }

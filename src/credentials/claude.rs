@@ -75,6 +75,47 @@ pub fn parse(bytes: &[u8]) -> Result<ClaudeLogin, Unreadable> {
     })
 }
 
+/// Who a Claude login belongs to, from `oauthAccount` in `.claude.json` (the CLI's
+/// account cache beside the credentials). Holds no token: only the e-mail and org name.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ClaudeAccount {
+    pub email: Option<String>,
+    pub organization: Option<String>,
+}
+
+/// Reads `oauthAccount.emailAddress` and `oauthAccount.organizationName` from the bytes of
+/// `.claude.json`; `None` when the file is not JSON or names no account.
+pub fn parse_account(bytes: &[u8]) -> Option<ClaudeAccount> {
+    let value: Value = serde_json::from_slice(bytes).ok()?;
+    let account = value.get("oauthAccount")?.as_object()?;
+    let text = |key: &str| {
+        account
+            .get(key)
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    let found = ClaudeAccount {
+        email: text("emailAddress"),
+        organization: text("organizationName"),
+    };
+    (found != ClaudeAccount::default()).then_some(found)
+}
+
+/// Adds the account of `.claude.json` to an inspection that has none.
+pub fn with_account(mut inspection: Inspection, account_json: Option<&[u8]>) -> Inspection {
+    if let Some(account) = account_json.and_then(parse_account) {
+        if inspection.email.is_none() {
+            inspection.email = account.email;
+        }
+        if inspection.organization.is_none() {
+            inspection.organization = account.organization;
+        }
+    }
+    inspection
+}
+
 /// A token field: absent, null and blank are all "none"; any other type is malformed.
 fn secret(oauth: &Map<String, Value>, key: &str) -> Result<Option<Secret>, Unreadable> {
     match oauth.get(key) {
@@ -272,5 +313,16 @@ mod tests {
         );
         assert_eq!(i.class, LoginClass::Malformed);
         assert!(!i.detail.contains("SECRET"), "{}", i.detail);
+    }
+
+    #[test]
+    fn the_account_comes_from_oauth_account_and_nothing_else() {
+        let json = br#"{"oauthAccount":{"accountUuid":"u","emailAddress":"dev@example.com","organizationName":"Acme","organizationUuid":"o"},"userID":"x"}"#;
+        let a = parse_account(json).unwrap();
+        assert_eq!(a.email.as_deref(), Some("dev@example.com"));
+        assert_eq!(a.organization.as_deref(), Some("Acme"));
+        assert_eq!(parse_account(br#"{"hasCompletedOnboarding":true}"#), None);
+        assert_eq!(parse_account(b"not json"), None);
+        assert_eq!(parse_account(br#"{"oauthAccount":{"emailAddress":" "}}"#), None);
     }
 }

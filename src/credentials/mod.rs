@@ -123,8 +123,12 @@ pub struct Inspection {
     pub last_refresh: Option<SystemTime>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub account_id: Option<String>,
+    /// The account's e-mail: Codex's id_token, Claude's `.claude.json` (`oauthAccount`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
+    /// The organization the login belongs to, when the CLI records one (Claude).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub organization: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scopes: Option<Vec<String>>,
     /// Whether a refresh token is present.
@@ -142,6 +146,7 @@ impl Inspection {
             last_refresh: None,
             account_id: None,
             email: None,
+            organization: None,
             scopes: None,
             refreshable: false,
         }
@@ -233,8 +238,22 @@ pub fn inspect_dir(runtime: LoginRuntime, dir: &Path, now: SystemTime, lead: Dur
     let file = login_file(runtime, dir);
     let inspection = match read_login_file(dir, &file) {
         Ok(Some(bytes)) => classify(runtime, &bytes, now, lead),
+        Ok(None) if !dir.is_dir() => Inspection::new(
+            LoginClass::Missing,
+            format!("the login directory {} does not exist", dir.display()),
+        ),
         Ok(None) => missing(runtime, dir),
         Err(reason) => Inspection::new(LoginClass::Refused, reason),
+    };
+    let inspection = match runtime {
+        // Who the login belongs to: an unreadable or refused .claude.json says nothing.
+        LoginRuntime::Claude => {
+            let account = read_guarded(dir, &dir.join(crate::agents::claude::ACCOUNT_FILE), MAX_CONFIG_BYTES)
+                .ok()
+                .flatten();
+            claude::with_account(inspection, account.as_deref())
+        }
+        LoginRuntime::Codex => inspection,
     };
     LoginReport {
         runtime: runtime.runtime(),

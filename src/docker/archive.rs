@@ -111,13 +111,17 @@ impl Scratch {
     /// Removes the container (its volumes stay). It never ran, so no kill is needed.
     pub async fn remove(self, engine: &Engine) -> Result<()> {
         let options = RemoveContainerOptionsBuilder::default().force(false).build();
-        engine
-            .call_opt(
-                "remove a container",
-                engine.client().remove_container(&self.id, Some(options)),
-            )
-            .await
-            .map(|_| ())
+        let action = "remove a container";
+        match engine
+            .timed(action, engine.client().remove_container(&self.id, Some(options)))
+            .await?
+        {
+            Ok(()) => Ok(()),
+            // Gone, or already being removed (a cleanup of the volumes it mounts got there
+            // first): either way it is going, which is all this wants.
+            Err(e) if matches!(super::status_of(&e), Some(404 | 409)) => Ok(()),
+            Err(e) => Err(engine.error(action.into(), &e)),
+        }
     }
 }
 
@@ -149,10 +153,20 @@ pub async fn read_file(
     container: &str,
     path: &str,
 ) -> Result<std::result::Result<Option<FileEntry>, String>> {
+    read_file_max(engine, container, path, MAX_CREDENTIAL_BYTES).await
+}
+
+/// [`read_file`] with another size cap (`MAX_CONFIG_BYTES` for a CLI's settings file).
+pub async fn read_file_max(
+    engine: &Engine,
+    container: &str,
+    path: &str,
+    max: u64,
+) -> Result<std::result::Result<Option<FileEntry>, String>> {
     let options = DownloadFromContainerOptionsBuilder::default().path(path).build();
     let mut stream = engine.client().download_from_container(container, Some(options));
     // The tar holds one file plus headers: stop reading well before anything large.
-    let cap = MAX_CREDENTIAL_BYTES as usize + 64 * 1024;
+    let cap = usize::try_from(max).unwrap_or(usize::MAX).saturating_add(64 * 1024);
     let collect = async {
         let mut buf = Vec::new();
         while let Some(chunk) = stream.next().await {
@@ -178,18 +192,19 @@ pub async fn read_file(
         }
         Ok(Err(e)) if status_of(&e) == Some(404) => return Ok(Ok(None)),
         Ok(Err(e)) => return Err(engine.error(format!("read {path} from the volume"), &e)),
-        Ok(Ok(None)) => {
-            return Ok(Err(format!(
-                "{name} is over the {MAX_CREDENTIAL_BYTES} byte limit for a login file"
-            )))
-        }
+        Ok(Ok(None)) => return Ok(Err(format!("{name} is over the {max} byte limit for a login file"))),
         Ok(Ok(Some(tar))) => tar,
     };
-    Ok(first_file(&tar, &name))
+    Ok(first_file_max(&tar, &name, max))
 }
 
 /// The first entry of a tar stream as a login file, or why it is refused.
 pub fn first_file(tar: &[u8], name: &str) -> std::result::Result<Option<FileEntry>, String> {
+    first_file_max(tar, name, MAX_CREDENTIAL_BYTES)
+}
+
+/// [`first_file`] with another size cap.
+pub fn first_file_max(tar: &[u8], name: &str, max: u64) -> std::result::Result<Option<FileEntry>, String> {
     let mut archive = tar::Archive::new(tar);
     let mut entries = archive
         .entries()
@@ -207,9 +222,9 @@ pub fn first_file(tar: &[u8], name: &str) -> std::result::Result<Option<FileEntr
         return Err(format!("{name} is not a regular file"));
     }
     let size = header.size().unwrap_or(u64::MAX);
-    if size > MAX_CREDENTIAL_BYTES {
+    if size > max {
         return Err(format!(
-            "{name} is {size} bytes, over the {MAX_CREDENTIAL_BYTES} byte limit for a login file"
+            "{name} is {size} bytes, over the {max} byte limit for a login file"
         ));
     }
     let uid = header.uid().unwrap_or(0);

@@ -108,6 +108,42 @@ pub async fn configured_specs(
     Ok(specs)
 }
 
+/// What `volumes ls` lists: every volume carrying moonauth's managed-by label (any
+/// runtime, any account, this deployment's or another's; runtime and account from its
+/// labels), then each runtime's configured volume that is not among them (it may not
+/// exist yet; [`collect`] marks it missing).
+pub async fn listed_specs(engine: &Engine, config: &Config, runtimes: &[Runtime]) -> Result<Vec<VolumeSpec>> {
+    let mut specs = Vec::new();
+    for v in volumes::list_managed(engine).await? {
+        let label = v.labels.get(LABEL_RUNTIME);
+        let Some(runtime) = label.and_then(|r| crate::agents::parse_login_runtime(r).ok()) else {
+            tracing::warn!(
+                "volume {} carries moonauth's label but no known runtime label ({LABEL_RUNTIME}={}); not listed",
+                v.name,
+                label.map_or("unset", String::as_str)
+            );
+            continue;
+        };
+        let account = v
+            .labels
+            .get(LABEL_ACCOUNT)
+            .cloned()
+            .unwrap_or_else(|| volumes::DEFAULT_ACCOUNT.into());
+        specs.push(VolumeSpec {
+            name: v.name.clone(),
+            runtime,
+            account,
+        });
+    }
+    for &runtime in runtimes {
+        let configured = volumes::spec(config, runtime, None)?;
+        if !specs.iter().any(|s| s.name == configured.name) {
+            specs.push(configured);
+        }
+    }
+    Ok(specs)
+}
+
 /// Reads the state of every volume in `specs`, with one never-started container.
 pub async fn collect(
     engine: &Engine,
@@ -184,11 +220,27 @@ async fn read_logins(
             let mut blocked = None;
             // The login and moonauth's refresh record, read at once (one round trip).
             let record = format!("{}/{}", mount.path, crate::renew::STATE_FILE);
-            let (login, state) = futures_util::future::join(
+            // Claude keeps who the login belongs to in .claude.json (oauthAccount), beside
+            // the credentials when CLAUDE_CONFIG_DIR is the volume; read under the settings cap.
+            let account = format!("{}/{}", mount.path, crate::agents::claude::ACCOUNT_FILE);
+            let read_account = async {
+                if runtime == Runtime::Claude {
+                    archive::read_file_max(engine, container, &account, credentials::MAX_CONFIG_BYTES).await
+                } else {
+                    Ok(Ok(None))
+                }
+            };
+            let (login, state, account) = futures_util::future::join3(
                 archive::read_file(engine, container, &path),
                 archive::read_file(engine, container, &record),
+                read_account,
             )
             .await;
+            // An unreadable or refused .claude.json only means no identity.
+            let account = match account? {
+                Ok(Some(entry)) => Some(entry.bytes),
+                _ => None,
+            };
             let state = state?;
             let inspection = match login? {
                 Ok(Some(entry)) => {
@@ -215,6 +267,7 @@ async fn read_logins(
                 }
                 Err(reason) => credentials::Inspection::new(credentials::LoginClass::Refused, reason),
             };
+            let inspection = credentials::claude::with_account(inspection, account.as_deref());
             Ok::<_, crate::error::Error>((idx, inspection, blocked))
         }
     });
@@ -279,10 +332,31 @@ impl StatusReport {
     }
 }
 
-/// `volumes ls`: the status report as a table (the same JSON as `status`).
+/// The report of `volumes ls`: the volumes as `status` sees them, as a table. Listing
+/// succeeds whatever the logins hold, so `ok`/`exit_code` say so (exit 0); each
+/// volume's own `login.usable` and `fix` say what needs doing.
 #[derive(Debug, Serialize)]
-#[serde(transparent)]
-pub struct VolumeList(pub StatusReport);
+pub struct VolumeList {
+    pub schema: &'static str,
+    pub docker_host: String,
+    pub api_version: String,
+    pub ok: bool,
+    pub exit_code: u8,
+    pub volumes: Vec<VolumeStatus>,
+}
+
+impl VolumeList {
+    pub fn new(engine: &Engine, volumes: Vec<VolumeStatus>) -> VolumeList {
+        VolumeList {
+            schema: "moonauth.volumes-ls.v1",
+            docker_host: engine.host().to_string(),
+            api_version: engine.api_version().to_string(),
+            ok: true,
+            exit_code: Exit::Ok.code(),
+            volumes,
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

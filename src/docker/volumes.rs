@@ -47,8 +47,21 @@ pub fn validate_name(input: &'static str, name: &str) -> Result<()> {
     }
 }
 
+/// The volume of an account, derived from the configured volume name: its `_volume`
+/// suffix, if any, is replaced by `_<account>` (else `_<account>` is appended). The
+/// defaults keep their old names (`claude_auth_volume` → `claude_auth_work`), and a
+/// configured `fleet1_claude` gives `fleet1_claude_work`, so two deployments on one
+/// engine keep their accounts apart.
+pub fn account_volume_name(configured: &str, account: &str) -> String {
+    let base = configured
+        .strip_suffix("_volume")
+        .filter(|b| !b.is_empty())
+        .unwrap_or(configured);
+    format!("{base}_{account}")
+}
+
 /// The volume of `runtime` for `account` (the configured one for the default account,
-/// `<runtime>_auth_<account>` otherwise).
+/// [`account_volume_name`] otherwise).
 pub fn spec(config: &Config, runtime: Runtime, account: Option<&str>) -> Result<VolumeSpec> {
     let settings = config.runtime(runtime).ok_or_else(|| Error::InvalidFlag {
         flag: "RUNTIME",
@@ -74,7 +87,7 @@ pub fn spec(config: &Config, runtime: Runtime, account: Option<&str>) -> Result<
         }
         Some(a) => {
             validate_account(a)?;
-            let name = format!("{runtime}_auth_{a}");
+            let name = account_volume_name(&settings.volume_name.value, a);
             // The account rule implies the volume rule; checked anyway, as every name is.
             validate_name("--account", &name)?;
             Ok(VolumeSpec {
@@ -155,7 +168,8 @@ pub async fn list_managed(engine: &Engine) -> Result<Vec<Volume>> {
     Ok(volumes)
 }
 
-/// Names of the containers (running or not) that mount the volume.
+/// Names of the containers (running or not) that mount the volume, except moonauth's own
+/// never-started archive containers (`status`/`volumes ls` hold one for a moment).
 pub async fn users(engine: &Engine, name: &str) -> Result<Vec<String>> {
     let filters = HashMap::from([("volume", vec![name.to_string()])]);
     let options = ListContainersOptionsBuilder::default()
@@ -170,6 +184,15 @@ pub async fn users(engine: &Engine, name: &str) -> Result<Vec<String>> {
         .await?;
     Ok(containers
         .into_iter()
+        .filter(|c| {
+            let scratch = c.image.as_deref() == Some(super::archive::EMPTY_IMAGE)
+                && c.labels
+                    .as_ref()
+                    .and_then(|l| l.get(LABEL_MANAGED_BY))
+                    .map(String::as_str)
+                    == Some("moonauth");
+            !scratch
+        })
         .map(|c| {
             c.names
                 .and_then(|n| n.first().map(|s| s.trim_start_matches('/').to_string()))
@@ -204,20 +227,77 @@ pub async fn remove(engine: &Engine, name: &str, force: bool) -> Result<bool> {
             containers: users.join(", "),
         });
     }
-    let options = RemoveVolumeOptionsBuilder::default().force(false).build();
-    engine
-        .call(
-            format!("remove volume {name}"),
-            engine.client().remove_volume(name, Some(options)),
-        )
-        .await?;
+    // A moonauth archive container may hold the volume for a moment (see `users`): the
+    // engine answers 409 until it is gone, so retry briefly before giving up.
+    let action = format!("remove volume {name}");
+    for attempt in 0.. {
+        let options = RemoveVolumeOptionsBuilder::default().force(false).build();
+        match engine
+            .timed(&action, engine.client().remove_volume(name, Some(options)))
+            .await?
+        {
+            Ok(()) => break,
+            Err(e) if super::status_of(&e) == Some(409) && attempt < 20 => {
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+            Err(e) => return Err(engine.error(action, &e)),
+        }
+    }
     Ok(true)
 }
 
 /// What `volumes ensure` did to each volume.
 #[derive(Debug, Serialize)]
 pub struct EnsureReport {
+    pub schema: &'static str,
+    pub ok: bool,
+    pub exit_code: u8,
     pub volumes: Vec<EnsuredVolume>,
+}
+
+impl EnsureReport {
+    pub fn new(volumes: Vec<EnsuredVolume>) -> EnsureReport {
+        EnsureReport {
+            schema: "moonauth.volumes-ensure.v1",
+            ok: true,
+            exit_code: 0,
+            volumes,
+        }
+    }
+}
+
+/// What `volumes rm` did to each volume (it stops at the first error, which is the exit).
+#[derive(Debug, Serialize)]
+pub struct RemoveReport {
+    pub schema: &'static str,
+    pub ok: bool,
+    pub exit_code: u8,
+    pub volumes: Vec<RemovedVolume>,
+}
+
+impl RemoveReport {
+    pub fn new(volumes: Vec<RemovedVolume>) -> RemoveReport {
+        RemoveReport {
+            schema: "moonauth.volumes-rm.v1",
+            ok: true,
+            exit_code: 0,
+            volumes,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct RemovedVolume {
+    pub volume: String,
+    /// `removed`, or `absent` when there was no such volume.
+    pub outcome: Removed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Removed {
+    Removed,
+    Absent,
 }
 
 #[derive(Debug, Serialize)]
@@ -225,4 +305,17 @@ pub struct EnsuredVolume {
     #[serde(flatten)]
     pub spec: VolumeSpec,
     pub outcome: Ensured,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::account_volume_name;
+
+    #[test]
+    fn account_volumes_derive_from_the_configured_name() {
+        assert_eq!(account_volume_name("claude_auth_volume", "work"), "claude_auth_work");
+        assert_eq!(account_volume_name("codex_auth_volume", "b"), "codex_auth_b");
+        assert_eq!(account_volume_name("fleet1_claude", "work"), "fleet1_claude_work");
+        assert_eq!(account_volume_name("_volume", "work"), "_volume_work");
+    }
 }

@@ -1,0 +1,177 @@
+//! One JSON convention for every command: each `--json` report carries `schema`
+//! (`moonauth.<command>.v1`) and `ok`/`exit_code` that agree with the process's exit
+//! code. Every command runs here in a sandbox; the volume commands need the engine.
+
+use std::process::{Command, Stdio};
+
+use crate::support::sandbox::*;
+
+/// Checks one command's JSON against the convention; `schema` is the expected name.
+fn conforms(what: &str, out: &std::process::Output, schema: &str) {
+    let j = json(out);
+    let exit = code(out);
+    assert_eq!(j["schema"], schema, "{what}: schema\n{j:#}");
+    assert_eq!(
+        j["exit_code"].as_i64(),
+        Some(i64::from(exit)),
+        "{what}: exit_code vs exit {exit}\n{j:#}"
+    );
+    assert_eq!(j["ok"].as_bool(), Some(exit == 0), "{what}: ok vs exit {exit}\n{j:#}");
+}
+
+#[test]
+fn every_command_without_docker_follows_the_json_convention() {
+    let sb = Sandbox::new();
+    sb.stand_ins(&["codex", "claude"]);
+    let claude_ok = sb.login("claude", "valid-max");
+    let claude_bad = sb.login("claude", "expired-no-refresh");
+    let codex_ok = sb.login("codex", "chatgpt-valid");
+    let codex_bad = sb.login("codex", "malformed");
+    let state = sb.empty_dir("state");
+
+    for (runtime, dir, expect) in [
+        ("claude", &claude_ok, 0),
+        ("claude", &claude_bad, 4),
+        ("codex", &codex_ok, 0),
+        ("codex", &codex_bad, 4),
+    ] {
+        let out = sb
+            .moonauth()
+            .args(["inspect", runtime, "--json", "--dir"])
+            .arg(dir)
+            .output()
+            .unwrap();
+        assert_eq!(code(&out), expect, "{}", stderr(&out));
+        conforms(&format!("inspect {runtime}"), &out, "moonauth.inspect.v1");
+    }
+    for (codex, expect) in [(&codex_ok, 0), (&codex_bad, 4)] {
+        let out = sb
+            .moonauth()
+            .args(["preflight", "--mode", "universal", "--json"])
+            .env("CODEX_HOME", codex)
+            .env("CLAUDE_CONFIG_DIR", &claude_ok)
+            .output()
+            .unwrap();
+        assert_eq!(code(&out), expect, "{}", stdout(&out));
+        conforms("preflight", &out, "moonauth.preflight.v1");
+    }
+    let out = sb.moonauth().args(["runtime", "resolve", "--json"]).output().unwrap();
+    conforms("runtime resolve", &out, "moonauth.runtime-resolve.v1");
+
+    // `accounts` and `renew` reports carry `schema` but not yet `ok`/`exit_code` (their
+    // report types live in state/ and renew/): only the schema is checked for them.
+    let out = sb
+        .moonauth()
+        .args(["accounts", "ls", "--json"])
+        .env("MOONAUTH_STATE_DIR", &state)
+        .output()
+        .unwrap();
+    assert_eq!(json(&out)["schema"], "moonauth.accounts.v1", "{}", stdout(&out));
+    let out = sb
+        .moonauth()
+        .args(["renew", "--json", "--dir"])
+        .arg(&codex_ok)
+        .env("MOONAUTH_STATE_DIR", &state)
+        .output()
+        .unwrap();
+    assert_eq!(json(&out)["schema"], "moonauth.renew.v1", "{}", stdout(&out));
+}
+
+fn docker_answers() -> bool {
+    Command::new("docker")
+        .args(["info", "--format", "{{.ServerVersion}}"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+#[test]
+fn every_volume_command_follows_the_json_convention() {
+    if !docker_answers() {
+        if std::env::var("MOONAUTH_REQUIRE_DOCKER").as_deref() == Ok("1") {
+            panic!("MOONAUTH_REQUIRE_DOCKER=1 but no Docker engine answers");
+        }
+        eprintln!("SKIP: no Docker engine");
+        return;
+    }
+    let sb = Sandbox::new();
+    let name = format!("mt-json-{}", std::process::id());
+    let run = |args: &[&str]| {
+        let mut cmd = sb.moonauth();
+        cmd.args(args)
+            .env("CLAUDE_VOLUME_NAME", &name)
+            .env("CODEX_VOLUME_NAME", format!("{name}-codex"));
+        if let Ok(host) = std::env::var("DOCKER_HOST") {
+            cmd.env("DOCKER_HOST", host);
+        }
+        cmd.output().unwrap()
+    };
+    // The configured volumes do not exist: status fails (4), ls still lists (0).
+    let out = run(&["status", "claude", "--json"]);
+    assert_eq!(code(&out), 4, "{}", stderr(&out));
+    conforms("status", &out, "moonauth.status.v1");
+    let out = run(&["volumes", "ls", "--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    conforms("volumes ls", &out, "moonauth.volumes-ls.v1");
+    let out = run(&["volumes", "ensure", "claude", "--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    conforms("volumes ensure", &out, "moonauth.volumes-ensure.v1");
+    let out = run(&["volumes", "rm", "--force", "--json", &name]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    conforms("volumes rm", &out, "moonauth.volumes-rm.v1");
+    let _ = Command::new("docker").args(["volume", "rm", "-f", &name]).output();
+}
+
+#[test]
+fn help_describes_every_json_flag_and_the_main_commands_show_examples() {
+    let sb = Sandbox::new();
+    let help = |args: &[&str]| {
+        let out = sb.moonauth().args(args).arg("--help").output().unwrap();
+        assert_eq!(code(&out), 0, "{args:?}: {}", stderr(&out));
+        stdout(&out)
+    };
+    for args in [
+        &["preflight"][..],
+        &["inspect"],
+        &["status"],
+        &["volumes", "ensure"],
+        &["volumes", "ls"],
+        &["volumes", "rm"],
+        &["login"],
+        &["init"],
+        &["renew"],
+        &["runtime", "resolve"],
+        &["accounts", "add"],
+        &["accounts", "ls"],
+        &["accounts", "enable"],
+        &["accounts", "pick"],
+    ] {
+        let text = help(args);
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with("--json"))
+            .unwrap_or_else(|| panic!("`moonauth {} --help` has no --json:\n{text}", args.join(" ")));
+        assert!(
+            line.trim_start().trim_start_matches("--json").trim().len() > 5,
+            "`moonauth {} --help`: --json has no description:\n{text}",
+            args.join(" ")
+        );
+    }
+    for name in [
+        "preflight",
+        "inspect",
+        "status",
+        "volumes",
+        "login",
+        "accounts",
+        "run",
+        "renew",
+    ] {
+        let text = help(&[name]);
+        assert!(
+            text.contains("Examples:") && text.contains(&format!("  moonauth {name}")),
+            "`moonauth {name} --help` shows no examples:\n{text}"
+        );
+    }
+}
