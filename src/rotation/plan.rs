@@ -236,7 +236,12 @@ mod tests {
                 priority,
             )
         };
-        let key = Account::new("key", Runtime::Claude, Credential::ApiKeyEnv("ANTHROPIC_API_KEY".into()), 0);
+        let key = Account::new(
+            "key",
+            Runtime::Claude,
+            Credential::ApiKeyEnv("ANTHROPIC_API_KEY".into()),
+            0,
+        );
         State {
             accounts: vec![login("a", 0), login("b", 1), login("c", 2), key],
             ..State::default()
