@@ -370,7 +370,9 @@ pub struct AccountAddArgs {
     #[arg(long, value_name = "RUNTIME")]
     pub runtime: String,
 
-    /// An OAuth login: the login directory as the worker sees it.
+    /// An OAuth login: the login directory as the worker sees it. It must exist here
+    /// (unless --volume: then it is checked where the volume is mounted); an empty one is
+    /// added with a warning, to log in with `moonauth login RUNTIME --account ALIAS`.
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
 
@@ -389,6 +391,10 @@ pub struct AccountAddArgs {
     /// Lower is tried first (OAuth accounts always before API keys).
     #[arg(long, value_name = "N", default_value_t = 0, allow_negative_numbers = true)]
     pub priority: i32,
+
+    /// Accept an --api-key-env variable that is not set here (it is set only where the worker runs).
+    #[arg(long, requires = "api_key_env")]
+    pub allow_unset: bool,
 
     #[arg(long)]
     pub json: bool,
