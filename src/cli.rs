@@ -198,6 +198,16 @@ pub struct InitArgs {
 
     #[arg(long)]
     pub json: bool,
+
+    /// Run outside a container too: create the login directories and give them (and
+    /// everything in them) to MOONAUTH_WORKER_UID:GID on this machine. Without it, init
+    /// refuses on a host (no /.dockerenv, /run/.containerenv or container cgroup).
+    #[arg(long)]
+    pub yes: bool,
+
+    /// Report what init would change (directories, owners, modes, Codex's config.toml) and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

@@ -368,7 +368,14 @@ impl Render for InitReport {
                     self.gid
                 )?;
             } else {
-                writeln!(w, "{:<7} {}: {} change(s)", what, d.dir.display(), d.changes.len())?;
+                let verb = if self.dry_run { "would make" } else { "made" };
+                writeln!(
+                    w,
+                    "{:<7} {}: {verb} {} change(s)",
+                    what,
+                    d.dir.display(),
+                    d.changes.len()
+                )?;
                 for c in &d.changes {
                     writeln!(w, "          {}: {}", c.path.display(), c.what)?;
                 }

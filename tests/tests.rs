@@ -15,6 +15,7 @@ mod config;
 mod docker;
 mod docs;
 mod exec;
+mod init;
 mod inspect;
 mod preflight;
 mod properties;
