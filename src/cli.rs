@@ -170,6 +170,7 @@ pub struct LoginArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = format!("Before each attempt, a login inside the lead is refreshed first.\n{TOKEN_SERVICE_HELP}"))]
 pub struct RunArgs {
     /// claude or codex.
     pub runtime: String,
@@ -210,7 +211,16 @@ pub struct InitArgs {
     pub dry_run: bool,
 }
 
+/// What `renew --help` and `run --help` say about the network: they send refresh tokens.
+pub const TOKEN_SERVICE_HELP: &str = "\
+Network: refreshing sends the login's refresh token to the CLI's token service:
+  claude  https://platform.claude.com/v1/oauth/token  (override: MOONAUTH_CLAUDE_TOKEN_URL)
+  codex   https://auth.openai.com/oauth/token         (override: CODEX_REFRESH_TOKEN_URL_OVERRIDE)
+Only logins inside the lead (or --force) are sent; -v logs each request's URL, and a
+failure names it.";
+
 #[derive(Debug, Args)]
+#[command(after_help = format!("{TOKEN_SERVICE_HELP}\n`moonauth renew --dry-run` lists what would be refreshed and why, and contacts nothing."))]
 pub struct RenewArgs {
     /// The runtime whose login to renew: claude or codex. Default: both configured logins.
     pub runtime: Option<String>,
@@ -244,6 +254,10 @@ pub struct RenewArgs {
     /// Keep running: renew every login whenever it enters the lead, until SIGTERM or SIGINT.
     #[arg(long)]
     pub watch: bool,
+
+    /// Say which logins would be refreshed and why; contact nothing, take no lock, write nothing.
+    #[arg(long, conflicts_with = "watch")]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Subcommand)]
