@@ -243,6 +243,7 @@ pub struct LoginArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = format!("Before each attempt, a login inside the lead is refreshed first.\n{TOKEN_SERVICE_HELP}"))]
 pub struct RunArgs {
     /// claude or codex.
     pub runtime: String,
@@ -272,9 +273,28 @@ pub struct InitArgs {
     /// Print what was changed as JSON.
     #[arg(long)]
     pub json: bool,
+
+    /// Run outside a container too: create the login directories and give them (and
+    /// everything in them) to MOONAUTH_WORKER_UID:GID on this machine. Without it, init
+    /// refuses on a host (no /.dockerenv, /run/.containerenv or container cgroup).
+    #[arg(long)]
+    pub yes: bool,
+
+    /// Report what init would change (directories, owners, modes, Codex's config.toml) and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
+/// What `renew --help` and `run --help` say about the network: they send refresh tokens.
+pub const TOKEN_SERVICE_HELP: &str = "\
+Network: refreshing sends the login's refresh token to the CLI's token service:
+  claude  https://platform.claude.com/v1/oauth/token  (override: MOONAUTH_CLAUDE_TOKEN_URL)
+  codex   https://auth.openai.com/oauth/token         (override: CODEX_REFRESH_TOKEN_URL_OVERRIDE)
+Only logins inside the lead (or --force) are sent; -v logs each request's URL, and a
+failure names it.";
+
 #[derive(Debug, Args)]
+#[command(after_help = format!("{TOKEN_SERVICE_HELP}\n`moonauth renew --dry-run` lists what would be refreshed and why, and contacts nothing."))]
 pub struct RenewArgs {
     /// The runtime whose login to renew: claude or codex. Default: both configured logins.
     pub runtime: Option<String>,
@@ -308,6 +328,10 @@ pub struct RenewArgs {
     /// Keep running: renew every login whenever it enters the lead, until SIGTERM or SIGINT.
     #[arg(long)]
     pub watch: bool,
+
+    /// Say which logins would be refreshed and why; contact nothing, take no lock, write nothing.
+    #[arg(long, conflicts_with = "watch")]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -444,7 +468,9 @@ pub struct AccountAddArgs {
     #[arg(long, value_name = "RUNTIME")]
     pub runtime: String,
 
-    /// An OAuth login: the login directory as the worker sees it.
+    /// An OAuth login: the login directory as the worker sees it. It must exist here
+    /// (unless --volume: then it is checked where the volume is mounted); an empty one is
+    /// added with a warning, to log in with `moonauth login RUNTIME --account ALIAS`.
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
 
@@ -463,6 +489,10 @@ pub struct AccountAddArgs {
     /// Lower is tried first (OAuth accounts always before API keys).
     #[arg(long, value_name = "N", default_value_t = 0, allow_negative_numbers = true)]
     pub priority: i32,
+
+    /// Accept an --api-key-env variable that is not set here (it is set only where the worker runs).
+    #[arg(long, requires = "api_key_env")]
+    pub allow_unset: bool,
 
     /// Print the result as JSON.
     #[arg(long)]

@@ -74,6 +74,11 @@ pub enum Error {
     #[error("{action} needs --force")]
     NeedsForce { action: String },
 
+    /// `moonauth init` outside a container, without `--yes`: it would hand host
+    /// directories to the worker uid.
+    #[error("moonauth init is meant for the compose init service, and this is not a container ({rule}); it would change:\n{changes}")]
+    InitOutsideContainer { rule: String, changes: String },
+
     /// The worker image is not on this Docker host.
     #[error("image {image} is not present on the Docker host (nothing is pulled)")]
     ImageMissing { image: String },
@@ -149,7 +154,10 @@ impl Error {
             | Error::VolumeNotManaged { .. }
             | Error::VolumeInUse { .. }
             | Error::ImageMissing { .. } => Exit::DockerFailed,
-            Error::NeedsForce { .. } | Error::NoImage | Error::NoStaticBinary { .. } => Exit::Usage,
+            Error::NeedsForce { .. }
+            | Error::NoImage
+            | Error::NoStaticBinary { .. }
+            | Error::InitOutsideContainer { .. } => Exit::Usage,
             Error::NeedsTerminal { .. } => Exit::NeedsTerminal,
             Error::LoginFailed { .. } => Exit::LoginFailed,
             Error::UnknownAccount { .. } | Error::DuplicateAccount { .. } => Exit::Usage,
@@ -181,6 +189,9 @@ impl Error {
             Error::VolumeNotManaged { .. } => Some("remove it with the docker CLI if you really mean to".into()),
             Error::VolumeInUse { .. } => Some("stop and remove those containers first (docker compose down)".into()),
             Error::NeedsForce { .. } => Some("add --force to confirm; the login in it is lost".into()),
+            Error::InitOutsideContainer { .. } => Some(
+                "run it in the init service (docs/compose.md); to make these changes on this machine anyway add --yes, to only see them --dry-run".into(),
+            ),
             Error::ImageMissing { .. } => Some(
                 "build the worker image with moonauth in it (docker build -f compose/Dockerfile, see docs/compose.md) or set MOONAUTH_IMAGE / --image to one that is present".into(),
             ),

@@ -189,7 +189,11 @@ impl Render for crate::docker::status::StatusReport {
                 (None, true) => writeln!(w, "  x login not read")?,
                 (Some(l), true) => {
                     let i = &l.inspection;
-                    let mark = if l.usable { "ok" } else { "x" };
+                    let mark = match v.check().status {
+                        CheckStatus::Ok => "ok",
+                        CheckStatus::Warn => "!",
+                        CheckStatus::Fail => "x",
+                    };
                     let state = if l.usable { "Logged in" } else { "Not usable" };
                     writeln!(w, "  {mark} {state}: {} - {}", i.class.as_str(), i.detail)?;
                     if let Some(plan) = &i.plan {
@@ -389,9 +393,10 @@ impl Render for InitReport {
                     self.gid
                 )?;
             } else {
+                let verb = if self.dry_run { "would make" } else { "made" };
                 writeln!(
                     w,
-                    "{:<7} {}: {}",
+                    "{:<7} {}: {verb} {}",
                     what,
                     d.dir.display(),
                     plural(d.changes.len(), "change", "changes")

@@ -37,6 +37,8 @@ impl Fleet {
         cmd.env_clear()
             .env("MOONAUTH_STATE_DIR", self.state_dir())
             .env("MOONAUTH_NOW", NOW)
+            // The key of mixed_fleet's API-key account, set as a worker would have it.
+            .env("ANTHROPIC_API_KEY", "sk-ant-test-not-a-key")
             .current_dir(self.dir.path())
             .arg("accounts")
             .args(args);
@@ -59,8 +61,32 @@ impl Fleet {
         Store::open(&self.state_dir()).unwrap()
     }
 
+    /// Paths as a worker would see them: the state directory named, the temp root dropped.
     fn redact(&self, text: &str) -> String {
         text.replace(&self.state_dir().display().to_string(), "[STATE_DIR]")
+            .replace(&self.dir.path().display().to_string(), "")
+    }
+
+    /// `path` made a real, empty directory under the temp root, as `--dir` takes it.
+    fn dir_at(&self, path: &str) -> String {
+        let real = self.dir.path().join(path.trim_start_matches('/'));
+        fs::create_dir_all(&real).unwrap();
+        real.display().to_string()
+    }
+
+    /// Like [`Fleet::dir_at`], holding a usable (expired but refreshable) login of `runtime`.
+    fn login_at(&self, runtime: &str, path: &str) -> String {
+        let dir = self.dir_at(path);
+        let (case, file) = match runtime {
+            "claude" => ("claude/expired-refreshable", ".credentials.json"),
+            _ => ("codex/chatgpt-expired-refreshable", "auth.json"),
+        };
+        let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(case)
+            .join(file);
+        fs::copy(fixture, PathBuf::from(&dir).join(file)).unwrap();
+        dir
     }
 }
 
@@ -77,7 +103,7 @@ fn mixed_fleet() -> Fleet {
         "--runtime",
         "claude",
         "--dir",
-        "/home/app/.claude-work",
+        &f.login_at("claude", "/home/app/.claude-work"),
         "--volume",
         "claude_auth_work",
     ]);
@@ -87,18 +113,25 @@ fn mixed_fleet() -> Fleet {
         "--runtime",
         "claude",
         "--dir",
-        "/home/app/.claude-personal",
+        &f.login_at("claude", "/home/app/.claude-personal"),
         "--priority",
         "1",
     ]);
-    f.ok(&["add", "old", "--runtime", "claude", "--dir", "/home/app/.claude-old"]);
+    f.ok(&[
+        "add",
+        "old",
+        "--runtime",
+        "claude",
+        "--dir",
+        &f.dir_at("/home/app/.claude-old"),
+    ]);
     f.ok(&[
         "add",
         "spare",
         "--runtime",
         "claude",
         "--dir",
-        "/home/app/.claude-spare",
+        &f.dir_at("/home/app/.claude-spare"),
     ]);
     f.ok(&[
         "add",
@@ -110,13 +143,15 @@ fn mixed_fleet() -> Fleet {
         "--priority",
         "-5",
     ]);
+    let secrets = f.dir_at("/run/secrets");
+    fs::write(PathBuf::from(&secrets).join("openai"), "sk-test-not-a-key").unwrap();
     f.ok(&[
         "add",
         "cx",
         "--runtime",
         "codex",
         "--api-key-file",
-        "/run/secrets/openai",
+        &format!("{secrets}/openai"),
     ]);
     f.ok(&["disable", "spare"]);
     f.store()
@@ -133,19 +168,25 @@ fn mixed_fleet() -> Fleet {
 #[test]
 fn ls_shows_every_account_with_its_state_and_fix() {
     let f = mixed_fleet();
-    insta::assert_snapshot!("ls_human", f.ok(&["ls"]));
+    insta::assert_snapshot!("ls_human", f.redact(&f.ok(&["ls"])));
     let json = f.json(&["ls"]);
     insta::assert_snapshot!("ls_json", f.redact(&serde_json::to_string_pretty(&json).unwrap()));
     let codex = f.json(&["ls", "--runtime", "codex"]);
     assert_eq!(codex["accounts"].as_array().unwrap().len(), 1);
-    assert_eq!(codex["accounts"][0]["login"], "file:/run/secrets/openai");
+    assert_eq!(
+        f.redact(codex["accounts"][0]["login"].as_str().unwrap()),
+        "file:/run/secrets/openai"
+    );
 }
 
 #[test]
 fn pick_skips_disabled_cooling_and_relogin_accounts_then_prefers_oauth() {
     let f = mixed_fleet();
     // work cools down, old needs a re-login, spare is disabled: personal is the only OAuth one.
-    assert_eq!(f.ok(&["pick", "claude"]), "personal /home/app/.claude-personal\n");
+    assert_eq!(
+        f.redact(&f.ok(&["pick", "claude"])),
+        "personal /home/app/.claude-personal\n"
+    );
     f.ok(&["disable", "personal"]);
     // Only then the API key, although its priority number is the lowest.
     let json = f.json(&["pick", "claude"]);
@@ -192,7 +233,7 @@ fn pick_with_nothing_eligible_exits_10_and_says_why_for_each() {
         .env("MOONAUTH_NOW", "2026-11-24T13:30:00Z")
         .assert()
         .success()
-        .stdout("work /home/app/.claude-work\n");
+        .stdout(predicates::str::ends_with("/home/app/.claude-work\n"));
 }
 
 #[test]
@@ -214,7 +255,7 @@ fn pick_marks_the_account_used_so_equal_priorities_take_turns() {
             "--runtime",
             "codex",
             "--dir",
-            &format!("/home/app/.codex-{alias}"),
+            &f.dir_at(&format!("/home/app/.codex-{alias}")),
         ]);
     }
     let pick = |now: &str| {
@@ -259,15 +300,18 @@ fn enable_clears_a_relogin_mark() {
 #[test]
 fn mistakes_are_usage_errors_that_name_the_input() {
     let f = Fleet::new();
-    f.ok(&["add", "work", "--runtime", "claude", "--dir", "/a"]);
+    f.ok(&["add", "work", "--runtime", "claude", "--dir", &f.dir_at("/a")]);
     for (args, needle) in [
         (
-            &["add", "work", "--runtime", "codex", "--dir", "/b"][..],
+            &["add", "work", "--runtime", "codex", "--dir", &f.dir_at("/b")][..],
             "an account \"work\" exists already",
         ),
-        (&["add", "Work", "--runtime", "codex", "--dir", "/b"], "ALIAS \"Work\""),
         (
-            &["add", "w2", "--runtime", "gemini", "--dir", "/b"],
+            &["add", "Work", "--runtime", "codex", "--dir", &f.dir_at("/b")],
+            "ALIAS \"Work\"",
+        ),
+        (
+            &["add", "w2", "--runtime", "gemini", "--dir", &f.dir_at("/b")],
             "--runtime \"gemini\"",
         ),
         (
@@ -326,7 +370,7 @@ fn a_missing_state_directory_is_created_private() {
 fn the_state_dir_defaults_under_xdg_state_home_and_needs_some_home() {
     let f = Fleet::new();
     let xdg = f.dir.path().join("xdg");
-    f.cmd(&["add", "a", "--runtime", "codex", "--dir", "/a"])
+    f.cmd(&["add", "a", "--runtime", "codex", "--dir", &f.dir_at("/a")])
         .env_remove("MOONAUTH_STATE_DIR")
         .env("XDG_STATE_HOME", &xdg)
         .assert()
@@ -342,8 +386,8 @@ fn the_state_dir_defaults_under_xdg_state_home_and_needs_some_home() {
 #[test]
 fn a_garbage_state_file_is_restored_from_last_known_good_with_a_warning() {
     let f = Fleet::new();
-    f.ok(&["add", "a", "--runtime", "codex", "--dir", "/a"]);
-    f.ok(&["add", "b", "--runtime", "codex", "--dir", "/b"]);
+    f.ok(&["add", "a", "--runtime", "codex", "--dir", &f.dir_at("/a")]);
+    f.ok(&["add", "b", "--runtime", "codex", "--dir", &f.dir_at("/b")]);
     fs::write(f.state_dir().join(store::STATE_FILE), "\0\0garbage").unwrap();
     let out = f.cmd(&["ls", "--json"]).assert().success().get_output().clone();
     let json: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -364,7 +408,7 @@ fn a_garbage_state_file_is_restored_from_last_known_good_with_a_warning() {
         .count();
     assert_eq!(kept, 1);
     // Writing goes on from the restored state.
-    f.ok(&["add", "c", "--runtime", "codex", "--dir", "/c"]);
+    f.ok(&["add", "c", "--runtime", "codex", "--dir", &f.dir_at("/c")]);
     assert_eq!(f.json(&["ls"])["accounts"].as_array().unwrap().len(), 2);
 }
 
@@ -402,7 +446,7 @@ fn a_version_1_store_is_read_and_written_back_as_version_2() {
 #[test]
 fn a_stuck_lock_holder_makes_writers_fail_with_a_hint_but_ls_still_reads() {
     let f = Fleet::new();
-    f.ok(&["add", "a", "--runtime", "codex", "--dir", "/a"]);
+    f.ok(&["add", "a", "--runtime", "codex", "--dir", &f.dir_at("/a")]);
     let store = f.store();
     let _held = store.lock(Duration::ZERO).unwrap();
     // The CLI waits DEFAULT_LOCK_TIMEOUT (10 s); a library caller picks its own wait,
@@ -434,7 +478,14 @@ fn hand_edit(f: &Fleet, records: &[Value]) {
 #[test]
 fn hand_edited_records_that_break_the_add_rules_are_set_aside_named_and_never_printed_raw() {
     let f = Fleet::new();
-    f.ok(&["add", "good", "--runtime", "claude", "--dir", "/home/app/.claude-good"]);
+    f.ok(&[
+        "add",
+        "good",
+        "--runtime",
+        "claude",
+        "--dir",
+        &f.dir_at("/home/app/.claude-good"),
+    ]);
     let rec = |alias: &str, extra: Value| {
         let mut r =
             serde_json::json!({"alias": alias, "runtime": "claude", "kind": "oauth", "login_dir": "/home/app/x"});
@@ -490,16 +541,26 @@ fn hand_edited_records_that_break_the_add_rules_are_set_aside_named_and_never_pr
     let json = f.json(&["ls"]);
     assert_eq!(json["accounts"].as_array().unwrap().len(), 1);
     assert_eq!(json["set_aside"].as_array().unwrap().len(), 6);
-    assert_eq!(f.ok(&["pick", "claude", "--peek"]), "good /home/app/.claude-good\n");
+    assert_eq!(
+        f.redact(&f.ok(&["pick", "claude", "--peek"])),
+        "good /home/app/.claude-good\n"
+    );
     // Nothing is lost: a write keeps every set-aside record as it was.
-    f.ok(&["add", "other", "--runtime", "codex", "--dir", "/home/app/.codex"]);
+    f.ok(&[
+        "add",
+        "other",
+        "--runtime",
+        "codex",
+        "--dir",
+        &f.dir_at("/home/app/.codex"),
+    ]);
     let written: Value = serde_json::from_slice(&fs::read(f.state_dir().join(store::STATE_FILE)).unwrap()).unwrap();
     let kept: Vec<&Value> = written["accounts"].as_array().unwrap().iter().collect();
     for r in &bad {
         assert!(kept.contains(&r), "{r} was dropped");
     }
     // A set-aside alias stays taken.
-    f.cmd(&["add", "rel", "--runtime", "claude", "--dir", "/x"])
+    f.cmd(&["add", "rel", "--runtime", "claude", "--dir", &f.dir_at("/x")])
         .assert()
         .code(2);
 }
@@ -550,4 +611,144 @@ fn a_store_that_does_not_parse_is_named_with_file_position_and_kind_never_its_co
             assert!(all.contains("state.json"), "{all}");
         }
     }
+}
+
+#[test]
+fn add_refuses_a_login_directory_that_is_not_here_and_a_key_variable_that_is_not_set() {
+    let f = Fleet::new();
+    let gone = f.dir.path().join("gone");
+    f.cmd(&["add", "a", "--runtime", "claude", "--dir", gone.to_str().unwrap()])
+        .assert()
+        .code(2)
+        .stderr(contains(format!("--dir \"{}\"", gone.display())))
+        .stderr(contains("no such directory"));
+    f.cmd(&["add", "k", "--runtime", "codex", "--api-key-env", "OPENAI_API_KEY"])
+        .assert()
+        .code(2)
+        .stderr(contains("OPENAI_API_KEY"))
+        .stderr(contains("--allow-unset"));
+    assert_eq!(f.json(&["ls"])["accounts"], Value::Array(vec![]));
+    // A directory in a volume is checked where the volume is mounted.
+    f.ok(&[
+        "add",
+        "v",
+        "--runtime",
+        "claude",
+        "--dir",
+        "/home/app/.claude-v",
+        "--volume",
+        "claude_auth_v",
+    ]);
+    // Set only where the worker runs: accepted when said so, and not ready here.
+    let added = f.json(&[
+        "add",
+        "k",
+        "--runtime",
+        "codex",
+        "--api-key-env",
+        "OPENAI_API_KEY",
+        "--allow-unset",
+    ]);
+    assert_eq!(added["account"]["status"], "key-unset");
+}
+
+#[test]
+fn an_empty_login_directory_is_added_with_a_warning_and_listed_as_needing_a_login() {
+    let f = Fleet::new();
+    let dir = f.dir_at("/home/app/.claude-new");
+    let out = f
+        .cmd(&["add", "new", "--runtime", "claude", "--dir", &dir])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cannot be used yet") && stderr.contains("moonauth login claude --account new"),
+        "{stderr}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).ends_with(": needs-login\n"));
+    let ls = f.ok(&["ls"]);
+    assert!(ls.contains("needs-login"), "{ls}");
+    assert!(ls.contains("new: no login in"), "{ls}");
+    assert!(ls.contains("fix: `moonauth login claude --account new`"), "{ls}");
+}
+
+#[test]
+fn ls_never_says_ready_when_the_login_is_gone_unusable_or_its_key_unset_here() {
+    let f = Fleet::new();
+    let gone = f.login_at("claude", "/home/app/.claude-gone");
+    let bad = f.login_at("codex", "/home/app/.codex-bad");
+    f.ok(&["add", "gone", "--runtime", "claude", "--dir", &gone]);
+    f.ok(&["add", "bad", "--runtime", "codex", "--dir", &bad]);
+    f.ok(&[
+        "add",
+        "key",
+        "--runtime",
+        "claude",
+        "--api-key-env",
+        "ANTHROPIC_API_KEY",
+    ]);
+    let statuses = |json: &Value| -> Vec<(String, String)> {
+        json["accounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                (
+                    a["alias"].as_str().unwrap().to_string(),
+                    a["status"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    let ready = |s: &[(&str, &str)]| {
+        s.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        statuses(&f.json(&["ls"])),
+        ready(&[("gone", "ready"), ("bad", "ready"), ("key", "ready")])
+    );
+    fs::remove_dir_all(&gone).unwrap();
+    fs::write(PathBuf::from(&bad).join("auth.json"), "{not json").unwrap();
+    let json: Value = {
+        let out = f
+            .cmd(&["ls", "--json"])
+            .env_remove("ANTHROPIC_API_KEY")
+            .assert()
+            .success();
+        serde_json::from_slice(&out.get_output().stdout).unwrap()
+    };
+    assert_eq!(
+        statuses(&json),
+        ready(&[
+            ("gone", "no-login-dir"),
+            ("bad", "login-unusable"),
+            ("key", "key-unset")
+        ])
+    );
+    for a in json["accounts"].as_array().unwrap() {
+        assert!(a["fix"].as_str().is_some_and(|f| !f.is_empty()), "{a}");
+        assert!(a["problem"]["detail"].as_str().is_some(), "{a}");
+    }
+    let human = String::from_utf8(
+        f.cmd(&["ls"])
+            .env_remove("ANTHROPIC_API_KEY")
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone(),
+    )
+    .unwrap();
+    assert!(
+        human.contains(&format!("gone: login directory {gone} does not exist here; fix:")),
+        "{human}"
+    );
+    assert!(
+        human.contains("key: ANTHROPIC_API_KEY is not set in this environment; fix:"),
+        "{human}"
+    );
 }

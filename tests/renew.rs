@@ -371,6 +371,101 @@ fn an_unreachable_token_service_is_a_passing_failure() {
 }
 
 #[test]
+fn a_refresh_names_the_token_service_it_contacts_and_a_failure_names_it_too() {
+    let root = temp_root("renew-");
+    let dir = subdir(root.path(), "codex");
+    let svc = TokenService::start(Flavor::Codex);
+    write_codex_login(&dir, &svc.login(ago(10)), ago(3600));
+    // A query in an override is never shown (user information is refused by the configuration).
+    let url = "http://127.0.0.1:9/oauth/token?key=s3cret";
+    let out = run(
+        moonauth_cmd(&[
+            ("CODEX_REFRESH_TOKEN_URL_OVERRIDE", url),
+            ("MOONAUTH_RENEW_RETRY_DELAY", "10ms"),
+        ])
+        .args(["-v", "renew", "codex", "--json", "--dir", dir.to_str().unwrap()]),
+        T,
+    );
+    assert_eq!(out.code, Some(1), "{}", out.text());
+    let v: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.text()));
+    let detail = v["logins"][0]["detail"].as_str().unwrap();
+    assert!(detail.contains("POST http://127.0.0.1:9/oauth/token"), "{detail}");
+    // Before each attempt, an info line names where the refresh token goes.
+    assert!(
+        out.stderr
+            .matches("token service POST http://127.0.0.1:9/oauth/token")
+            .count()
+            >= 2,
+        "{}",
+        out.stderr
+    );
+    let all = out.text();
+    assert!(!all.contains("s3cret"), "{all}");
+}
+
+#[test]
+fn dry_run_says_what_would_be_refreshed_and_why_and_contacts_nothing() {
+    let svc = TokenService::start(Flavor::Codex);
+    let root = temp_root("renew-");
+    let due = subdir(root.path(), "due");
+    let fresh = subdir(root.path(), "fresh");
+    write_codex_login(&due, &svc.login(in_secs(600)), ago(3600));
+    write_codex_login(&fresh, &svc.login(in_secs(3 * 3600)), ago(60));
+    let before = fs::read(due.join("auth.json")).unwrap();
+    let (out, v) = renew_json(
+        &svc,
+        &[
+            "codex",
+            "--dry-run",
+            "--dir",
+            due.to_str().unwrap(),
+            "--dir",
+            fresh.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.code, Some(0), "{}", out.text());
+    assert_eq!(svc.token_requests(), 0, "a dry run sent a request");
+    assert_eq!(fs::read(due.join("auth.json")).unwrap(), before);
+    assert!(!due.join(".moonauth-refresh.lock").exists(), "a dry run took the lease");
+    let logins = v["logins"].as_array().unwrap();
+    assert_eq!(logins[0]["status"], "would-refresh", "{v}");
+    let detail = logins[0]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("within the lead") && detail.contains(&format!("POST {}", svc.token_url())),
+        "{detail}"
+    );
+    assert_eq!(logins[0]["attempts"], 0);
+    assert_eq!(logins[1]["status"], "fresh", "{v}");
+    // The human line says it too.
+    let out = renew(&svc, &["--dry-run", "--dir", due.to_str().unwrap()], &[]);
+    assert!(
+        out.stdout.contains("would-refresh") || out.stdout.contains("would refresh"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(svc.token_requests(), 0);
+}
+
+#[test]
+fn renew_and_run_help_name_the_token_services_and_their_overrides() {
+    for cmd in ["renew", "run"] {
+        let out = run(moonauth_cmd(&[]).args([cmd, "--help"]), T);
+        for needle in [
+            moonauth::agents::claude::TOKEN_URL,
+            moonauth::agents::claude::TOKEN_URL_VARIABLE,
+            moonauth::agents::codex::TOKEN_URL,
+            moonauth::agents::codex::TOKEN_URL_VARIABLE,
+        ] {
+            assert!(
+                out.stdout.contains(needle),
+                "{cmd} --help lacks {needle}:\n{}",
+                out.stdout
+            );
+        }
+    }
+}
+
+#[test]
 fn tokens_never_reach_output_or_logs_at_any_level() {
     let svc = TokenService::start(Flavor::Codex);
     let root = temp_root("renew-");
@@ -724,7 +819,10 @@ fn human_report_snapshot() {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = renew(&svc, &args, &[]);
     assert_eq!(out.code, Some(4), "the dead copy decides the exit: {}", out.text());
-    let text = out.stdout.replace(&root.path().display().to_string(), "<root>");
+    let text = out
+        .stdout
+        .replace(&root.path().display().to_string(), "<root>")
+        .replace(&svc.token_url(), "<token-service>");
     insta::assert_snapshot!(text);
 }
 

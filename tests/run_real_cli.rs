@@ -117,7 +117,15 @@ impl ClaudeFleet {
         accounts_add(
             &sandbox,
             &bin,
-            &["key", "--runtime", "claude", "--api-key-env", "TEST_ANTHROPIC_KEY"],
+            // Set only in the runs' environment.
+            &[
+                "key",
+                "--runtime",
+                "claude",
+                "--api-key-env",
+                "TEST_ANTHROPIC_KEY",
+                "--allow-unset",
+            ],
         );
         Some(ClaudeFleet {
             sandbox,

@@ -79,7 +79,15 @@ fn failing_run() -> Ran {
     };
     add(&["a", "--runtime", "claude", "--dir", &dir_a, "--priority", "1"]);
     add(&["b", "--runtime", "claude", "--dir", &dir_b, "--priority", "2"]);
-    add(&["work2", "--runtime", "claude", "--api-key-env", "WORK_KEY_2"]);
+    // The key is set only in the run's environment below.
+    add(&[
+        "work2",
+        "--runtime",
+        "claude",
+        "--api-key-env",
+        "WORK_KEY_2",
+        "--allow-unset",
+    ]);
 
     let report = sb.root().join("report.json");
     let out = sb

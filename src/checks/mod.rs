@@ -82,10 +82,12 @@ impl Check {
 
 /// What is wrong with a stored account and how to fix it, as an `account` check: ok when
 /// it can be picked, a warning while it cools down (time fixes it), a failure when it is
-/// disabled or needs a new login. The detail is [`AccountRow::why_not`], the fix the
+/// disabled, needs a new login, or its credential is not usable here (a row's problem). The detail is [`AccountRow::why_not`], the fix the
 /// row's `fix`.
 pub fn account(row: &AccountRow) -> Check {
     let status = match row.availability() {
+        // Not usable in this environment, whatever the record says.
+        _ if row.problem.is_some() => CheckStatus::Fail,
         Availability::Ready => CheckStatus::Ok,
         Availability::CoolingDown(_) => CheckStatus::Warn,
         Availability::Disabled | Availability::NeedsRelogin => CheckStatus::Fail,

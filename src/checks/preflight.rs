@@ -238,9 +238,9 @@ fn check_login(settings: &RuntimeSettings, config: &Config, now: SystemTime) -> 
             Exit::LoginUnusable,
             format!("MOONAUTH_AUTH_MODE=api-key needs an API key: set {}", login.api_key_var()),
         ),
-        (_, true, _) if class == LoginClass::OauthExpiredRefreshable => check.warn(
-            "the CLI refreshes it on its next run; on a login shared by several workers, refreshes can collide (see docs/preflight.md)",
-        ),
+        (_, true, _) if class == LoginClass::OauthExpiredRefreshable => check.warn(format!(
+            "run `moonauth renew {runtime}` (or keep the `moonauth renew --watch` service running); workers sharing a login must not refresh it themselves (docs/shared-logins.md)"
+        )),
         (_, true, _) => check,
         (AuthMode::Auto, false, Some(var)) => {
             check.detail = format!("using {var} from the environment; the login file is not usable: {summary}");

@@ -24,8 +24,8 @@ pub fn run(cmd: AccountsCommand, env: &Env) -> Result<Exit> {
     // One reading of the command's clock, so every row of a report agrees on now.
     let now = super::clock(env)?.now();
     match cmd {
-        AccountsCommand::Add(args) => add(&store, args, now),
-        AccountsCommand::Ls(args) => ls(&store, args, now),
+        AccountsCommand::Add(args) => add(&store, args, env, now),
+        AccountsCommand::Ls(args) => ls(&store, args, env, now),
         AccountsCommand::Enable(args) => change(&store, args, Action::Enabled, now),
         AccountsCommand::Disable(args) => change(&store, args, Action::Disabled, now),
         AccountsCommand::Rm(args) => change(&store, args, Action::Removed, now),
@@ -42,7 +42,7 @@ fn parse_runtime(flag: &'static str, value: &str) -> Result<Runtime> {
 }
 
 /// The credential of `accounts add`, validated.
-fn credential(args: &AccountAddArgs) -> Result<Credential> {
+fn credential(args: &AccountAddArgs, env: &Env) -> Result<Credential> {
     fn absolute(flag: &'static str, path: &Path) -> Result<PathBuf> {
         if path.is_absolute() {
             Ok(path.to_path_buf())
@@ -62,8 +62,20 @@ fn credential(args: &AccountAddArgs) -> Result<Credential> {
                 reason: config::VOLUME_NAME_RULE.into(),
             });
         }
+        let dir = absolute("--dir", dir)?;
+        // A directory in a volume is checked where the volume is mounted, not here.
+        if args.volume.is_none() && !dir.is_dir() {
+            return Err(Error::InvalidFlag {
+                flag: "--dir",
+                value: dir.display().to_string(),
+                reason: format!(
+                    "no such directory here; create it (`moonauth login {} --account {}` does), or give --volume when it lives in a Docker volume",
+                    args.runtime, args.alias
+                ),
+            });
+        }
         return Ok(Credential::Login {
-            dir: absolute("--dir", dir)?,
+            dir,
             volume: args.volume.clone(),
         });
     }
@@ -74,6 +86,13 @@ fn credential(args: &AccountAddArgs) -> Result<Credential> {
                 // Not echoed: what was given may be the key itself.
                 value: crate::redact::REDACTED.into(),
                 reason: "give the name of the variable (letters, digits, _), not the key".into(),
+            });
+        }
+        if !args.allow_unset && env.get(var).is_none_or(str::is_empty) {
+            return Err(Error::InvalidFlag {
+                flag: "--api-key-env",
+                value: var.clone(),
+                reason: "is not set in this environment; set it, or pass --allow-unset when it is set only where the worker runs".into(),
             });
         }
         return Ok(Credential::ApiKeyEnv(var.clone()));
@@ -89,17 +108,29 @@ fn credential(args: &AccountAddArgs) -> Result<Credential> {
     }
 }
 
-fn add(store: &Store, args: AccountAddArgs, now: SystemTime) -> Result<Exit> {
+/// Adds an account. A login directory that is not here, or a key variable that is not set,
+/// is refused (exit 2); a directory that holds no login yet, or an unusable one, is added
+/// with a warning, since `moonauth login RUNTIME --account ALIAS` fills it afterwards.
+fn add(store: &Store, args: AccountAddArgs, env: &Env, now: SystemTime) -> Result<Exit> {
     accounts::validate_alias(&args.alias)?;
     let runtime = parse_runtime("--runtime", &args.runtime)?;
-    let account = Account::new(&args.alias, runtime, credential(&args)?, args.priority);
+    let account = Account::new(&args.alias, runtime, credential(&args, env)?, args.priority);
     let mut guard = store.lock(DEFAULT_LOCK_TIMEOUT)?;
     guard.state_mut().add(account.clone())?;
     guard.commit()?;
+    let row = AccountRow::probed(&account, env, now);
+    if let Some(problem) = &row.problem {
+        tracing::warn!(
+            "account {} added, but it cannot be used yet: {}; fix: {}",
+            account.alias,
+            problem.detail,
+            problem.fix
+        );
+    }
     let report = ChangeReport {
         schema: "moonauth.accounts-change.v1",
         action: Action::Added,
-        account: AccountRow::new(&account, now),
+        account: row,
     };
     super::written(output::emit(&report, args.json))?;
     Ok(Exit::Ok)
@@ -125,7 +156,9 @@ fn change(store: &Store, args: AccountArgs, action: Action, now: SystemTime) -> 
     Ok(Exit::Ok)
 }
 
-fn ls(store: &Store, args: AccountLsArgs, now: SystemTime) -> Result<Exit> {
+/// Lists the accounts, each probed in this environment: never `ready` when its login
+/// directory or key is not usable here.
+fn ls(store: &Store, args: AccountLsArgs, env: &Env, now: SystemTime) -> Result<Exit> {
     let only = args
         .runtime
         .as_deref()
@@ -140,7 +173,7 @@ fn ls(store: &Store, args: AccountLsArgs, now: SystemTime) -> Result<Exit> {
             .accounts
             .iter()
             .filter(|a| only.is_none_or(|r| a.runtime == r))
-            .map(|a| AccountRow::new(a, now))
+            .map(|a| AccountRow::probed(a, env, now))
             .collect(),
         set_aside: state.set_aside.clone(),
     };

@@ -41,6 +41,7 @@ pub fn run(args: RenewArgs, env: &Env) -> Result<Exit> {
     let targets = targets(&args, &config)?;
     let mut opts = RenewOptions::from_config(&config);
     opts.force = args.force;
+    opts.dry_run = args.dry_run;
     opts.stop = Some(&STOP);
     install_stop_handlers();
 
@@ -79,7 +80,7 @@ pub fn run(args: RenewArgs, env: &Env) -> Result<Exit> {
         }
         let key = LoginKey::new(t.runtime, t.account.clone());
         let outcome = renew::renew_login(&key, &t.dir, &opts, now);
-        if let Some(alias) = &t.account {
+        if let Some(alias) = t.account.as_ref().filter(|_| !args.dry_run) {
             record_in_store(&config, alias, &outcome)?;
         }
         let this = match outcome.status {

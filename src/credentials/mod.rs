@@ -47,7 +47,8 @@ pub enum LoginClass {
     OauthValid,
     /// An OAuth login whose access token expires within the lead; the CLI will refresh it.
     OauthExpiringSoon,
-    /// An expired OAuth access token with a refresh token: the CLI refreshes it on the next run.
+    /// An expired OAuth access token with a refresh token: a refresh (`moonauth renew`, or
+    /// the CLI itself on a login no one shares) renews it.
     OauthExpiredRefreshable,
     /// An expired OAuth access token with no refresh token: the next request fails.
     OauthExpiredNotRefreshable,
@@ -181,7 +182,7 @@ pub(crate) fn oauth_class(
             if refreshable {
                 (
                     LoginClass::OauthExpiredRefreshable,
-                    format!("OAuth access token expired {ago} ago; the refresh token renews it on the next run"),
+                    format!("OAuth access token expired {ago} ago; its refresh token can renew it"),
                 )
             } else {
                 (

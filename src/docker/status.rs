@@ -11,12 +11,24 @@ use crate::agents::codex;
 use crate::agents::Runtime;
 use crate::checks::{Check, CheckStatus};
 use crate::config::Config;
-use crate::credentials::{self, LoginReport};
+use crate::credentials::{self, LoginClass, LoginReport};
 use crate::docker::archive::{self, Scratch, VolumeMount};
 use crate::docker::volumes::{self, VolumeSpec, LABEL_ACCOUNT, LABEL_RUNTIME};
 use crate::docker::Engine;
 use crate::error::Result;
 use crate::exit::Exit;
+
+/// The fix of a shared login whose access token expired but can be refreshed.
+pub fn renew_command(runtime: Runtime, account: &str) -> String {
+    let which = if account == crate::agents::DEFAULT_ACCOUNT {
+        format!("moonauth renew {runtime}")
+    } else {
+        format!("moonauth renew --account {account}")
+    };
+    format!(
+        "run `{which}` where the volume is mounted (or keep the `moonauth renew --watch` service running); workers sharing this login must not refresh it themselves (docs/shared-logins.md)"
+    )
+}
 
 /// One volume's state.
 #[derive(Debug, Clone, Serialize)]
@@ -44,7 +56,8 @@ impl VolumeStatus {
 
     /// What is wrong with the volume and how to fix it, as a `volume` [`Check`]: it fails
     /// when the volume does not exist or its login is not usable, and the fix is the
-    /// login command for its account (none when the login was not read).
+    /// login command for its account (none when the login was not read); it warns, with
+    /// `moonauth renew` as the fix, when the access token expired but can be refreshed.
     pub fn check(&self) -> Check {
         let fix = || login_command(self.runtime, &self.account);
         let check = |status, detail| Check::new(self.runtime, "volume", status, detail);
@@ -56,7 +69,11 @@ impl VolumeStatus {
             },
             (Some(l), true) => {
                 let detail = format!("{} - {}", l.inspection.class.as_str(), l.inspection.detail);
-                if l.usable {
+                if l.usable && l.inspection.class == LoginClass::OauthExpiredRefreshable {
+                    // Workers sharing a volume must not refresh it themselves (two refreshes
+                    // of one token revoke it): the renew service does, so say so.
+                    check(CheckStatus::Ok, detail).warn(renew_command(self.runtime, &self.account))
+                } else if l.usable {
                     check(CheckStatus::Ok, detail)
                 } else {
                     check(CheckStatus::Ok, detail).fail(Exit::LoginUnusable, fix())
@@ -361,7 +378,7 @@ impl VolumeList {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::credentials::{Inspection, LoginClass};
+    use crate::credentials::Inspection;
 
     fn volume(exists: bool, usable: Option<bool>) -> VolumeStatus {
         VolumeStatus {
@@ -398,5 +415,25 @@ mod tests {
             );
             assert_eq!(with_fixes(vec![v])[0].fix, fix);
         }
+    }
+
+    #[test]
+    fn an_expired_refreshable_shared_login_warns_and_names_moonauth_renew() {
+        let mut v = volume(true, Some(true));
+        v.account = crate::agents::DEFAULT_ACCOUNT.into();
+        if let Some(l) = v.login.as_mut() {
+            l.inspection = Inspection::new(LoginClass::OauthExpiredRefreshable, "expired".into());
+        }
+        let check = v.check();
+        assert_eq!(check.status, CheckStatus::Warn);
+        assert!(!check.failed(), "a renew service refreshes it: not a failure");
+        let fix = check.fix.unwrap_or_default();
+        assert!(fix.contains("`moonauth renew claude`"), "{fix}");
+        v.account = "work".into();
+        assert!(v
+            .check()
+            .fix
+            .unwrap_or_default()
+            .contains("`moonauth renew --account work`"));
     }
 }

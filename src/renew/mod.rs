@@ -69,6 +69,8 @@ pub struct RenewOptions {
     pub retry_delay: Duration,
     /// Set by a signal handler: no further attempt starts once it is true.
     pub stop: Option<&'static AtomicBool>,
+    /// Only say what would be done: no lease, no request, no file touched.
+    pub dry_run: bool,
 }
 
 impl RenewOptions {
@@ -84,6 +86,7 @@ impl RenewOptions {
             attempts: DEFAULT_ATTEMPTS,
             retry_delay: config.renew.retry_delay.value,
             stop: None,
+            dry_run: false,
         }
     }
 
@@ -123,6 +126,8 @@ pub enum RenewStatus {
     NotRefreshable,
     /// No login file in the directory.
     Missing,
+    /// `--dry-run`: a renewal would refresh it now (the detail says why and where).
+    WouldRefresh,
 }
 
 impl RenewStatus {
@@ -137,6 +142,7 @@ impl RenewStatus {
             RenewStatus::Blocked => "blocked",
             RenewStatus::NotRefreshable => "not-refreshable",
             RenewStatus::Missing => "missing",
+            RenewStatus::WouldRefresh => "would-refresh",
         }
     }
 }
@@ -196,7 +202,8 @@ impl RenewOutcome {
             RenewStatus::Refreshed
             | RenewStatus::RefreshedElsewhere
             | RenewStatus::Fresh
-            | RenewStatus::NotRefreshable => Exit::Ok,
+            | RenewStatus::NotRefreshable
+            | RenewStatus::WouldRefresh => Exit::Ok,
             RenewStatus::Dead | RenewStatus::Blocked | RenewStatus::Missing => Exit::LoginUnusable,
             // Retrying is what helps (the next renewal applies the kept answer), as for
             // a passing failure: no code of its own.
@@ -238,7 +245,7 @@ pub fn renew_login(key: &LoginKey, dir: &Path, opts: &RenewOptions, now: SystemT
         let why = format!("{runtime} has no login moonauth refreshes");
         return RenewOutcome::new(runtime, dir, RenewStatus::NotRefreshable, why);
     };
-    if runtime == Runtime::Claude {
+    if runtime == Runtime::Claude && !opts.dry_run {
         // Before anything else, even on the fast path (`run` comes through here before
         // each attempt): a killed moonauth's Claude locks would stall a running claude.
         lease::release_dead_holders_claude_locks(dir);
@@ -270,8 +277,17 @@ pub fn renew_login(key: &LoginKey, dir: &Path, opts: &RenewOptions, now: SystemT
         Err(why) => return RenewOutcome::new(runtime, dir, RenewStatus::NotRefreshable, why),
     };
     // The fast path: a fresh login needs no lock.
-    if !opts.force && !pending && refresh::refresh_due(login, &seen, now, opts.lead).is_none() {
+    let due = refresh::refresh_due(login, &seen, now, opts.lead);
+    if !opts.force && !pending && due.is_none() {
         return fresh(runtime, dir, seen.expires_at, now, opts.lead);
+    }
+    if opts.dry_run {
+        let why = match (pending, due) {
+            (true, _) => format!("would write the answer kept in {PENDING_FILE}; nothing would be sent"),
+            (false, Some(why)) => format!("would refresh: {why}; POST {}", endpoint(opts.token_url(login))),
+            (false, None) => format!("would refresh: --force; POST {}", endpoint(opts.token_url(login))),
+        };
+        return RenewOutcome::new(runtime, dir, RenewStatus::WouldRefresh, why).expiring(seen.expires_at);
     }
 
     let mut lease = match Lease::acquire(key, dir, opts.lock_timeout) {
@@ -342,19 +358,23 @@ pub fn renew_login(key: &LoginKey, dir: &Path, opts: &RenewOptions, now: SystemT
     };
     let body = refresh::request_body(login, &tokens);
     let url = opts.token_url(login);
+    let shown = endpoint(url);
     let mut attempts = 0;
     let mut delay = opts.retry_delay;
     let answer = loop {
         attempts += 1;
-        tracing::debug!(%runtime, dir = %dir.display(), attempt = attempts, "refreshing");
+        tracing::info!(%runtime, dir = %dir.display(), attempt = attempts, "refreshing at the token service POST {shown}");
         match refresh::post(url, &body, opts.http_timeout) {
             Ok(answer) => break Ok(answer),
             Err(RefreshError::Retryable(why)) if attempts < opts.attempts && !opts.stopped() => {
-                tracing::info!(%runtime, dir = %dir.display(), attempt = attempts, reason = %why, "refresh failed; retrying");
+                // A warning, so a blocked network is not waited out in silence.
+                tracing::warn!(%runtime, dir = %dir.display(), attempt = attempts, reason = %why, "refresh at {shown} failed; retrying");
                 std::thread::sleep(jittered(delay));
                 delay = delay.saturating_mul(2);
             }
-            Err(e) => break Err(e),
+            // Where it went, so a person can tell a blocked network from a wrong override.
+            Err(RefreshError::Retryable(why)) => break Err(RefreshError::Retryable(format!("{why} (POST {shown})"))),
+            Err(RefreshError::Dead(why)) => break Err(RefreshError::Dead(format!("{why} (POST {shown})"))),
         }
     };
     let outcome = match answer {
@@ -372,6 +392,20 @@ pub fn renew_login(key: &LoginKey, dir: &Path, opts: &RenewOptions, now: SystemT
     outcome.attempts = attempts;
     drop(lease);
     outcome
+}
+
+/// A token endpoint as it may be shown: scheme, host, port and path, without any user
+/// information, query or fragment (an override could carry a secret there).
+pub fn endpoint(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let rest = rest.split(['?', '#']).next().unwrap_or_default();
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    if scheme.is_empty() {
+        format!("{host}{path}")
+    } else {
+        format!("{scheme}://{host}{path}")
+    }
 }
 
 /// The outcome of a refresh whose answer is in the login file.
@@ -753,5 +787,23 @@ fn clean_stale_temp_files(dir: &Path) {
         if old {
             let _ = fs::remove_file(entry.path());
         }
+    }
+}
+
+#[cfg(test)]
+mod endpoint_tests {
+    use super::endpoint;
+
+    #[test]
+    fn an_endpoint_is_shown_as_scheme_host_and_path_only() {
+        assert_eq!(
+            endpoint("https://auth.openai.com/oauth/token"),
+            "https://auth.openai.com/oauth/token"
+        );
+        assert_eq!(
+            endpoint("http://u:pw@127.0.0.1:9/oauth/token?key=s#frag"),
+            "http://127.0.0.1:9/oauth/token"
+        );
+        assert_eq!(endpoint("host/path"), "host/path");
     }
 }

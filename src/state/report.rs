@@ -3,13 +3,88 @@
 //! types; `output` renders them, as text or as their `Serialize` form.
 
 use std::path::PathBuf;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
 use crate::agents::Runtime;
+use crate::credentials::{self, LoginClass};
 use crate::exit::Exit;
-use crate::state::accounts::{self, Account, Availability};
+use crate::source::Env;
+use crate::state::accounts::{self, Account, AccountKind, Availability};
+
+/// What this environment says is wrong with an account's credential, beyond its
+/// record: a login directory that is not here, holds no login or an unusable one, a key
+/// variable that is not set, a key file that is not here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    /// `no-login-dir`, `needs-login`, `login-unusable`, `key-unset` or `no-key-file`.
+    pub status: &'static str,
+    /// What was found; never a credential.
+    pub detail: String,
+    /// What fixes it.
+    pub fix: String,
+}
+
+/// Looks at an account's credential as this environment sees it (the login directory
+/// through the CLI's own parser at `now`, the key variable in `env`); `None` when
+/// nothing is wrong. It reads files, so `ls` and `add` call it, not `pick`.
+pub fn probe(account: &Account, env: &Env, now: SystemTime) -> Option<Problem> {
+    let alias = &account.alias;
+    let runtime = account.runtime;
+    let login_cmd = crate::agents::login_command(runtime, Some(alias));
+    let problem = |status, detail: String, fix: String| Some(Problem { status, detail, fix });
+    match account.kind {
+        AccountKind::Oauth => {
+            let dir = account.login_dir.as_ref()?;
+            if !dir.is_dir() {
+                let fix = match &account.volume {
+                    Some(volume) => format!(
+                        "run `moonauth accounts ls` where volume {volume} is mounted at {}, or `{login_cmd}`",
+                        dir.display()
+                    ),
+                    None => format!(
+                        "create it with `{login_cmd}`, or correct the path: `moonauth accounts rm {alias}` and add it again"
+                    ),
+                };
+                return problem(
+                    "no-login-dir",
+                    format!("login directory {} does not exist here", dir.display()),
+                    fix,
+                );
+            }
+            let login = runtime.login()?;
+            // The lead does not matter here: an expiring login is still usable.
+            let report = credentials::inspect_dir(login, dir, now, Duration::ZERO);
+            match report.inspection.class {
+                _ if report.usable => None,
+                LoginClass::Missing => problem(
+                    "needs-login",
+                    format!("no login in {} yet", dir.display()),
+                    format!("`{login_cmd}`"),
+                ),
+                class => problem(
+                    "login-unusable",
+                    format!("{}: {}", class.as_str(), report.inspection.detail),
+                    format!("`{login_cmd}`"),
+                ),
+            }
+        }
+        AccountKind::ApiKey => match (&account.api_key_env, &account.api_key_file) {
+            (Some(var), _) if env.get(var).is_none_or(str::is_empty) => problem(
+                "key-unset",
+                format!("{var} is not set in this environment"),
+                format!("set {var} where moonauth runs (the worker's environment)"),
+            ),
+            (None, Some(path)) if !path.is_file() => problem(
+                "no-key-file",
+                format!("key file {} does not exist here", path.display()),
+                format!("put the key in {}", path.display()),
+            ),
+            _ => None,
+        },
+    }
+}
 
 /// One account as reported: the stored record plus what it means now.
 #[derive(Debug, Clone, Serialize)]
@@ -23,6 +98,9 @@ pub struct AccountRow {
     /// The command that makes the account usable again, when it needs one (also the
     /// fix of its [`crate::checks::account`] check).
     pub fix: Option<String>,
+    /// What this environment says is wrong with the credential (`ls` and `add` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<Problem>,
     #[serde(skip)]
     availability: Availability,
 }
@@ -35,8 +113,24 @@ impl AccountRow {
             status: availability.as_str(),
             fix: account.fix(now),
             availability,
+            problem: None,
             account: account.clone(),
         }
+    }
+
+    /// The row with what this environment says about the credential ([`probe`]): an
+    /// account the record calls ready or cooling down but whose credential is not usable
+    /// here shows the problem as its status, with its fix.
+    pub fn probed(account: &Account, env: &Env, now: SystemTime) -> AccountRow {
+        let mut row = AccountRow::new(account, now);
+        if matches!(row.availability, Availability::Ready | Availability::CoolingDown(_)) {
+            if let Some(problem) = probe(account, env, now) {
+                row.status = problem.status;
+                row.fix = Some(problem.fix.clone());
+                row.problem = Some(problem);
+            }
+        }
+        row
     }
 
     /// Whether the account can be picked now, and when not, why.
@@ -52,6 +146,9 @@ impl AccountRow {
             .as_ref()
             .map(|f| format!(" ({})", f.reason))
             .unwrap_or_default();
+        if let Some(problem) = &self.problem {
+            return problem.detail.clone();
+        }
         match self.availability {
             Availability::Ready => String::new(),
             Availability::Disabled => "disabled".into(),
