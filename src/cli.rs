@@ -117,15 +117,8 @@ pub enum Command {
     )]
     Accounts(AccountsCommand),
     /// Run the real CLI on an account's login, failing over to the next account when a subscription runs out.
-    #[command(after_help = "Examples:
-  moonauth run claude -- -p 'fix the tests'
-  moonauth run codex --report run.json -- exec 'fix the tests'")]
     Run(RunArgs),
     /// Refresh shared OAuth logins ahead of expiry, so no CLI refreshes them itself.
-    #[command(after_help = "Examples:
-  moonauth renew                              both configured logins, if within the lead
-  moonauth renew --all --json
-  moonauth renew --watch                      keep renewing until SIGTERM")]
     Renew(RenewArgs),
     /// Check the whole setup at once: engine, images, volumes, account store, clock (and with --network, token endpoints).
     Doctor(DoctorArgs),
@@ -243,7 +236,9 @@ pub struct LoginArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(after_help = format!("Before each attempt, a login inside the lead is refreshed first.\n{TOKEN_SERVICE_HELP}"))]
+#[command(after_help = format!("Before each attempt, a login inside the lead is refreshed first.\n{TOKEN_SERVICE_HELP}\n\nExamples:
+  moonauth run claude -- -p 'fix the tests'
+  moonauth run codex --report run.json -- exec 'fix the tests'"))]
 pub struct RunArgs {
     /// claude or codex.
     pub runtime: String,
@@ -294,7 +289,10 @@ Only logins inside the lead (or --force) are sent; -v logs each request's URL, a
 failure names it.";
 
 #[derive(Debug, Args)]
-#[command(after_help = format!("{TOKEN_SERVICE_HELP}\n`moonauth renew --dry-run` lists what would be refreshed and why, and contacts nothing."))]
+#[command(after_help = format!("{TOKEN_SERVICE_HELP}\n`moonauth renew --dry-run` lists what would be refreshed and why, and contacts nothing.\n\nExamples:
+  moonauth renew                              both configured logins, if within the lead
+  moonauth renew --all --json
+  moonauth renew --watch                      keep renewing until SIGTERM"))]
 pub struct RenewArgs {
     /// The runtime whose login to renew: claude or codex. Default: both configured logins.
     pub runtime: Option<String>,
