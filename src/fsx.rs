@@ -340,20 +340,26 @@ impl Drop for Prepared<'_> {
 /// Reads the file at `path` whole under the same rules as [`Dir::read`]: the last
 /// component is never followed, never a FIFO or device, at most `max` bytes.
 pub fn read_file(path: &Path, max: u64) -> Result<Option<Vec<u8>>, ReadRefused> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| path.display().to_string());
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
+    let (parent, name) = split(path);
     let dir = match Dir::open(parent) {
         Ok(d) => d,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(source) => return Err(ReadRefused::Io { name, source }),
     };
     dir.read(&name, max)
+}
+
+/// A path's directory (`.` for a bare name) and its last component, for the `Dir` calls.
+pub fn split(path: &Path) -> (&Path, String) {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string());
+    (dir, name)
 }
 
 fn read_bounded(file: File, st: FileStat, name: &str, max: u64) -> Result<Vec<u8>, ReadRefused> {

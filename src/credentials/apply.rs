@@ -142,14 +142,7 @@ pub fn ensure_codex_file_store(dir: &Path, uid: u32, gid: u32) -> Result<Option<
 /// Writes a file atomically: a new temp file in the same directory (never through a
 /// link), fsync, owner (when root) and mode, rename over the target, fsync of the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8], uid: u32, gid: u32, mode: u32) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let (dir, name) = crate::fsx::split(path);
     Dir::open(dir)
         .and_then(|d| d.write_atomic(&name, bytes, Some((uid, gid)), mode))
         .map_err(io(format!("write {}", path.display())))

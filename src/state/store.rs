@@ -212,18 +212,7 @@ fn open_lock_file(path: &Path) -> Result<File> {
         .map_err(|e| Error::io(format!("open {}", path.display()), e))
 }
 
-/// A path's directory and file name.
-fn split(path: &Path) -> (&Path, String) {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    (dir, name)
-}
+use crate::fsx::split;
 
 /// Reads a store file whole: bounded, never through a link, never a FIFO.
 fn read_bounded(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
