@@ -1221,3 +1221,27 @@ fn a_failed_login_message_without_a_volume_has_no_gap() {
         "x; the previous login in claude_auth_volume is unchanged"
     );
 }
+
+#[test]
+fn docker_login_names_a_missing_image_before_asking_for_a_terminal() {
+    if !docker_ready() {
+        return;
+    }
+    static_bin();
+    // No terminal (stdin is /dev/null) and an image the engine does not have: the image
+    // is what to fix first, so it is what the person hears (exit 7, not 9).
+    let out = cmd(&[("CODEX_VOLUME_NAME", "moonauth-test-never-made")])
+        .args(["login", "codex", "--image", "moonauth-missing-image:1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(7), "{stderr}");
+    assert!(stderr.contains("moonauth-missing-image:1"), "{stderr}");
+    assert!(!stderr.contains("terminal"), "{stderr}");
+    // With the image present, the missing terminal is what stops it.
+    let out = cmd(&[("CODEX_VOLUME_NAME", "moonauth-test-never-made")])
+        .args(["login", "codex"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(9), "{}", String::from_utf8_lossy(&out.stderr));
+}

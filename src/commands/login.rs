@@ -14,17 +14,27 @@ pub fn run(args: LoginArgs, env: &Env) -> Result<Exit> {
     let runtime = super::login_runtime(&args.runtime, "RUNTIME")?;
     let config = Config::resolve(env, &Overrides::default())?;
     let spec = volumes::spec(&config, runtime, args.account.as_deref())?;
-    if args.sync_from.is_none() && !session::is_interactive() {
-        return Err(Error::NeedsTerminal {
-            command: format!("moonauth login {runtime}"),
-        });
-    }
+    let interactive = args.sync_from.is_none();
     // Before the engine is asked anything: the CLI's own login needs the worker image, and
     // without a static moonauth nothing can be put in place.
-    if args.sync_from.is_none() && args.image.is_none() && config.docker.image.is_none() {
+    if interactive && args.image.is_none() && config.docker.image.is_none() {
         return Err(Error::NoImage);
     }
     let target = Target::new(&config, &spec, args.image.clone())?;
+    let rt = docker::runtime()?;
+    if interactive {
+        // A missing image is the thing to fix first, whether or not a terminal is attached
+        // (a script that gets "needs a terminal" would fix that and then fail on the image).
+        rt.block_on(async {
+            let engine = Engine::connect(&config.docker).await?;
+            login::require_image(&engine, target.image()?).await
+        })?;
+        if !session::is_interactive() {
+            return Err(Error::NeedsTerminal {
+                command: format!("moonauth login {runtime}"),
+            });
+        }
+    }
     let command = config
         .docker
         .login_command
@@ -32,7 +42,6 @@ pub fn run(args: LoginArgs, env: &Env) -> Result<Exit> {
         .map(|c| c.value.clone())
         .unwrap_or_else(|| login::default_login_command(runtime));
     let now = super::clock(env)?.now();
-    let rt = docker::runtime()?;
     let (outcome, report) = rt.block_on(async {
         let engine = Engine::connect(&config.docker).await?;
         let outcome = match &args.sync_from {

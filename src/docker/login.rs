@@ -70,7 +70,7 @@ impl<'a> Target<'a> {
     }
 
     /// The worker image, which the CLI's own login needs.
-    fn image(&self) -> Result<&str> {
+    pub fn image(&self) -> Result<&str> {
         self.image.as_deref().ok_or(Error::NoImage)
     }
 
@@ -91,7 +91,8 @@ impl<'a> Target<'a> {
     }
 }
 
-async fn require_image(engine: &Engine, image: &str) -> Result<()> {
+/// Fails with [`Error::ImageMissing`] when the engine has no `image` (nothing is pulled).
+pub async fn require_image(engine: &Engine, image: &str) -> Result<()> {
     let found = engine
         .call_opt(format!("inspect image {image}"), engine.client().inspect_image(image))
         .await?;
