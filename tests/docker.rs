@@ -153,7 +153,9 @@ fn cmd(vars: &[(&str, &str)]) -> Command {
     c.env_clear();
     c.env("PATH", std::env::var("PATH").unwrap_or_default());
     c.env("MOONAUTH_IMAGE", IMAGE);
-    if let Some(bin) = STATIC_BIN.get() {
+    // The static moonauth this process built or was given (scripts/test exports it).
+    let given = std::env::var_os("MOONAUTH_STATIC_BIN").filter(|p| !p.is_empty());
+    if let Some(bin) = STATIC_BIN.get().map(|p| p.as_os_str().to_owned()).or(given) {
         c.env("MOONAUTH_STATIC_BIN", bin);
     }
     for (k, v) in vars {
@@ -828,6 +830,11 @@ fn docker_failed_or_aborted_login_leaves_the_old_login_byte_for_byte() {
 
 #[test]
 fn docker_login_without_a_terminal_is_exit_9() {
+    if !docker_ready() {
+        return;
+    }
+    // The image and the static moonauth are there: only the terminal is missing.
+    static_bin();
     let out = run(&[("CLAUDE_VOLUME_NAME", "mt-never-created")], &["login", "claude"]);
     assert_eq!(out.status.code(), Some(9), "{}", text(&out));
     assert!(text(&out).contains("--sync-from"), "{}", text(&out));
