@@ -84,21 +84,31 @@ pub struct ClaudeAccount {
 }
 
 /// Reads `oauthAccount.emailAddress` and `oauthAccount.organizationName` from the bytes of
-/// `.claude.json`; `None` when the file is not JSON or names no account.
+/// `.claude.json`; `None` when the file is not JSON or names no account. Only those two
+/// fields are decoded: the rest of the file (every project Claude Code has seen, often
+/// megabytes) is skipped without being built, since preflight reads it on every start.
 pub fn parse_account(bytes: &[u8]) -> Option<ClaudeAccount> {
-    let value: Value = serde_json::from_slice(bytes).ok()?;
-    let account = value.get("oauthAccount")?.as_object()?;
-    let text = |key: &str| {
-        account
-            .get(key)
-            .and_then(Value::as_str)
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-    };
+    #[derive(serde::Deserialize)]
+    struct File {
+        #[serde(rename = "oauthAccount")]
+        account: Option<Account>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Account {
+        #[serde(rename = "emailAddress", default, deserialize_with = "lenient_text")]
+        email: Option<String>,
+        #[serde(rename = "organizationName", default, deserialize_with = "lenient_text")]
+        organization: Option<String>,
+    }
+    /// A non-blank string, trimmed; any other JSON value counts as absent.
+    fn lenient_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        let v = <Value as serde::Deserialize>::deserialize(d)?;
+        Ok(v.as_str().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string))
+    }
+    let account = serde_json::from_slice::<File>(bytes).ok()?.account?;
     let found = ClaudeAccount {
-        email: text("emailAddress"),
-        organization: text("organizationName"),
+        email: account.email,
+        organization: account.organization,
     };
     (found != ClaudeAccount::default()).then_some(found)
 }
