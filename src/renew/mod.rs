@@ -251,18 +251,10 @@ pub fn renew_login(key: &LoginKey, dir: &Path, opts: &RenewOptions, now: SystemT
         lease::release_dead_holders_claude_locks(dir);
     }
     let file = credentials::login_file(login, dir);
-    let bytes = match credentials::read_login_file(dir, &file) {
-        Ok(Some(b)) => b,
-        Ok(None) => {
-            return RenewOutcome::new(
-                runtime,
-                dir,
-                RenewStatus::Missing,
-                format!("no {} in {}", file_name(&file), dir.display()),
-            )
-            .with_fix(crate::agents::login_command(runtime, None))
-        }
-        Err(reason) => return RenewOutcome::new(runtime, dir, RenewStatus::NotRefreshable, reason),
+    let missing = format!("no {} in {}", file_name(&file), dir.display());
+    let bytes = match read_login(runtime, dir, &file, missing) {
+        Ok(b) => b,
+        Err(outcome) => return *outcome,
     };
     // An answer an earlier renewal could not write comes first: its refresh token is spent.
     let pending = fs::symlink_metadata(dir.join(PENDING_FILE)).is_ok();
@@ -295,18 +287,10 @@ pub fn renew_login(key: &LoginKey, dir: &Path, opts: &RenewOptions, now: SystemT
         Err(e) => return busy(runtime, dir, e),
     };
     // Double-check under the lease: another holder may have refreshed while we waited.
-    let bytes = match credentials::read_login_file(dir, &file) {
-        Ok(Some(b)) => b,
-        Ok(None) => {
-            return RenewOutcome::new(
-                runtime,
-                dir,
-                RenewStatus::Missing,
-                "the login file was removed while waiting for the lease",
-            )
-            .with_fix(crate::agents::login_command(runtime, None))
-        }
-        Err(reason) => return RenewOutcome::new(runtime, dir, RenewStatus::NotRefreshable, reason),
+    let removed = "the login file was removed while waiting for the lease".to_string();
+    let bytes = match read_login(runtime, dir, &file, removed) {
+        Ok(b) => b,
+        Err(outcome) => return *outcome,
     };
     let tokens = match refresh::read_tokens(login, &bytes) {
         Ok(t) => t,
@@ -502,6 +486,24 @@ fn blocked(runtime: Runtime, dir: &Path, why: String) -> RenewOutcome {
         "{} (or `moonauth renew {runtime} --force` to try once more)",
         crate::agents::login_command(runtime, None)
     ))
+}
+
+/// The login file's bytes, or the outcome that ends the renewal: missing (with `missing`
+/// as the detail and the login command as the fix) or refused by the read guards.
+fn read_login(runtime: Runtime, dir: &Path, file: &Path, missing: String) -> Result<Vec<u8>, Box<RenewOutcome>> {
+    match credentials::read_login_file(dir, file) {
+        Ok(Some(b)) => Ok(b),
+        Ok(None) => Err(Box::new(
+            RenewOutcome::new(runtime, dir, RenewStatus::Missing, missing)
+                .with_fix(crate::agents::login_command(runtime, None)),
+        )),
+        Err(reason) => Err(Box::new(RenewOutcome::new(
+            runtime,
+            dir,
+            RenewStatus::NotRefreshable,
+            reason,
+        ))),
+    }
 }
 
 fn fresh(
