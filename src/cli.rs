@@ -126,9 +126,29 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Print the man page (roff) to stdout, e.g. `moonauth man | man -l -`.
     Man,
+    /// GitHub Actions: check a workflow step's event, OIDC and credentials.
+    #[command(subcommand)]
+    Ci(CiCommand),
     /// Steps moonauth runs inside containers.
     #[command(subcommand, hide = true)]
     Internal(InternalCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CiCommand {
+    /// Check this GitHub Actions step: the event against the Claude GitHub App's allow-list, the runner, OIDC, which credentials are set and which the CLI would use.
+    Check(CiCheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CiCheckArgs {
+    /// Print the report as JSON (schema moonauth.ci.v1, docs/github-actions.md).
+    #[arg(long)]
+    pub json: bool,
+
+    /// Request an OIDC token (audience MOONAUTH_OIDC_AUDIENCE, default claude-code-github-action) and print its claims, never the token.
+    #[arg(long)]
+    pub oidc: bool,
 }
 
 #[derive(Debug, Args)]
@@ -254,6 +274,14 @@ pub struct RunArgs {
     /// Fall back to an API key when every OAuth account is out for quota (default: MOONAUTH_API_FALLBACK).
     #[arg(long)]
     pub api_fallback: bool,
+
+    /// When the run ends, write what resuming it needs into DIR (session transcript, its id, the attempts; nothing secret), e.g. for actions/upload-artifact.
+    #[arg(long, value_name = "DIR")]
+    pub save_state: Option<PathBuf>,
+
+    /// Continue the session an earlier `run --save-state DIR` left, on the next credential (credentials tried there are not tried again).
+    #[arg(long, value_name = "DIR")]
+    pub resume_from: Option<PathBuf>,
 
     /// The CLI's arguments (after --).
     #[arg(last = true, value_name = "ARGS", required = true)]
