@@ -17,6 +17,7 @@ mod docker;
 mod docs;
 mod doctor;
 mod exec;
+mod github_actions;
 mod init;
 mod inspect;
 mod json_convention;
