@@ -485,7 +485,7 @@ pub enum AccountsCommand {
 }
 
 #[derive(Debug, Args)]
-#[command(group(ArgGroup::new("credential").required(true).args(["dir", "api_key_env", "api_key_file"])))]
+#[command(group(ArgGroup::new("credential").required(true).args(["dir", "api_key_env", "api_key_file", "oauth_token_env", "oauth_token_file"])))]
 pub struct AccountAddArgs {
     /// The account's name: a-z, 0-9, - and _ (also its `moonauth login --account`).
     pub alias: String,
@@ -512,12 +512,20 @@ pub struct AccountAddArgs {
     #[arg(long, value_name = "PATH")]
     pub api_key_file: Option<PathBuf>,
 
+    /// A Claude subscription's OAuth token (`claude setup-token`) in this environment variable, handed to the CLI as CLAUDE_CODE_OAUTH_TOKEN (moonauth never stores the token).
+    #[arg(long, value_name = "VAR")]
+    pub oauth_token_env: Option<String>,
+
+    /// A Claude subscription's OAuth token in this file (first non-empty line).
+    #[arg(long, value_name = "PATH")]
+    pub oauth_token_file: Option<PathBuf>,
+
     /// Lower is tried first (OAuth accounts always before API keys).
     #[arg(long, value_name = "N", default_value_t = 0, allow_negative_numbers = true)]
     pub priority: i32,
 
-    /// Accept an --api-key-env variable that is not set here (it is set only where the worker runs).
-    #[arg(long, requires = "api_key_env")]
+    /// Accept an --api-key-env or --oauth-token-env variable that is not set here (it is set only where the worker runs).
+    #[arg(long)]
     pub allow_unset: bool,
 
     /// Print the result as JSON.

@@ -778,3 +778,103 @@ fn github_preflight_has_a_github_section_under_actions_only() {
         .iter()
         .all(|c| c["check"] != "event"));
 }
+
+/// Two stored setup-token accounts (`accounts add --oauth-token-env`, `--oauth-token-file`),
+/// both at their limit, no stored key: the environment's key is the last resort (it was
+/// never tried before this change: exit 10).
+#[test]
+fn real_cli_stored_setup_token_accounts_at_their_limit_then_the_environments_key() {
+    let Some(job) = Job::new() else { return };
+    let token_two = "sk-ant-oat01-CANARY-gha-stored-token-two-0123";
+    job.fake.reply(
+        OAUTH_TOKEN,
+        Reply::UsageLimit {
+            resets_at: in_an_hour(),
+        },
+    );
+    job.fake.reply(
+        token_two,
+        Reply::UsageLimit {
+            resets_at: in_an_hour(),
+        },
+    );
+    job.fake.reply(API_KEY, Reply::Ok);
+    let store = job.sandbox.path().join("store");
+    let token_file = job.sandbox.path().join("token-two");
+    std::fs::write(&token_file, format!("\n{token_two}\n")).unwrap();
+    let add = |args: &[&str]| {
+        let mut cmd = job.sandbox.command(moonauth_bin());
+        cmd.env("MOONAUTH_STATE_DIR", &store)
+            .env("TOKEN_ONE", OAUTH_TOKEN)
+            .args(["accounts", "add"])
+            .args(args);
+        cli::run(&mut cmd, Duration::from_secs(30))
+    };
+    let out = add(&[
+        "one",
+        "--runtime",
+        "claude",
+        "--oauth-token-env",
+        "TOKEN_ONE",
+        "--priority",
+        "1",
+    ]);
+    assert_eq!(out.exit_code, Some(0), "{}", out.stderr);
+    let out = add(&[
+        "two",
+        "--runtime",
+        "claude",
+        "--oauth-token-file",
+        token_file.to_str().unwrap(),
+        "--priority",
+        "2",
+    ]);
+    assert_eq!(out.exit_code, Some(0), "{}", out.stderr);
+    let out = add(&["cx", "--runtime", "codex", "--oauth-token-env", "TOKEN_ONE"]);
+    assert_eq!(out.exit_code, Some(2), "codex has no setup-token: {}", out.stderr);
+    let stored = std::fs::read_to_string(store.join("state.json")).unwrap();
+    assert!(!stored.contains("CANARY"), "a token reached the store: {stored}");
+    assert!(
+        stored.contains("\"oauth_token_env\": \"TOKEN_ONE\"") || stored.contains("\"oauth_token_env\":\"TOKEN_ONE\""),
+        "{stored}"
+    );
+
+    let step = Step::new(&job.sandbox, "stored");
+    let store_str = store.display().to_string();
+    let ran = job.run(
+        &step,
+        &[
+            ("MOONAUTH_STATE_DIR", &store_str),
+            ("TOKEN_ONE", OAUTH_TOKEN),
+            ("ANTHROPIC_API_KEY", API_KEY),
+            ("MOONAUTH_API_FALLBACK", "1"),
+        ],
+        &[],
+    );
+    assert_eq!(ran.out.exit_code, Some(0), "{}", ran.out.stderr);
+    let attempts = ran.report["attempts"].as_array().unwrap();
+    let accounts: Vec<&str> = attempts.iter().map(|a| a["account"].as_str().unwrap()).collect();
+    assert_eq!(accounts, ["one", "two", "env:ANTHROPIC_API_KEY"], "{}", ran.report);
+    assert_eq!(attempts[2]["resumed"], true);
+    assert_eq!(job.fake.count(OAUTH_TOKEN), 1);
+    assert_eq!(job.fake.count(token_two), 1);
+    assert_eq!(ran.outputs["finished_by"], "env:ANTHROPIC_API_KEY");
+    assert_eq!(ran.outputs["credential_kind"], "api-key");
+
+    // The store remembers both cooldowns; ls shows where each token is, never the token.
+    let mut ls = job.sandbox.command(moonauth_bin());
+    ls.env("MOONAUTH_STATE_DIR", &store)
+        .env("TOKEN_ONE", OAUTH_TOKEN)
+        .args(["accounts", "ls", "--json"]);
+    let ls = cli::run(&mut ls, Duration::from_secs(30));
+    assert_no_canary("accounts ls", &ls.stdout);
+    let listed: Value = serde_json::from_str(&ls.stdout).unwrap();
+    let one = listed["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["alias"] == "one")
+        .unwrap();
+    assert_eq!(one["login"], "env:TOKEN_ONE", "{one}");
+    assert!(one["cooldown_until"].as_str().is_some(), "{one}");
+}

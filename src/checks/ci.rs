@@ -160,7 +160,7 @@ pub fn run_checks(config: &Config, env: &Env, request_oidc: bool) -> CiReport {
             format!("{e} is not in the token exchange's allow-list (MOONAUTH_GITHUB_EVENTS: {}); the exchange answers \"Invalid OIDC token\"", events.join(", ")),
         )
         .warn(format!(
-            "trigger on an accepted event instead: a repository_dispatch sent by the {e} workflow, a pull_request trigger with a status check, or pass a github_token input (no exchange)"
+            "trigger on an accepted event instead: let the workflow that runs on {e} send a repository_dispatch, use a pull_request trigger with a status check, or pass a github_token input (no token exchange)"
         )),
     });
 

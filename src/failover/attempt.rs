@@ -61,7 +61,11 @@ impl Failover<'_> {
             ));
         }
         match (&candidate.key, &candidate.token) {
-            (Some(token), Some(var)) => set.push((var.clone(), token.expose().to_string())),
+            (Some(token), Some(_)) => {
+                for var in super::oauth_token_vars(runtime) {
+                    set.push((var.to_string(), token.expose().to_string()));
+                }
+            }
             (Some(key), None) => {
                 for var in api_key_vars(runtime) {
                     set.push((var.to_string(), key.expose().to_string()));

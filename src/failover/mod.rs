@@ -332,9 +332,9 @@ impl<'a> Failover<'a> {
                 None => Some(self.home_dir()?),
             },
             // A token runs where no login file can compete with it.
-            (AccountKind::Oauth, false, Some(_)) => Some(self.scratch_dir()?),
+            (AccountKind::Oauth, _, Some(_)) => Some(self.scratch_dir()?),
             (AccountKind::Oauth, false, None) => self.configured_login(),
-            (AccountKind::Oauth, true, _) => choice.login_dir,
+            (AccountKind::Oauth, true, None) => choice.login_dir,
         };
         Ok(Candidate {
             key: secrets::key_value(&choice.key, self.env),
@@ -395,7 +395,7 @@ impl<'a> Failover<'a> {
 }
 
 /// The variables an OAuth token is handed to the CLI in (Claude's `CLAUDE_CODE_OAUTH_TOKEN`).
-fn oauth_token_vars(runtime: Runtime) -> &'static [&'static str] {
+pub(super) fn oauth_token_vars(runtime: Runtime) -> &'static [&'static str] {
     match runtime {
         Runtime::Claude => &[crate::agents::claude::CLAUDE_CODE_OAUTH_TOKEN],
         _ => &[],

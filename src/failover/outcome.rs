@@ -114,7 +114,8 @@ impl Failover<'_> {
                     fix: Some(match &candidate.token {
                         // A setup-token has no refresh token: only a new one helps.
                         Some(var) => format!(
-                            "the OAuth token in {var} was refused (revoked or expired): run `claude setup-token` and store the new token where {var} comes from (the claude_code_oauth_token secret of a workflow)"
+                            "the OAuth token in {var} was refused (revoked or expired): run `claude setup-token` and store the new token there (in a workflow, the claude_code_oauth_token secret){}",
+                            if candidate.stored { format!(", then moonauth accounts enable {alias}") } else { String::new() }
                         ),
                         None => crate::agents::account_login_command(runtime, &alias),
                     }),

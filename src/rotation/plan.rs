@@ -26,8 +26,9 @@ pub struct Choice {
     pub key: KeySource,
     /// Whether it is a record in the store (or the configured login / environment key).
     pub stored: bool,
-    /// An OAuth token in this variable (`CLAUDE_CODE_OAUTH_TOKEN`) instead of a login
-    /// directory: nothing to refresh, and its fix is a new token, not a login.
+    /// An OAuth token instead of a login directory, and where it is (the environment's
+    /// variable, or a stored account's `env:VAR` / `file:PATH`): nothing to refresh, and
+    /// its fix is a new token, not a login.
     pub token: Option<String>,
 }
 
@@ -77,9 +78,12 @@ pub enum KeySource {
 }
 
 impl KeySource {
-    /// Where `account`'s key is: its variable, else its file (none for a login).
+    /// Where `account`'s key (or OAuth token) is: its variable, else its file (none for
+    /// a login).
     pub fn of(account: &Account) -> KeySource {
-        match (&account.api_key_env, &account.api_key_file) {
+        let var = account.api_key_env.as_ref().or(account.oauth_token_env.as_ref());
+        let file = account.api_key_file.as_ref().or(account.oauth_token_file.as_ref());
+        match (var, file) {
             (Some(var), _) => KeySource::Variable(var.clone()),
             (None, Some(path)) => KeySource::File(path.clone()),
             (None, None) => KeySource::None,
@@ -221,12 +225,9 @@ impl Plan {
                 alias: a.alias.clone(),
                 kind: a.kind,
                 login_dir: a.login_dir.clone(),
-                key: match a.kind {
-                    AccountKind::ApiKey => KeySource::of(a),
-                    AccountKind::Oauth => KeySource::None,
-                },
+                key: KeySource::of(a),
                 stored: true,
-                token: None,
+                token: a.is_oauth_token().then(|| a.location()),
             };
             match a.kind {
                 AccountKind::Oauth => self.oauth.push_back(c),
