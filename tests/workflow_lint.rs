@@ -223,3 +223,88 @@ fn workflow_lint_the_action_declares_every_run_output_and_every_input_the_exampl
     }
     assert!(checked >= 10, "too few inputs found in the examples: {checked}");
 }
+
+/// The action's `Run` step script, as bash will run it (its `run: |` block, dedented).
+fn action_run_script() -> String {
+    let action = std::fs::read_to_string(repo().join("action.yml")).unwrap();
+    let step = action.split("\n      id: run\n").nth(1).expect("a step with id: run");
+    let block = step.split("\n      run: |\n").nth(1).expect("its run block");
+    block
+        .lines()
+        .take_while(|l| l.is_empty() || l.starts_with("        "))
+        .map(|l| l.strip_prefix("        ").unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The action's `Run` step, run by bash with a stand-in moonauth that prints its
+/// arguments: the prompt (or prompt file), the extra arguments as separate words never
+/// expanded, the save/resume flags, and the error for a missing prompt.
+#[test]
+fn workflow_lint_the_action_run_step_builds_the_moonauth_command() {
+    let temp = tempfile::tempdir().unwrap();
+    let bin = temp.path().join("moonauth-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let stand_in = bin.join("moonauth");
+    std::fs::write(
+        &stand_in,
+        "#!/bin/sh\nfor a in \"$@\"; do printf '<%s>\\n' \"$a\"; done\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&stand_in, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let script = action_run_script();
+    assert!(script.contains("exec \"$moonauth\""), "{script}");
+    let run = |vars: &[(&str, &str)]| -> (Option<i32>, String) {
+        let mut cmd = Command::new("bash");
+        cmd.arg("-c")
+            .arg(&script)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("RUNNER_TEMP", temp.path());
+        for name in [
+            "PROMPT",
+            "PROMPT_FILE",
+            "CLI_ARGS",
+            "SAVE_STATE",
+            "RESUME_FROM",
+            "CI_CHECK",
+        ] {
+            cmd.env(name, "");
+        }
+        cmd.env("RUNTIME", "claude");
+        cmd.envs(vars.iter().copied());
+        let out = run(cmd);
+        (out.status.code(), text(&out))
+    };
+    let (code, out) = run(&[
+        ("PROMPT", "fix $HOME and `id` *"),
+        ("CLI_ARGS", "--max-turns 3  --model *"),
+        ("SAVE_STATE", "/tmp/state dir"),
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(
+        out,
+        "<run>\n<claude>\n<--save-state>\n</tmp/state dir>\n<-->\n<-p>\n<fix $HOME and `id` *>\n<--output-format>\n<stream-json>\n<--verbose>\n<--max-turns>\n<3>\n<--model>\n<*>\n"
+    );
+
+    let prompt_file = temp.path().join("prompt.md");
+    std::fs::write(&prompt_file, "from the file").unwrap();
+    let (code, out) = run(&[
+        ("PROMPT_FILE", prompt_file.to_str().unwrap()),
+        ("RUNTIME", "codex"),
+        ("RESUME_FROM", "/r"),
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(
+        out,
+        "<run>\n<codex>\n<--resume-from>\n</r>\n<-->\n<exec>\n<--json>\n<--skip-git-repo-check>\n<from the file>\n"
+    );
+
+    let (code, out) = run(&[]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains("::error title=moonauth::set the prompt or prompt_file input"),
+        "{out}"
+    );
+}
