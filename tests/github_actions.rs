@@ -878,3 +878,41 @@ fn real_cli_stored_setup_token_accounts_at_their_limit_then_the_environments_key
     assert_eq!(one["login"], "env:TOKEN_ONE", "{one}");
     assert!(one["cooldown_until"].as_str().is_some(), "{one}");
 }
+
+/// No store, no login, no token, no key: nothing runs, and the run says what would work
+/// and why no key was used.
+#[test]
+fn github_nothing_to_run_on_says_what_to_set() {
+    use crate::support::sandbox::Sandbox as Sb;
+    let sb = Sb::new();
+    let ran = sb.root().join("ran");
+    sb.stand_in("claude", &format!("touch '{}'", ran.display()));
+    let step_dir = sb.empty_dir("step");
+    let output = step_dir.join("out");
+    for (fallback, code) in [("0", "fallback-off"), ("1", "no-api-key")] {
+        let out = sb
+            .moonauth()
+            .env("MOONAUTH_STATE_DIR", sb.root().join("no-store"))
+            .env("CLAUDE_CONFIG_DIR", sb.root().join("no-login"))
+            .env("MOONAUTH_API_FALLBACK", fallback)
+            .env("GITHUB_ACTIONS", "true")
+            .env("GITHUB_OUTPUT", &output)
+            .args(["run", "claude", "--", "-p", "hi"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(10), "{stderr}");
+        assert!(
+            stderr.contains("default: no login — fix: moonauth login claude, or set CLAUDE_CODE_OAUTH_TOKEN"),
+            "{stderr}"
+        );
+        assert!(stderr.contains(&format!("\"code\":\"{code}\"")), "{stderr}");
+        let outputs = std::fs::read_to_string(&output).unwrap();
+        assert!(
+            outputs.contains(&format!("fallback_reason=not-used: {code}\n")),
+            "{outputs}"
+        );
+        assert!(outputs.contains("exhausted=true\n"), "{outputs}");
+    }
+    assert!(!ran.exists(), "the CLI never ran");
+}

@@ -143,7 +143,7 @@ impl Plan {
         match state.filter(|_| !stored.is_empty()) {
             // No store: the configured login (or the environment's OAuth token), and the
             // environment's key as the fallback.
-            None => plan.order_environment(env),
+            None => plan.order_environment(env, runtime),
             Some(state) => plan.order_stored(state, runtime, &stored, now),
         }
         // The environment's key is the last resort when the store holds none.
@@ -167,7 +167,7 @@ impl Plan {
     /// Without stored accounts: the configured login when it is usable, else the OAuth
     /// token in the environment; a login file that is there but unusable still goes
     /// first when there is no token (it sits out with its fix, as a login problem).
-    fn order_environment(&mut self, env: &EnvCredentials<'_>) {
+    fn order_environment(&mut self, env: &EnvCredentials<'_>, runtime: Runtime) {
         let default = Choice {
             alias: "default".into(),
             kind: AccountKind::Oauth,
@@ -190,7 +190,13 @@ impl Plan {
                 alias: "default".into(),
                 reason: "no login".into(),
                 until: None,
-                fix: None,
+                fix: Some(match runtime {
+                    Runtime::Claude => format!(
+                        "{}, or set CLAUDE_CODE_OAUTH_TOKEN to a `claude setup-token` token",
+                        crate::agents::account_login_command(runtime, "default")
+                    ),
+                    _ => crate::agents::account_login_command(runtime, "default"),
+                }),
             }),
         }
     }
