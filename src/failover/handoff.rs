@@ -6,6 +6,7 @@
 //! attempts travel along, so a credential an earlier job tried is not tried again and
 //! jobs never loop. Nothing secret is written: no token, no key, no login file.
 
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -193,4 +194,76 @@ impl Failover<'_> {
     }
 }
 
-use std::os::unix::fs::DirBuilderExt;
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::accounts::AccountKind;
+
+    fn attempt(account: &str, outcome: &str, session: Option<&str>) -> Attempt {
+        Attempt {
+            account: account.into(),
+            kind: AccountKind::Oauth,
+            outcome: outcome.into(),
+            reason: Some("usage limit (five_hour)".into()),
+            resets_at: None,
+            session_id: session.map(str::to_string),
+            resumed: false,
+            exit_code: Some(1),
+            started_at: "2026-11-24T12:00:00Z".into(),
+            duration_ms: 10,
+            switch_ms: None,
+            renewal: None,
+            carried: false,
+        }
+    }
+
+    #[test]
+    fn the_bundle_carries_the_session_with_known_values_masked_and_loads_back() {
+        let login = tempfile::tempdir().unwrap();
+        let bundle = tempfile::tempdir().unwrap();
+        let id = "0b4a6c1e-5f7d-4e0a-9a55-2b1d3c4e5f60";
+        let transcript = login.path().join(format!("projects/-work-repo/{id}.jsonl"));
+        std::fs::create_dir_all(transcript.parent().unwrap()).unwrap();
+        let token = "CANARY-handoff-token-0123456789";
+        std::fs::write(&transcript, format!("{{\"type\":\"user\",\"text\":\"use {token}\"}}\n")).unwrap();
+        let mut report = RunReport::new(Runtime::Claude);
+        report
+            .attempts
+            .push(attempt("env:CLAUDE_CODE_OAUTH_TOKEN", "usage-limit", Some(id)));
+        report.exhausted = true;
+        let mut redactor = Redactor::new();
+        redactor.add(token);
+        let dir = bundle.path().join("state");
+        save(&dir, &report, Some(login.path()), &redactor).unwrap();
+
+        let saved = load(&dir).unwrap();
+        assert_eq!(saved.session_id.as_deref(), Some(id), "the id survives the masking");
+        assert_eq!(
+            saved.session_file.as_deref(),
+            Some(Path::new(&format!("projects/-work-repo/{id}.jsonl")))
+        );
+        assert_eq!(saved.attempts.len(), 1);
+        let copied = std::fs::read_to_string(dir.join(SESSION_DIR).join(saved.session_file.unwrap())).unwrap();
+        assert!(
+            copied.contains("\"type\":\"user\"") && !copied.contains(token),
+            "{copied}"
+        );
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+    }
+
+    #[test]
+    fn a_directory_without_a_saved_run_or_of_another_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("--resume-from") && err.contains(STATE_FILE), "{err}");
+        std::fs::write(
+            dir.path().join(STATE_FILE),
+            r#"{"schema":"moonauth.run-state.v9","runtime":"claude","session_id":null,"session_file":null,"cwd":null,"attempts":[],"unavailable":[],"finished_by":null,"exhausted":true}"#,
+        )
+        .unwrap();
+        let err = load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("moonauth.run-state.v9"), "{err}");
+    }
+}
