@@ -475,6 +475,11 @@ fn real_cli_github_save_state_in_one_job_and_resume_from_it_in_the_next() {
     );
     assert_eq!(second.outputs["finished_by"], "env:ANTHROPIC_API_KEY");
     assert_eq!(second.outputs["session_id"], session);
+    let summary = std::fs::read_to_string(&step2.summary).unwrap();
+    assert!(
+        summary.contains("| 1 | env:CLAUDE_CODE_OAUTH_TOKEN (earlier job) | oauth | usage-limit |"),
+        "{summary}"
+    );
 
     // Job 3 resuming the same bundle again finds nothing left to try: no loop.
     let step3 = Step::new(&job.sandbox, "again");

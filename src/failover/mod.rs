@@ -135,6 +135,7 @@ impl Failover<'_> {
     /// Tries the plan's credentials in turn; true when the run is over (finished, or a
     /// failure another credential would not help), false when every credential is out.
     fn drive(&mut self, plan: &mut Plan) -> Result<bool> {
+        // The loop's own name for the run, as when it lived in `run`.
         let failover = self;
         while let Some(choice) = plan.next_credential() {
             let candidate = failover.candidate(choice)?;

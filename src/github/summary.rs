@@ -17,7 +17,11 @@ pub fn table(report: &RunReport) -> String {
         f.push_str(&format!(
             "| {} | {} | {} | {} | {} | {} | {} |\n",
             i + 1,
-            a.account,
+            if a.carried {
+                format!("{} (earlier job)", a.account)
+            } else {
+                a.account.clone()
+            },
             a.kind.as_str(),
             a.outcome,
             a.reason.as_deref().unwrap_or("").replace('|', "\\|"),
