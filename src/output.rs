@@ -81,6 +81,47 @@ impl Render for PreflightReport {
     }
 }
 
+impl Render for crate::checks::ci::CiReport {
+    fn human(&self, w: &mut dyn Write) -> io::Result<()> {
+        let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+        writeln!(
+            w,
+            "moonauth ci check · event {} · repository {} · runner {} ({}, {})",
+            or_dash(&self.event),
+            or_dash(&self.repository),
+            or_dash(&self.runner.name),
+            or_dash(&self.runner.os),
+            or_dash(&self.runner.environment)
+        )?;
+        for c in &self.checks {
+            writeln!(w, "{:<5} {:<16} {}", status_word(c.status), c.check, c.detail)?;
+            if let Some(fix) = &c.fix {
+                writeln!(w, "{:<23}fix: {fix}", "")?;
+            }
+        }
+        if let Some(claims) = &self.oidc.claims {
+            writeln!(w, "OIDC claims (audience {}):", self.oidc.audience)?;
+            for (k, v) in claims {
+                let v = v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
+                writeln!(w, "  {k:<18} {v}")?;
+            }
+        }
+        if !self.credentials.moonauth_run_order.is_empty() {
+            writeln!(
+                w,
+                "moonauth run tries: {}",
+                self.credentials.moonauth_run_order.join(", then ")
+            )?;
+        }
+        let exit = self.exit();
+        if self.ok {
+            writeln!(w, "ok")
+        } else {
+            writeln!(w, "not ready (exit {}: {})", exit.code(), exit.meaning())
+        }
+    }
+}
+
 /// `1 warning`, `2 warnings`, `0 warnings`.
 pub fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })

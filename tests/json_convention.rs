@@ -58,6 +58,30 @@ fn every_command_without_docker_follows_the_json_convention() {
     let out = sb.moonauth().args(["runtime", "resolve", "--json"]).output().unwrap();
     conforms("runtime resolve", &out, "moonauth.runtime-resolve.v1");
 
+    for (pairs, expect) in [
+        (
+            vec![
+                ("GITHUB_ACTIONS", "true"),
+                ("GITHUB_EVENT_NAME", "push"),
+                ("CLAUDE_CODE_OAUTH_TOKEN", "t"),
+            ],
+            0,
+        ),
+        (
+            vec![("GITHUB_ACTIONS", "true"), ("GITHUB_EVENT_NAME", "pull_request")],
+            4,
+        ),
+    ] {
+        let out = sb
+            .moonauth()
+            .args(["ci", "check", "--json"])
+            .envs(pairs)
+            .output()
+            .unwrap();
+        assert_eq!(code(&out), expect, "{}", stdout(&out));
+        conforms("ci check", &out, "moonauth.ci.v1");
+    }
+
     // `accounts` and `renew` reports carry `schema` but not yet `ok`/`exit_code` (their
     // report types live in state/ and renew/): only the schema is checked for them.
     let out = sb
