@@ -13,6 +13,7 @@ mod preflight;
 mod renew;
 mod run;
 mod runtime;
+mod settings;
 mod status;
 mod volumes;
 
@@ -34,6 +35,7 @@ pub fn run(command: Command, env: &Env) -> Result<Exit> {
         Command::Init(args) => init::run(args, env),
         Command::Run(args) => run::run(args, env),
         Command::Accounts(cmd) => accounts::run(cmd, env),
+        Command::Settings(cmd) => settings::run(cmd, env),
         Command::Renew(args) => renew::run(args, env),
         Command::Doctor(args) => doctor::run(args, env),
         Command::Completions(args) => completions::run(args),
