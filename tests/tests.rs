@@ -26,6 +26,7 @@ mod real_cli;
 mod renew;
 mod renew_docker;
 mod renew_real_cli;
+mod rotation;
 mod run_child;
 mod run_real_cli;
 mod run_secrets;
