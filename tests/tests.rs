@@ -34,3 +34,4 @@ mod runtime_resolve;
 mod snapshots;
 mod store;
 mod store_props;
+mod usage_real_cli;
