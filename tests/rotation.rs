@@ -423,3 +423,35 @@ fn usage_windows_show_freshness_over_the_pinned_clock_and_unknown_is_never_zero(
     assert!(ls.contains("five_hour unknown"), "{ls}");
     assert!(!ls.contains("0%"), "{ls}");
 }
+
+#[test]
+fn log_follow_prints_each_new_decision_as_one_json_line() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let f = Fleet::new();
+    f.pick(NOW);
+    let mut child =
+        f.sb.std_moonauth()
+            .env("MOONAUTH_STATE_DIR", &f.state)
+            .env("MOONAUTH_NOW", NOW)
+            .args(["accounts", "log", "--follow", "--json", "--limit", "1"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(first["chosen"], "a");
+    // A decision made after --follow started shows up next (the reader blocks at most
+    // until it does; the child is killed below whatever happens).
+    let picked = f.pick(&at(1));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(lines.next().map(|l| l.unwrap()));
+    });
+    let next = rx.recv_timeout(Duration::from_secs(20));
+    let _ = child.kill();
+    let _ = child.wait();
+    let next: Value = serde_json::from_str(&next.expect("a new line within 20 s").unwrap()).unwrap();
+    assert_eq!(next["chosen"], picked.as_str());
+    assert_eq!(next["time"], "2026-11-24T12:01:00.000Z");
+}
