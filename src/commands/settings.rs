@@ -45,71 +45,18 @@ fn emit(
     Ok(Exit::Ok)
 }
 
-fn check_key(key: &str) -> Result<()> {
-    let weight_alias = key.strip_prefix("weight.");
-    if settings::KEYS.contains(&key) || weight_alias.is_some_and(|a| crate::state::accounts::validate_alias(a).is_ok())
-    {
-        Ok(())
-    } else {
-        Err(invalid(SettingError::new(
-            "key",
-            key,
-            "one of strategy, preset, weight.ALIAS, threshold.critical, threshold.low",
-        )))
-    }
-}
-
 fn get(store: &Store, args: SettingsGetArgs, env: &Env, now: SystemTime) -> Result<Exit> {
     if let Some(key) = &args.key {
-        check_key(key)?;
+        steering::check_key(key).map_err(invalid)?;
     }
     let state = store.read_unlocked()?;
     emit("get", &state, env, args.key.as_deref(), args.json, now)
 }
 
-/// Applies `key = value` to the stored settings, checking the value and the thresholds
-/// as they will be in effect.
-fn apply(stored: &mut StoredSettings, key: &str, value: &str) -> std::result::Result<(), SettingError> {
-    match key {
-        "strategy" => stored.strategy = Some(value.parse()?),
-        "preset" => stored.preset = Some(value.parse()?),
-        "threshold.critical" => stored.critical = Some(steering::parse_threshold(key, value)?),
-        "threshold.low" => stored.low = Some(steering::parse_threshold(key, value)?),
-        _ => {
-            let alias = key.strip_prefix("weight.").unwrap_or(key);
-            stored
-                .weights
-                .insert(alias.to_string(), steering::parse_weight(key, value)?);
-        }
-    }
-    Ok(())
-}
-
 fn set(store: &Store, args: SettingsSetArgs, env: &Env, now: SystemTime) -> Result<Exit> {
-    check_key(&args.key)?;
     let mut guard = store.lock(DEFAULT_LOCK_TIMEOUT)?;
     let mut stored = guard.state().settings.clone();
-    apply(&mut stored, &args.key, &args.value).map_err(invalid)?;
-    // The thresholds as stored must keep critical < low with the preset's defaults.
-    let preset = stored.preset.unwrap_or_default();
-    let (critical, low) = preset.thresholds();
-    let (critical, low) = (stored.critical.unwrap_or(critical), stored.low.unwrap_or(low));
-    if critical >= low {
-        let field = if args.key == "threshold.low" {
-            SettingError::new(
-                "threshold.low",
-                &low.to_string(),
-                &format!("above threshold.critical ({critical})"),
-            )
-        } else {
-            SettingError::new(
-                "threshold.critical",
-                &critical.to_string(),
-                &format!("below threshold.low ({low})"),
-            )
-        };
-        return Err(invalid(field));
-    }
+    stored.set(&args.key, &args.value).map_err(invalid)?;
     if let Some(alias) = args.key.strip_prefix("weight.") {
         if guard.state().account(alias).is_none() {
             return Err(Error::UnknownAccount {
