@@ -14,6 +14,7 @@ mod preflight;
 mod renew;
 mod run;
 mod runtime;
+mod settings;
 mod status;
 mod volumes;
 
@@ -35,6 +36,7 @@ pub fn run(command: Command, env: &Env) -> Result<Exit> {
         Command::Init(args) => init::run(args, env),
         Command::Run(args) => run::run(args, env),
         Command::Accounts(cmd) => accounts::run(cmd, env),
+        Command::Settings(cmd) => settings::run(cmd, env),
         Command::Renew(args) => renew::run(args, env),
         Command::Doctor(args) => doctor::run(args, env),
         Command::Ci(CiCommand::Check(args)) => ci::check(args, env),

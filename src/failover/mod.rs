@@ -20,6 +20,7 @@ mod renewal;
 mod report;
 pub mod resume;
 mod secrets;
+mod windows;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -41,7 +42,7 @@ use outcome::{Next, Recorder};
 use renewal::Renewal;
 use secrets::Masks;
 
-pub use report::{Attempt, CredentialKind, KeyNotUsedReport, RunReport, Unavailable};
+pub use report::{Attempt, CredentialKind, KeyNotUsedReport, RunReport, Unavailable, UsageCapture};
 
 /// What `moonauth run` was asked to do.
 pub struct RunRequest {
@@ -198,6 +199,46 @@ struct Failover<'a> {
     /// A private directory for credentials without a login directory (an OAuth token, a
     /// key with no login to run beside, a session handed over by an earlier job).
     scratch: Option<tempfile::TempDir>,
+    /// This run's id, in the decision log and on the usage snapshots it captures.
+    run_id: String,
+}
+
+/// A run id: the start time in milliseconds and a random suffix (unique enough to tell
+/// runs apart in the log; not a secret).
+fn new_run_id(now: std::time::SystemTime) -> String {
+    let ms = now.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+    format!("run-{ms}-{:08x}", fastrand::u32(..))
+}
+
+/// Rotation's decision for this run, with the settings in effect and this
+/// environment's login problems. With accounts of the runtime in the store it is made
+/// and recorded under the store's lock (the chosen account marked used, so concurrent
+/// runs take turns under round-robin; a force mode it ended cleared) and logged.
+fn decide_run(
+    store: Option<&crate::state::Store>,
+    state: &crate::state::accounts::State,
+    runtime: Runtime,
+    env: &Env,
+    run_id: &str,
+    now: std::time::SystemTime,
+) -> Result<crate::rotation::Decision> {
+    use crate::rotation::{decide_here, force, log::Record, settings};
+    let decide = |s: &crate::state::accounts::State| -> Result<crate::rotation::Decision> {
+        let resolved = settings::resolve(&s.settings, env, &Default::default())?;
+        Ok(decide_here(s, runtime, &resolved, env, now, &mut fastrand::Rng::new()))
+    };
+    let Some(store) = store.filter(|_| state.accounts.iter().any(|a| a.runtime == runtime)) else {
+        return decide(state);
+    };
+    let decision = store.update(crate::state::DEFAULT_LOCK_TIMEOUT, |s| {
+        let decision = decide(s)?;
+        force::record(s, &decision, now)?;
+        Ok::<_, Error>(decision)
+    })??;
+    if let Err(e) = store.append_decision(&Record::new(&decision, now, Some(run_id), "run").line()) {
+        tracing::warn!("could not log the rotation decision: {e}");
+    }
+    Ok(decision)
 }
 
 impl<'a> Failover<'a> {
@@ -251,8 +292,13 @@ impl<'a> Failover<'a> {
                 .find(|v| env.non_blank(v).is_some()),
             api_key_var: env_key_var,
         };
+        let run_id = new_run_id(now);
+        let decision = match &state {
+            Some(s) => Some(decide_run(store.as_ref(), s, runtime, env, &run_id, now)?),
+            None => None,
+        };
         let mut plan = Plan::new(
-            state.as_ref(),
+            state.as_ref().zip(decision.as_ref()),
             runtime,
             request.account.as_deref(),
             &env_credentials,
@@ -275,8 +321,12 @@ impl<'a> Failover<'a> {
             program,
             masks,
             recorder: Recorder::new(store),
+            run_id: run_id.clone(),
             renew_options: RenewOptions::from_config(config),
-            report: RunReport::new(runtime),
+            report: RunReport {
+                run_id: run_id.clone(),
+                ..RunReport::new(runtime)
+            },
             unavailable: plan.passed_over().iter().map(Unavailable::passed_over).collect(),
             previous: None,
             last_exit: None,
