@@ -29,6 +29,12 @@ pub enum Exit {
     NeedsTerminal,
     /// No account of the runtime can be used now: each is disabled, cooling down or needs a re-login.
     AccountsExhausted,
+    /// The fleet's state database (`MOONAUTH_STATE_URL`) cannot be reached.
+    StateUnreachable,
+    /// The fleet's state database has a schema from a newer moonauth.
+    StateTooNew,
+    /// The state key does not open the fleet's published logins.
+    StateKey,
     /// The worker command given after `--` exists but cannot be executed.
     CommandNotExecutable,
     /// The worker command given after `--` was not found.
@@ -39,7 +45,7 @@ pub enum Exit {
 
 impl Exit {
     /// Every code, in table order (for docs and tests).
-    pub const ALL: [Exit; 13] = [
+    pub const ALL: [Exit; 16] = [
         Exit::Ok,
         Exit::Failure,
         Exit::Usage,
@@ -51,6 +57,9 @@ impl Exit {
         Exit::LoginFailed,
         Exit::NeedsTerminal,
         Exit::AccountsExhausted,
+        Exit::StateUnreachable,
+        Exit::StateTooNew,
+        Exit::StateKey,
         Exit::CommandNotExecutable,
         Exit::CommandNotFound,
     ];
@@ -69,6 +78,9 @@ impl Exit {
             Exit::LoginFailed => 8,
             Exit::NeedsTerminal => 9,
             Exit::AccountsExhausted => 10,
+            Exit::StateUnreachable => 20,
+            Exit::StateTooNew => 21,
+            Exit::StateKey => 22,
             Exit::CommandNotExecutable => 126,
             Exit::CommandNotFound => 127,
             Exit::Child(code) => code,
@@ -97,6 +109,9 @@ impl Exit {
             Exit::AccountsExhausted => {
                 "no account of the runtime is eligible (all disabled, cooling down or needing re-login); the output lists each and why"
             }
+            Exit::StateUnreachable => "the fleet's state database (MOONAUTH_STATE_URL) cannot be reached",
+            Exit::StateTooNew => "the fleet's state database has a schema from a newer moonauth; this one does not touch it",
+            Exit::StateKey => "MOONAUTH_STATE_KEY does not open the fleet's published logins (not the fleet's key)",
             Exit::CommandNotExecutable => "the worker command after -- exists but cannot be executed",
             Exit::CommandNotFound => "the worker command after -- was not found",
             Exit::Child(_) => "the exit status of the CLI that moonauth run ran",

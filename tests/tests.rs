@@ -32,4 +32,5 @@ mod run_secrets;
 mod runtime_resolve;
 mod snapshots;
 mod store;
+mod store_postgres;
 mod store_props;
