@@ -34,9 +34,7 @@ fn concurrent_first_users_migrate_once_and_all_succeed() {
         assert_eq!(r.unwrap(), SCHEMA_VERSION);
     }
     let mut client = db.client();
-    let rows = client
-        .query("SELECT version FROM moonauth_schema", &[])
-        .unwrap();
+    let rows = client.query("SELECT version FROM moonauth_schema", &[]).unwrap();
     assert_eq!(rows.len(), 1);
     let state_rows: i64 = client
         .query_one("SELECT count(*) FROM moonauth_state", &[])
@@ -50,14 +48,9 @@ fn a_newer_schema_is_refused_with_its_exit_code_and_left_alone() {
     let Some(db) = postgres::database() else { return };
     connect(&db.url()).unwrap();
     let mut client = db.client();
-    client
-        .batch_execute("UPDATE moonauth_schema SET version = 99")
-        .unwrap();
+    client.batch_execute("UPDATE moonauth_schema SET version = 99").unwrap();
     let err = connect(&db.url()).unwrap_err();
-    assert!(
-        matches!(err, Error::StateSchemaTooNew { version: 99, .. }),
-        "{err}"
-    );
+    assert!(matches!(err, Error::StateSchemaTooNew { version: 99, .. }), "{err}");
     let text = err.to_string();
     assert!(text.contains("schema version 99"), "{text}");
     assert!(!text.contains(PASSWORD), "{text}");
@@ -143,7 +136,9 @@ fn a_database_restarted_during_writes_loses_no_acknowledged_update() {
                 .unwrap()
         })
         .collect();
-    let Backend::Postgres(db, _) = &backend else { unreachable!() };
+    let Backend::Postgres(db, _) = &backend else {
+        unreachable!()
+    };
     // Let them get going, then restart the server under them, twice.
     postgres::wait_until("the writers to write", Duration::from_secs(30), || {
         store.read_unlocked().map(|s| s.revision > before + 50).unwrap_or(false)
@@ -163,11 +158,18 @@ fn a_database_restarted_during_writes_loses_no_acknowledged_update() {
         failed += line["failed"].as_u64().unwrap();
     }
     let after = backend.open().read_unlocked().unwrap().revision;
-    eprintln!("{landed} landed, {failed} failed across two restarts; revision +{}", after - before);
+    eprintln!(
+        "{landed} landed, {failed} failed across two restarts; revision +{}",
+        after - before
+    );
     assert!(failed > 0, "the restarts interrupted some updates");
     // No acknowledged update is lost; an update whose COMMIT reply the restart cut may
     // have landed without being acknowledged, never more than those that failed.
-    assert!(after - before >= landed, "lost updates: {landed} acknowledged, {} in the state", after - before);
+    assert!(
+        after - before >= landed,
+        "lost updates: {landed} acknowledged, {} in the state",
+        after - before
+    );
     assert!(after - before <= landed + failed);
 }
 
@@ -192,16 +194,25 @@ fn the_fleet_lease_has_one_holder_expires_in_database_time_and_fences() {
     // A short lease expires by the database's clock, and then another takes it over; the
     // expired holder (paused past its lease) can no longer publish.
     let other = "codex/work";
-    let short = a.try_lease(other, "host-a:1", Duration::from_millis(300)).unwrap().unwrap();
+    let short = a
+        .try_lease(other, "host-a:1", Duration::from_millis(300))
+        .unwrap()
+        .unwrap();
     std::thread::sleep(Duration::from_millis(700));
     assert_eq!(a.publish(other, "host-a:1", short, b"late").unwrap(), None, "expired");
-    let taken = b.try_lease(other, "host-b:2", Duration::from_secs(60)).unwrap().unwrap();
+    let taken = b
+        .try_lease(other, "host-b:2", Duration::from_secs(60))
+        .unwrap()
+        .unwrap();
     assert!(taken.0 > short.0);
     assert_eq!(a.publish(other, "host-a:1", short, b"late").unwrap(), None);
     assert_eq!(b.newest_generation(other).unwrap(), None);
     assert_eq!(b.publish(other, "host-b:2", taken, b"g1").unwrap(), Some(1));
     let newest = a.newest_generation(other).unwrap().unwrap();
-    assert_eq!((newest.generation, newest.fencing, newest.sealed), (1, taken.0, b"g1".to_vec()));
+    assert_eq!(
+        (newest.generation, newest.fencing, newest.sealed),
+        (1, taken.0, b"g1".to_vec())
+    );
     let _ = Fencing(0);
 }
 
