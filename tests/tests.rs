@@ -17,6 +17,7 @@ mod docker;
 mod docs;
 mod doctor;
 mod exec;
+mod fleet;
 mod init;
 mod inspect;
 mod json_convention;

@@ -6,10 +6,11 @@
 pub mod accounts;
 pub mod postgres;
 pub mod report;
+pub mod seal;
 pub mod store;
 
 use crate::config::Config;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 pub use store::{Store, DEFAULT_LOCK_TIMEOUT};
 
@@ -24,10 +25,18 @@ pub fn open(config: &Config) -> Result<Store> {
 
 /// The store when one exists: commands that only consult accounts (`run`, `renew`,
 /// `login`) never create one. A configured database always exists (its schema is made
-/// on first use).
+/// on first use); when it cannot be reached, these commands go on without the stored
+/// accounts (with a warning), using the logins this host's volumes hold.
 pub fn open_existing(config: &Config) -> Result<Option<Store>> {
     if config.fleet.is_some() {
-        return open(config).map(Some);
+        return match open(config) {
+            Ok(store) => Ok(Some(store)),
+            Err(e @ Error::StateUnreachable { .. }) => {
+                tracing::warn!("{e}; going on with the logins on this host, without the fleet's accounts");
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        };
     }
     match config.state_dir.as_ref() {
         Some(dir) if Store::exists_in(&dir.value) => Ok(Some(Store::open(&dir.value)?)),

@@ -374,6 +374,20 @@ impl PgStore {
         })
     }
 
+    /// Extends the lease by `ttl` from now, when `fencing` is still its current, unexpired
+    /// grant; false otherwise.
+    pub fn extend_lease(&self, name: &str, owner: &str, fencing: Fencing, ttl: Duration) -> Result<bool> {
+        let secs = ttl.as_secs_f64();
+        self.with(|c| {
+            c.execute(
+                "UPDATE moonauth_leases SET expires_at = now() + make_interval(secs => $4)
+                  WHERE name = $1 AND owner = $2 AND fencing = $3 AND expires_at >= now()",
+                &[&name, &owner, &fencing.0, &secs],
+            )
+            .map(|n| n == 1)
+        })
+    }
+
     /// Gives the lease back, if it is still this grant.
     pub fn release_lease(&self, name: &str, owner: &str, fencing: Fencing) -> Result<()> {
         self.with(|c| {
