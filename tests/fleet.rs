@@ -344,3 +344,69 @@ fn with_the_database_unreachable_nothing_is_refreshed_and_the_url_is_masked() {
         before
     );
 }
+
+/// `moonauth preflight --json` for a codex worker with a valid login, and `vars`.
+fn preflight(vars: &[(&str, &str)]) -> (i32, Value, String) {
+    use crate::support::sandbox::{code, json, Sandbox};
+    let sb = Sandbox::new();
+    sb.stand_ins(&["codex"]);
+    let codex = sb.login("codex", "chatgpt-valid");
+    let mut cmd = sb.moonauth();
+    cmd.args(["preflight", "--json"])
+        .env("MOONAUTH_WORKER_RUNTIME", "codex")
+        .env("CODEX_HOME", &codex);
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    let out = cmd.timeout(T).output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (code(&out), json(&out), text)
+}
+
+fn fleet_check(report: &Value) -> Option<&Value> {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "fleet-state")
+}
+
+#[test]
+fn preflight_says_how_the_fleet_database_is_only_when_one_is_configured() {
+    // Without MOONAUTH_STATE_URL there is no such check (and nothing connects).
+    let (code, report, _) = preflight(&[]);
+    assert_eq!(code, 0);
+    assert!(fleet_check(&report).is_none());
+
+    // Unreachable: a warning naming the URL with its password masked; the worker starts.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let down = format!("postgres://moon:{PASSWORD}@127.0.0.1:{port}/fleet?connect_timeout=2");
+    let (code, report, text) = preflight(&[("MOONAUTH_STATE_URL", &down), ("MOONAUTH_STATE_KEY", KEY)]);
+    assert_eq!(code, 0, "{text}");
+    let check = fleet_check(&report).unwrap();
+    assert_eq!(check["status"], "warn");
+    assert!(
+        check["detail"].as_str().unwrap().contains("moon:[redacted]@127.0.0.1"),
+        "{check}"
+    );
+    assert!(!text.contains(PASSWORD) && !text.contains(KEY), "{text}");
+
+    let Some(db) = postgres::database() else { return };
+    let (code, report, text) = preflight(&[("MOONAUTH_STATE_URL", &db.url()), ("MOONAUTH_STATE_KEY", KEY)]);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(fleet_check(&report).unwrap()["status"], "ok", "{text}");
+    // Another key than the one the database was set up with fails with its code.
+    let other = "CANARYotherkey-000000000000000000000000000";
+    let (code, report, text) = preflight(&[("MOONAUTH_STATE_URL", &db.url()), ("MOONAUTH_STATE_KEY", other)]);
+    assert_eq!(code, 22, "{text}");
+    assert_eq!(fleet_check(&report).unwrap()["status"], "fail");
+    assert!(!text.contains(other) && !text.contains(PASSWORD), "{text}");
+}

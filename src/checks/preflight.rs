@@ -98,6 +98,10 @@ pub fn run_checks(inputs: &Inputs<'_>) -> PreflightReport {
             exec_env.insert(var.to_string(), settings.login_dir.value.display().to_string());
         }
     }
+    // Only with MOONAUTH_STATE_URL: nothing connects on the plain fast path.
+    if let Some(c) = super::fleet::check(config) {
+        checks.push(c);
+    }
     let mut report = PreflightReport {
         schema: "moonauth.preflight.v1",
         mode: mode.value,
