@@ -253,3 +253,16 @@ fn many_processes_racing_for_one_lease_get_distinct_growing_fencing_numbers() {
     sorted.dedup();
     assert_eq!(sorted.len(), 200, "every grant has its own fencing number");
 }
+
+#[test]
+fn sslmode_require_is_refused_with_a_clear_error_not_a_plain_connection() {
+    let url = format!("postgres://moon:{PASSWORD}@127.0.0.1:1/fleet?sslmode=require");
+    let err = connect(&url).unwrap_err();
+    assert_eq!(err.exit(), moonauth::exit::Exit::Usage);
+    let text = err.to_string();
+    assert!(
+        text.contains("sslmode=require") && text.contains("without TLS"),
+        "{text}"
+    );
+    assert!(!text.contains(PASSWORD), "{text}");
+}

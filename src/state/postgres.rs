@@ -108,6 +108,13 @@ impl PgStore {
                     value: shown.clone(),
                     reason: mask(&e.to_string(), None),
                 })?;
+        if config.get_ssl_mode() == postgres::config::SslMode::Require {
+            return Err(Error::InvalidVariable {
+                var: "MOONAUTH_STATE_URL".into(),
+                value: shown,
+                reason: "sslmode=require: this moonauth connects without TLS; reach the database over a private network or a TLS tunnel (docs/fleet.md)".into(),
+            });
+        }
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(DEFAULT_CONNECT_TIMEOUT);
         }
