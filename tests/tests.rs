@@ -18,6 +18,7 @@ mod docs;
 mod doctor;
 mod exec;
 mod fleet;
+mod fleet_bench;
 mod init;
 mod inspect;
 mod json_convention;
