@@ -410,3 +410,59 @@ fn preflight_says_how_the_fleet_database_is_only_when_one_is_configured() {
     assert_eq!(fleet_check(&report).unwrap()["status"], "fail");
     assert!(!text.contains(other) && !text.contains(PASSWORD), "{text}");
 }
+
+/// Three hosts (three copies of one expired login, three state directories, one
+/// database), eight real `codex` workers each through `moonauth run`: every worker
+/// finishes, the fleet refreshes once, nothing is reused.
+#[test]
+fn real_cli_three_hosts_times_eight_codex_runs_finish_with_one_refresh() {
+    use crate::renew_real_cli::{all_at_once, codex_exec_args, describe, finished, sandboxed};
+    let Some(codex) = real_cli("codex") else { return };
+    let Some(db) = postgres::database() else { return };
+    let svc = TokenService::start(Flavor::Codex);
+    svc.set_delay(Duration::from_millis(300));
+    let root = temp_root("fleet-real-");
+    let hosts = hosts(root.path(), 3);
+    let issued = svc.login(ago(600));
+    for h in &hosts {
+        write_codex_login(&h.login, &issued, ago(30 * 86_400));
+    }
+    let home = subdir(root.path(), "home");
+    let path = format!(
+        "{}:{}",
+        codex.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let url = db.url();
+    let commands = hosts
+        .iter()
+        .flat_map(|h| (0..8).map(move |_| h))
+        .map(|h| {
+            let mut c = sandboxed(crate::support::moonauth_bin(), &home);
+            c.env("PATH", &path)
+                .env("CODEX_HOME", &h.login)
+                .env("CODEX_REFRESH_TOKEN_URL_OVERRIDE", svc.token_url())
+                .env("MOONAUTH_STATE_URL", &url)
+                .env("MOONAUTH_STATE_KEY", KEY)
+                .env("MOONAUTH_STATE_DIR", &h.state)
+                .args(["run", "codex", "--"])
+                .args(codex_exec_args(&svc));
+            c
+        })
+        .collect();
+    let outs = all_at_once(commands);
+    let done = finished(&outs);
+    eprintln!(
+        "3 hosts x 8 moonauth run codex: {done} of 24 finished; {} refreshes, {} reuses",
+        svc.refreshes(),
+        svc.reuses()
+    );
+    for o in &outs {
+        assert_no_tokens(&o.text(), &svc);
+    }
+    assert_eq!(done, 24, "{}", describe(&outs));
+    assert_eq!(svc.refreshes(), 1, "exactly one refresh for the fleet");
+    assert_eq!(svc.reuses(), 0, "no reuse");
+    assert!(!svc.revoked(issued.grant));
+    assert_database_holds_no_secret(&db, &svc);
+}
