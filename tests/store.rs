@@ -67,6 +67,32 @@ impl Backend {
         vars
     }
 
+    /// Puts `bytes` where the state document lives, as another writer (or a person) would:
+    /// `state.json`, or the state row.
+    pub fn plant(&self, bytes: &[u8]) {
+        match self {
+            Backend::File(dir) => std::fs::write(dir.path().join(store::STATE_FILE), bytes).unwrap(),
+            Backend::Postgres(db, _) => {
+                self.open();
+                db.client()
+                    .execute("UPDATE moonauth_state SET document = $1 WHERE id = 1", &[&bytes])
+                    .unwrap();
+            }
+        }
+    }
+
+    /// The state document as stored.
+    pub fn raw(&self) -> Vec<u8> {
+        match self {
+            Backend::File(dir) => std::fs::read(dir.path().join(store::STATE_FILE)).unwrap(),
+            Backend::Postgres(db, _) => db
+                .client()
+                .query_one("SELECT document FROM moonauth_state WHERE id = 1", &[])
+                .unwrap()
+                .get(0),
+        }
+    }
+
     /// The store, opened as `state::open` opens it.
     pub fn open(&self) -> Store {
         match self {
@@ -350,5 +376,65 @@ fn a_dropped_guard_writes_nothing_and_the_lock_excludes_file() {
 fn a_dropped_guard_writes_nothing_and_the_lock_excludes_postgres() {
     if let Some(backend) = Backend::postgres() {
         a_dropped_guard_writes_nothing_and_the_lock_excludes(backend);
+    }
+}
+
+/// A version-1 document (accounts keyed by alias) reads, and the next write stores it as
+/// the current version with every unknown field kept: the same codec on both backends.
+fn a_version_1_document_migrates_on_the_next_write(backend: Backend) {
+    let v1 = r#"{"version": 1, "accounts": {"work": {"runtime": "claude", "login_dir": "/home/app/.claude-work",
+        "disabled": true, "note": "kept"}}, "fleet": "eu-1"}"#;
+    backend.plant(v1.as_bytes());
+    let store = backend.open();
+    let state = store.read_unlocked().unwrap();
+    assert_eq!(state.accounts[0].alias, "work");
+    assert!(!state.accounts[0].enabled);
+    store
+        .update(Duration::from_secs(5), |s| s.set_enabled("work", true))
+        .unwrap()
+        .unwrap();
+    let written: serde_json::Value = serde_json::from_slice(&backend.raw()).unwrap();
+    assert_eq!(written["version"], store::VERSION);
+    assert_eq!(written["accounts"][0]["alias"], "work");
+    assert_eq!(written["accounts"][0]["enabled"], true);
+    assert_eq!(written["accounts"][0]["note"], "kept");
+    assert_eq!(written["fleet"], "eu-1");
+}
+
+#[test]
+fn a_version_1_document_migrates_on_the_next_write_file() {
+    a_version_1_document_migrates_on_the_next_write(Backend::file());
+}
+
+#[test]
+fn a_version_1_document_migrates_on_the_next_write_postgres() {
+    if let Some(backend) = Backend::postgres() {
+        a_version_1_document_migrates_on_the_next_write(backend);
+    }
+}
+
+/// A document a newer moonauth wrote is read but never overwritten.
+fn a_newer_document_is_read_but_never_overwritten(backend: Backend) {
+    let newer = br#"{"version": 9, "revision": 7, "accounts": [], "leases": {}}"#;
+    backend.plant(newer);
+    let store = backend.open();
+    assert_eq!(store.read_unlocked().unwrap().revision, 7);
+    let err = store.update(Duration::from_secs(5), |_| ()).unwrap_err();
+    assert!(
+        matches!(err, moonauth::error::Error::StoreTooNew { version: 9, .. }),
+        "{err}"
+    );
+    assert_eq!(backend.raw(), newer);
+}
+
+#[test]
+fn a_newer_document_is_read_but_never_overwritten_file() {
+    a_newer_document_is_read_but_never_overwritten(Backend::file());
+}
+
+#[test]
+fn a_newer_document_is_read_but_never_overwritten_postgres() {
+    if let Some(backend) = Backend::postgres() {
+        a_newer_document_is_read_but_never_overwritten(backend);
     }
 }
