@@ -234,7 +234,16 @@ fn kill_9_during_writes(backend: Backend, rounds: usize) {
             Backend::Postgres(..) => reopened.lock(Duration::from_secs(10)),
         }
         .unwrap_or_else(|e| panic!("iteration {i}: the lock is not free: {e}"));
-        assert_eq!(guard.state(), &state);
+        match &backend {
+            Backend::File(_) => assert_eq!(guard.state(), &state),
+            // A COMMIT the writer sent before it died may still land after the read above
+            // (the server finishes it): the locked read is that state or a newer one.
+            Backend::Postgres(..) => assert!(
+                guard.state().revision >= state.revision,
+                "iteration {i}: the locked read went back"
+            ),
+        }
+        let state = guard.state().clone();
         drop(guard);
         // A write is whole or absent, and the revision never goes back.
         assert!(state.revision > last, "iteration {i}: revision went back");
