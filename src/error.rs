@@ -227,7 +227,7 @@ impl Error {
             Error::DuplicateAccount { alias } => Some(format!(
                 "choose another alias, or remove the old record first with `moonauth accounts rm {alias}`"
             )),
-            Error::StoreLocked { path, .. } if path.starts_with("postgres") => Some(
+            Error::StoreLocked { path, .. } if path.to_string_lossy().starts_with("postgres") => Some(
                 "a transaction holds the state row: pg_stat_activity (application_name moonauth) shows it".into(),
             ),
             Error::StoreLocked { path, .. } => Some(format!(

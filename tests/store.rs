@@ -369,6 +369,13 @@ fn a_dropped_guard_writes_nothing_and_the_lock_excludes(backend: Backend) {
         guard.state_mut().accounts.clear();
         let err = store.lock(Duration::from_millis(50)).unwrap_err();
         assert!(matches!(err, moonauth::error::Error::StoreLocked { .. }), "{err}");
+        // The hint fits the backend: fuser for the lock file, pg_stat_activity for the row.
+        let hint = err.hint().unwrap();
+        match &backend {
+            Backend::File(_) => assert!(hint.contains("fuser"), "{hint}"),
+            Backend::Postgres(..) => assert!(hint.contains("pg_stat_activity"), "{hint}"),
+        }
+        assert!(!err.to_string().contains(crate::support::postgres::PASSWORD), "{err}");
     }
     assert_eq!(store.read_unlocked().unwrap(), before);
     store.update(Duration::from_secs(5), |s| s.accounts.pop()).unwrap();
