@@ -386,6 +386,11 @@ pub struct StoreBenchArgs {
 
     #[arg(long, value_name = "RUNTIME", default_value = "claude")]
     pub runtime: String,
+
+    /// Count a failed update and go on (for a database restarted during the run) instead
+    /// of stopping at the first; the JSON line then says how many landed and failed.
+    #[arg(long)]
+    pub keep_going: bool,
 }
 
 #[derive(Debug, Args)]

@@ -4,7 +4,7 @@
 //! The environment is injected: [`Env`] is a plain value built by `main` from the
 //! process and the `.env` file, so tests build their own and never touch the real one.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -64,6 +64,9 @@ pub struct Config {
     /// Where the account store lives (`MOONAUTH_STATE_DIR`); `None` when it is not set
     /// and there is no `XDG_STATE_HOME` or `HOME` to derive it from.
     pub state_dir: Option<Sourced<PathBuf>>,
+    /// The fleet's shared state (`MOONAUTH_STATE_URL` and friends); `None` keeps the
+    /// state in `state_dir` on this host.
+    pub fleet: Option<FleetSettings>,
     pub run: RunSettings,
     /// Where and when moonauth refreshes OAuth logins itself (`moonauth renew`).
     pub renew: RenewSettings,
@@ -80,6 +83,25 @@ pub struct GithubSettings {
     /// The audience `ci check --oidc` asks its token for (`MOONAUTH_OIDC_AUDIENCE`).
     pub oidc_audience: Sourced<String>,
 }
+
+/// A fleet's shared state on PostgreSQL (docs/fleet.md).
+#[derive(Debug, Clone)]
+pub struct FleetSettings {
+    /// `MOONAUTH_STATE_URL`: a `postgres://` URL (it may hold a password: shown only
+    /// through [`crate::redact::url`]).
+    pub url: Sourced<Secret>,
+    /// The key the published logins are encrypted with (`MOONAUTH_STATE_KEY`, or the
+    /// content of `MOONAUTH_STATE_KEY_FILE`); `None` when neither is set.
+    pub key: Option<Sourced<Secret>>,
+    /// How long a fleet refresh lease lasts before another process may take it over
+    /// (`MOONAUTH_FLEET_LEASE_TTL`).
+    pub lease_ttl: Sourced<Duration>,
+}
+
+/// The shortest `MOONAUTH_STATE_KEY` accepted.
+pub const MIN_STATE_KEY_CHARS: usize = 32;
+/// Default lifetime of a fleet refresh lease: above a refresh's bounded retries.
+pub const DEFAULT_FLEET_LEASE_TTL: Duration = Duration::from_secs(120);
 
 /// How `moonauth run` fails over.
 #[derive(Debug, Clone)]
@@ -148,6 +170,10 @@ struct RawVars {
     moonauth_docker_timeout: Option<String>,
     docker_host: Option<String>,
     moonauth_state_dir: Option<String>,
+    moonauth_state_url: Option<String>,
+    moonauth_state_key: Option<String>,
+    moonauth_state_key_file: Option<String>,
+    moonauth_fleet_lease_ttl: Option<String>,
     moonauth_api_fallback: Option<String>,
     moonauth_continue_prompt: Option<String>,
     moonauth_throttle_retries: Option<String>,
@@ -327,6 +353,7 @@ impl Config {
         };
 
         let state_dir = state_dir(env, &raw.moonauth_state_dir)?;
+        let fleet = fleet_settings(env, &raw)?;
 
         let run = RunSettings {
             api_fallback: pick(
@@ -407,6 +434,7 @@ impl Config {
         Ok(Config {
             run,
             state_dir,
+            fleet,
             renew,
             github,
             docker,
@@ -465,6 +493,79 @@ fn state_dir(env: &Env, raw: &Option<String>) -> Result<Option<Sourced<PathBuf>>
         .map(|p| p.join("moonauth"))
         .or_else(|| absolute("HOME").map(|p| p.join(".local/state/moonauth")));
     Ok(derived.map(|p| Sourced::new(p, Source::Default)))
+}
+
+/// `MOONAUTH_STATE_URL` and the variables that only mean something with it. Nothing here
+/// connects: a URL is checked for its shape, a key for its length, and neither is ever
+/// put in an error.
+fn fleet_settings(env: &Env, raw: &RawVars) -> Result<Option<FleetSettings>> {
+    let Some(url) = non_blank(&raw.moonauth_state_url) else {
+        return Ok(None);
+    };
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err(Error::InvalidVariable {
+            var: "MOONAUTH_STATE_URL".into(),
+            value: crate::redact::url(url),
+            reason: "expected a postgres:// or postgresql:// URL".into(),
+        });
+    }
+    let too_short = |var: &str| Error::InvalidVariable {
+        var: var.to_string(),
+        value: crate::redact::REDACTED.into(),
+        reason: format!("the key must be at least {MIN_STATE_KEY_CHARS} characters"),
+    };
+    let key = match (
+        non_blank(&raw.moonauth_state_key),
+        non_blank(&raw.moonauth_state_key_file),
+    ) {
+        (Some(key), _) => {
+            if key.chars().count() < MIN_STATE_KEY_CHARS {
+                return Err(too_short("MOONAUTH_STATE_KEY"));
+            }
+            Some(Sourced::new(Secret::new(key), env.source_of("MOONAUTH_STATE_KEY")))
+        }
+        (None, Some(path)) => {
+            let bytes = crate::fsx::read_file(Path::new(path), 64 * 1024)
+                .map_err(|e| Error::InvalidVariable {
+                    var: "MOONAUTH_STATE_KEY_FILE".into(),
+                    value: path.to_string(),
+                    reason: e.to_string(),
+                })?
+                .ok_or_else(|| Error::InvalidVariable {
+                    var: "MOONAUTH_STATE_KEY_FILE".into(),
+                    value: path.to_string(),
+                    reason: "the file does not exist".into(),
+                })?;
+            let key = String::from_utf8_lossy(&bytes).trim().to_string();
+            if key.chars().count() < MIN_STATE_KEY_CHARS {
+                return Err(too_short("MOONAUTH_STATE_KEY_FILE"));
+            }
+            Some(Sourced::new(Secret::new(key), env.source_of("MOONAUTH_STATE_KEY_FILE")))
+        }
+        (None, None) => None,
+    };
+    let lease_ttl = pick(
+        env,
+        None,
+        "",
+        "MOONAUTH_FLEET_LEASE_TTL",
+        &raw.moonauth_fleet_lease_ttl,
+        DEFAULT_FLEET_LEASE_TTL,
+        |v| {
+            parse_duration(v).and_then(|d| {
+                if d.is_zero() {
+                    Err("must be above 0".into())
+                } else {
+                    Ok(d)
+                }
+            })
+        },
+    )?;
+    Ok(Some(FleetSettings {
+        url: Sourced::new(Secret::new(url), env.source_of("MOONAUTH_STATE_URL")),
+        key,
+        lease_ttl,
+    }))
 }
 
 fn renew_settings(env: &Env, raw: &RawVars, overrides: &Overrides) -> Result<RenewSettings> {

@@ -140,6 +140,22 @@ pub enum Error {
         supported: u64,
     },
 
+    /// The fleet's state database (`MOONAUTH_STATE_URL`) cannot be reached.
+    #[error("the state database {url} cannot be reached: {reason}")]
+    StateUnreachable { url: String, reason: String },
+
+    /// The fleet's state database refused or failed a statement.
+    #[error("the state database {url} failed: {reason}")]
+    StateDatabase { url: String, reason: String },
+
+    /// The fleet's state database has a schema from a newer moonauth.
+    #[error("the state database {url} has schema version {version}; this moonauth knows up to {supported}")]
+    StateSchemaTooNew { url: String, version: i64, supported: i64 },
+
+    /// A published login cannot be opened with this key, or the key is not the fleet's.
+    #[error("the state key does not open the fleet's logins: {reason}")]
+    StateKey { reason: String },
+
     /// An I/O failure outside the cases above.
     #[error("{context}: {source}")]
     Io {
@@ -175,6 +191,10 @@ impl Error {
             Error::UnknownAccount { .. } | Error::DuplicateAccount { .. } => Exit::Usage,
             Error::InvalidSetting { .. } => Exit::InvalidSetting,
             Error::StoreLocked { .. } | Error::StoreCorrupt { .. } | Error::StoreTooNew { .. } => Exit::Failure,
+            Error::StateUnreachable { .. } => Exit::StateUnreachable,
+            Error::StateDatabase { .. } => Exit::Failure,
+            Error::StateSchemaTooNew { .. } => Exit::StateTooNew,
+            Error::StateKey { .. } => Exit::StateKey,
         }
     }
 
@@ -223,6 +243,9 @@ impl Error {
             Error::DuplicateAccount { alias } => Some(format!(
                 "choose another alias, or remove the old record first with `moonauth accounts rm {alias}`"
             )),
+            Error::StoreLocked { path, .. } if path.to_string_lossy().starts_with("postgres") => Some(
+                "a transaction holds the state row: pg_stat_activity (application_name moonauth) shows it".into(),
+            ),
             Error::StoreLocked { path, .. } => Some(format!(
                 "holders keep it for milliseconds, so one is stuck: `fuser -v {}` shows it (the lock is freed when it exits)",
                 path.display()
@@ -232,6 +255,16 @@ impl Error {
             ),
             Error::StoreTooNew { .. } => Some(
                 "run the moonauth version the other workers run; this one reads the store but does not write it".into(),
+            ),
+            Error::StateUnreachable { .. } => Some(
+                "check that the database runs and MOONAUTH_STATE_URL names it (docs/fleet.md); workers go on with the logins their volumes hold, and nothing is refreshed until it is back".into(),
+            ),
+            Error::StateDatabase { .. } => Some("the database's log says more; docs/fleet.md lists what moonauth needs".into()),
+            Error::StateSchemaTooNew { .. } => Some(
+                "run the moonauth version the other hosts run; this one does not touch a newer schema".into(),
+            ),
+            Error::StateKey { .. } => Some(
+                "give every host the same MOONAUTH_STATE_KEY (or MOONAUTH_STATE_KEY_FILE) the fleet was started with".into(),
             ),
         }
     }

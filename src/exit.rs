@@ -31,6 +31,12 @@ pub enum Exit {
     AccountsExhausted,
     /// A rotation setting (store, variable or flag) breaks its rule; nothing was changed.
     InvalidSetting,
+    /// The fleet's state database (`MOONAUTH_STATE_URL`) cannot be reached.
+    StateUnreachable,
+    /// The fleet's state database has a schema from a newer moonauth.
+    StateTooNew,
+    /// The state key does not open the fleet's published logins.
+    StateKey,
     /// The worker command given after `--` exists but cannot be executed.
     CommandNotExecutable,
     /// The worker command given after `--` was not found.
@@ -41,7 +47,7 @@ pub enum Exit {
 
 impl Exit {
     /// Every code, in table order (for docs and tests).
-    pub const ALL: [Exit; 14] = [
+    pub const ALL: [Exit; 17] = [
         Exit::Ok,
         Exit::Failure,
         Exit::Usage,
@@ -54,6 +60,9 @@ impl Exit {
         Exit::NeedsTerminal,
         Exit::AccountsExhausted,
         Exit::InvalidSetting,
+        Exit::StateUnreachable,
+        Exit::StateTooNew,
+        Exit::StateKey,
         Exit::CommandNotExecutable,
         Exit::CommandNotFound,
     ];
@@ -73,6 +82,9 @@ impl Exit {
             Exit::NeedsTerminal => 9,
             Exit::AccountsExhausted => 10,
             Exit::InvalidSetting => 11,
+            Exit::StateUnreachable => 20,
+            Exit::StateTooNew => 21,
+            Exit::StateKey => 22,
             Exit::CommandNotExecutable => 126,
             Exit::CommandNotFound => 127,
             Exit::Child(code) => code,
@@ -104,6 +116,9 @@ impl Exit {
             Exit::InvalidSetting => {
                 "a rotation setting breaks its rule (the message names the field and the rule); nothing was changed"
             }
+            Exit::StateUnreachable => "the fleet's state database (MOONAUTH_STATE_URL) cannot be reached",
+            Exit::StateTooNew => "the fleet's state database has a schema from a newer moonauth; this one does not touch it",
+            Exit::StateKey => "MOONAUTH_STATE_KEY does not open the fleet's published logins (not the fleet's key)",
             Exit::CommandNotExecutable => "the worker command after -- exists but cannot be executed",
             Exit::CommandNotFound => "the worker command after -- was not found",
             Exit::Child(_) => "the exit status of the CLI that moonauth run ran",

@@ -238,6 +238,17 @@ impl Render for ResolveReport {
 
 impl Render for crate::docker::status::StatusReport {
     fn human(&self, w: &mut dyn Write) -> io::Result<()> {
+        if let Some(c) = &self.fleet {
+            let mark = match c.status {
+                CheckStatus::Ok => "ok",
+                CheckStatus::Warn => "!",
+                CheckStatus::Fail => "x",
+            };
+            writeln!(w, "fleet state\n  {mark} {}", c.detail)?;
+            if let Some(fix) = &c.fix {
+                writeln!(w, "  - Fix: {fix}")?;
+            }
+        }
         for v in &self.volumes {
             writeln!(w, "{} ({}, account {})", v.volume, v.runtime, v.account)?;
             match (&v.login, v.exists) {

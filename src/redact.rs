@@ -226,6 +226,47 @@ fn looks_like_token(word: &str) -> bool {
     long && has_digit && has_alpha
 }
 
+/// A connection URL (`postgres://user:password@host/db?password=…`) or key/value
+/// connection string (`host=… password=…`) as it may be shown: the password, wherever it
+/// is, replaced by `[redacted]`. Everything else stays, so a person can tell which
+/// database was meant.
+pub fn url(text: &str) -> String {
+    let mut out = text.to_string();
+    if let Some((scheme, rest)) = text.split_once("://") {
+        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let (authority, tail) = rest.split_at(end);
+        let authority = match authority.rsplit_once('@') {
+            Some((userinfo, host)) => match userinfo.split_once(':') {
+                Some((user, _)) => format!("{user}:{REDACTED}@{host}"),
+                None => format!("{userinfo}@{host}"),
+            },
+            None => authority.to_string(),
+        };
+        out = format!("{scheme}://{authority}{tail}");
+    }
+    mask_password_params(&out)
+}
+
+/// Masks every `password=VALUE` (a URL's query parameter, or a key/value pair).
+fn mask_password_params(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.to_ascii_lowercase().find("password=") {
+        let (before, after) = rest.split_at(at + "password=".len());
+        out.push_str(before);
+        // A quoted key/value (`password='a b'`) runs to the closing quote.
+        let end = if let Some(quoted) = after.strip_prefix('\'') {
+            quoted.find('\'').map_or(after.len(), |i| i + 2)
+        } else {
+            after.find(['&', ' ', '#']).unwrap_or(after.len())
+        };
+        out.push_str(REDACTED);
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -313,5 +354,23 @@ mod tests {
     fn scrub_masks_long_mixed_runs() {
         let out = scrub("token=0123456789abcdef0123456789abcdef0123 done");
         assert!(out.contains(REDACTED) && !out.contains("0123456789abcdef"), "{out}");
+    }
+
+    #[test]
+    fn a_connection_url_shows_everything_but_the_password() {
+        assert_eq!(
+            url("postgres://moon:CANARYpw@db.example:5432/moonauth?sslmode=require"),
+            "postgres://moon:[redacted]@db.example:5432/moonauth?sslmode=require"
+        );
+        assert_eq!(url("postgresql://moon@db/x"), "postgresql://moon@db/x");
+        assert_eq!(
+            url("postgres://db/x?user=a&password=CANARYpw&sslmode=disable"),
+            "postgres://db/x?user=a&password=[redacted]&sslmode=disable"
+        );
+        assert_eq!(
+            url("host=db password='CANARY pw' user=a"),
+            "host=db password=[redacted] user=a"
+        );
+        assert_eq!(url("host=db PASSWORD=CANARYpw"), "host=db PASSWORD=[redacted]");
     }
 }

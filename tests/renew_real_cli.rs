@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 use crate::support::moonauth_bin;
 use crate::support::renew::*;
 
-const CLI_TIMEOUT: Duration = Duration::from_secs(120);
+pub const CLI_TIMEOUT: Duration = Duration::from_secs(120);
 const WORKERS: usize = 8;
 
 fn ago(s: u64) -> SystemTime {
@@ -22,7 +22,7 @@ fn ago(s: u64) -> SystemTime {
 
 /// Environment shared by every real CLI run: an empty one but PATH, a private HOME,
 /// UTC, and the dead proxy for anything not on 127.0.0.1.
-fn sandboxed(program: &Path, home: &Path) -> Command {
+pub fn sandboxed(program: &Path, home: &Path) -> Command {
     let mut c = Command::new(program);
     c.env_clear()
         .current_dir(home)
@@ -40,7 +40,7 @@ fn sandboxed(program: &Path, home: &Path) -> Command {
 }
 
 /// The arguments of `codex exec` against the fake Responses API with the ChatGPT login.
-fn codex_exec_args(svc: &TokenService) -> Vec<String> {
+pub fn codex_exec_args(svc: &TokenService) -> Vec<String> {
     let provider = format!(
         r#"model_providers.fake={{name="fake",base_url="{}/v1",wire_api="responses",requires_openai_auth=true,request_max_retries=0,stream_max_retries=0}}"#,
         svc.base_url()
@@ -71,7 +71,7 @@ fn codex_command(codex: &Path, home: &Path, codex_home: &Path, svc: &TokenServic
 }
 
 /// Runs the commands at the same moment, each in its own thread; returns their outputs.
-fn all_at_once(commands: Vec<Command>) -> Vec<Output> {
+pub fn all_at_once(commands: Vec<Command>) -> Vec<Output> {
     let barrier = std::sync::Arc::new(std::sync::Barrier::new(commands.len()));
     let handles: Vec<_> = commands
         .into_iter()
@@ -86,7 +86,7 @@ fn all_at_once(commands: Vec<Command>) -> Vec<Output> {
     handles.into_iter().map(|h| h.join().unwrap()).collect()
 }
 
-fn finished(outs: &[Output]) -> usize {
+pub fn finished(outs: &[Output]) -> usize {
     outs.iter()
         .filter(|o| o.code == Some(0) && o.stdout.contains("turn.completed"))
         .count()
@@ -116,7 +116,7 @@ fn shared_codex_login() -> SharedCodexLogin {
     }
 }
 
-fn describe(outs: &[Output]) -> String {
+pub fn describe(outs: &[Output]) -> String {
     outs.iter()
         .enumerate()
         .map(|(i, o)| {

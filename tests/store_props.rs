@@ -1,7 +1,8 @@
 //! Property tests of the store's decoding (bounded case counts, a few seconds):
 //! arbitrary bytes and structurally adversarial JSON never panic, a bad `state.json`
 //! never loses the last good state, and no canary planted in the input appears in an
-//! error or a set-aside message.
+//! error or a set-aside message. The document properties run against the PostgreSQL
+//! store too (`a_bad_document_in_the_database_is_refused_and_kept`).
 
 use std::fs;
 use std::time::Duration;
@@ -219,4 +220,41 @@ proptest! {
         prop_assert!(store::decode(&good).is_ok());
         let _ = current;
     }
+}
+
+/// The same adversarial documents in the PostgreSQL store's row (one database for all
+/// cases): reading and locking never panic, never echo the input, and a document that
+/// cannot be read is never replaced (the database has no torn writes to repair; a person
+/// or a newer moonauth wrote it).
+#[test]
+fn a_bad_document_in_the_database_is_refused_and_kept() {
+    let Some(backend) = crate::store::Backend::postgres() else {
+        return;
+    };
+    let store = backend.open();
+    let t = Duration::from_secs(5);
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig { cases: 32, ..config() });
+    runner
+        .run(&(any_state_json(), any::<bool>()), |(file, garbage)| {
+            let bad = if garbage {
+                format!("{{\"version\": 2, \"accounts\": [\"{CANARY}").into_bytes()
+            } else {
+                serde_json::to_vec(&file).unwrap()
+            };
+            backend.plant(&bad);
+            let readable = store::decode(&bad).is_ok_and(|d| d.version <= store::VERSION);
+            match store.read_unlocked() {
+                Ok(_) => prop_assert!(store::decode(&bad).is_ok()),
+                Err(e) => no_canary("a store error", &e.to_string()),
+            }
+            match store.update(t, |_| ()) {
+                Ok(()) => prop_assert!(readable),
+                Err(e) => {
+                    no_canary("a store error", &e.to_string());
+                    prop_assert_eq!(backend.raw(), bad.clone());
+                }
+            }
+            Ok(())
+        })
+        .unwrap();
 }

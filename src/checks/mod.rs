@@ -5,6 +5,7 @@
 //! import this; this never imports `docker`). Rendering is `output`'s.
 
 pub mod ci;
+pub mod fleet;
 pub mod preflight;
 
 use serde::Serialize;

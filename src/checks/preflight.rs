@@ -101,6 +101,10 @@ pub fn run_checks(inputs: &Inputs<'_>) -> PreflightReport {
     if inputs.env.get("GITHUB_ACTIONS") == Some("true") {
         checks.extend(super::ci::preflight_section(config, inputs.env));
     }
+    // Only with MOONAUTH_STATE_URL: nothing connects on the plain fast path.
+    if let Some(c) = super::fleet::check(config) {
+        checks.push(c);
+    }
     let mut report = PreflightReport {
         schema: "moonauth.preflight.v1",
         mode: mode.value,

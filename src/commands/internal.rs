@@ -41,23 +41,35 @@ pub fn store_bench(args: StoreBenchArgs, env: &Env) -> Result<Exit> {
     let settings = rotation::Settings::default();
     let mut rng = fastrand::Rng::new();
     let start = Instant::now();
+    let (mut landed, mut failed) = (0u64, 0u64);
     for _ in 0..args.ops {
         let now = std::time::SystemTime::now();
-        store.update(store::DEFAULT_LOCK_TIMEOUT, |state| {
+        let updated = store.update(store::DEFAULT_LOCK_TIMEOUT, |state| {
             let picked = rotation::pick(state, runtime, &settings, now, &mut rng).map(|a| a.alias.clone());
             if let Some(alias) = picked {
                 // The alias was just found in this state, so marking it cannot fail.
                 let _ = state.mark_used(&alias, now);
             }
-        })?;
+        });
+        match updated {
+            Ok(()) => landed += 1,
+            Err(e) if args.keep_going => {
+                tracing::warn!("update failed: {e}");
+                failed += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => return Err(e),
+        }
     }
     let seconds = start.elapsed().as_secs_f64();
     println!(
         "{}",
         serde_json::json!({
             "ops": args.ops,
+            "landed": landed,
+            "failed": failed,
             "seconds": seconds,
-            "ops_per_sec": args.ops as f64 / seconds.max(f64::EPSILON),
+            "ops_per_sec": landed as f64 / seconds.max(f64::EPSILON),
         })
     );
     Ok(Exit::Ok)

@@ -32,12 +32,15 @@ pub fn run(args: StatusArgs, env: &Env) -> Result<Exit> {
     };
     let now = super::clock(env)?.now();
     let rt = docker::runtime()?;
-    let report = rt.block_on(async {
+    let mut report = rt.block_on(async {
         let engine = Engine::connect(&config.docker).await?;
         let specs = status::configured_specs(&engine, &config, &runtimes, &args.account).await?;
         let volumes = status::collect(&engine, &config, &specs, now).await?;
         Ok::<_, crate::error::Error>(StatusReport::new(&engine, volumes))
     })?;
+    // After the runtime's work: the database client runs its own, outside it.
+    drop(rt);
+    report.fleet = crate::checks::fleet::check(&config);
     super::written(output::emit(&report, args.json))?;
     Ok(report.exit())
 }

@@ -78,6 +78,8 @@ pub fn collect(config: &Config, options: &Options) -> Result<DoctorReport> {
     let mut checks = rt.block_on(engine_checks(config, options));
     drop(rt);
     checks.push(account_store(config));
+    // Only with MOONAUTH_STATE_URL; the database client runs outside the engine's runtime.
+    checks.extend(crate::checks::fleet::check(config));
     let endpoints = token_origins(config);
     if options.network {
         checks.extend(endpoints.iter().map(|origin| token_endpoint(origin, NETWORK_TIMEOUT)));

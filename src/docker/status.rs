@@ -321,6 +321,10 @@ pub struct StatusReport {
     pub ok: bool,
     pub exit_code: u8,
     pub volumes: Vec<VolumeStatus>,
+    /// The fleet's state database, when `MOONAUTH_STATE_URL` is set (the `fleet-state`
+    /// check, URL masked); a warning when unreachable, so it does not change the exit code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<crate::checks::Check>,
 }
 
 impl StatusReport {
@@ -337,6 +341,7 @@ impl StatusReport {
             ok: exit == Exit::Ok,
             exit_code: exit.code(),
             volumes,
+            fleet: None,
         }
     }
 

@@ -7,6 +7,7 @@ use std::path::Path;
 use super::report::{rfc3339, Attempt, Unavailable};
 use super::{Candidate, Failover};
 use crate::error::Result;
+use crate::lease::LoginKey;
 use crate::renew::{self, RenewStatus};
 use crate::state::accounts::AccountKind;
 
@@ -26,7 +27,10 @@ impl Failover<'_> {
             return Ok(Renewal::Start(None));
         }
         let runtime = self.request.runtime;
-        let renewal = renew::renew_dir(runtime, dir, &self.renew_options, self.clock.now());
+        // A stored account is the same login on every host of a fleet (its runtime and
+        // alias); the configured login directory is the runtime's `default`.
+        let key = LoginKey::new(runtime, candidate.stored.then(|| candidate.alias.clone()));
+        let renewal = renew::renew_login(&key, dir, &self.renew_options, self.clock.now());
         let redactor = &self.masks.redactor;
         match renewal.status {
             // A pending write leaves a spent refresh token in the file: the CLI must not

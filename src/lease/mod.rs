@@ -17,6 +17,7 @@
 //! Nothing here reads or writes a credentials file.
 
 pub mod cli_locks;
+pub mod fleet;
 
 use std::fs::{self, File};
 use std::io::{Read, Seek, Write};
@@ -115,9 +116,12 @@ impl LoginKey {
     }
 }
 
-/// The right to refresh one login. Released when dropped (Claude's locks first, the
-/// flock last).
+/// The right to refresh one login. Released when dropped (the fleet lease first, then
+/// Claude's locks, the flock last).
 pub struct Lease {
+    /// The fleet-wide lease, when the fleet's database is configured. Declared first, so
+    /// it is released first.
+    fleet: Option<fleet::FleetGrant>,
     claude_locks: Vec<DirLock>,
     storage_lock: Option<DirLock>,
     file: Flock<File>,
@@ -126,10 +130,27 @@ pub struct Lease {
 
 impl Lease {
     /// Takes the lease of the login `key`, which lives in `dir` on this host, waiting at
-    /// most `timeout` in all. This is the one place the lease's backend is chosen: every
-    /// login's lease is the flock file in its directory today.
-    pub fn acquire(key: &LoginKey, dir: &Path, timeout: Duration) -> Result<Lease, LeaseError> {
-        Lease::acquire_in_dir(key.runtime, dir, timeout)
+    /// most `timeout` in all. This is the one place the lease's backend is chosen: the
+    /// flock file in the login's directory (and the CLI's own locks) on this host, then,
+    /// when the fleet's database is configured, the fleet lease of `key` on it — so one
+    /// process per host waits on the database, and one per fleet refreshes.
+    pub fn acquire(
+        key: &LoginKey,
+        dir: &Path,
+        timeout: Duration,
+        fleet: Option<&fleet::Fleet>,
+    ) -> Result<Lease, LeaseError> {
+        let deadline = Instant::now() + timeout;
+        let mut lease = Lease::acquire_in_dir(key.runtime, dir, timeout)?;
+        if let Some(fleet) = fleet {
+            lease.fleet = Some(fleet.acquire(key, deadline, timeout)?);
+        }
+        Ok(lease)
+    }
+
+    /// The fleet lease held with this one, when the fleet's database is configured.
+    pub fn fleet_grant(&self) -> Option<&fleet::FleetGrant> {
+        self.fleet.as_ref()
     }
 
     /// The file backend: the flock in the login directory, then the CLI's own locks.
@@ -150,6 +171,7 @@ impl Lease {
             Vec::new()
         };
         Ok(Lease {
+            fleet: None,
             claude_locks,
             storage_lock: None,
             file: flock,
@@ -184,6 +206,8 @@ impl Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
+        // The fleet lease goes first: another host may start while this one unlocks.
+        self.fleet.take();
         // Claude's locks go first (storage, then in reverse), the record after them: a kill
         // in between leaves a record naming directories that are gone, which is harmless
         // (a later directory with the same inode has another birth time, or is a live
@@ -351,8 +375,8 @@ mod tests {
     #[test]
     fn a_second_lease_waits_and_times_out() {
         let dir = tempfile::tempdir().unwrap();
-        let first = Lease::acquire(&key(Runtime::Codex), dir.path(), Duration::from_secs(1)).unwrap();
-        let err = Lease::acquire(&key(Runtime::Codex), dir.path(), Duration::from_millis(200))
+        let first = Lease::acquire(&key(Runtime::Codex), dir.path(), Duration::from_secs(1), None).unwrap();
+        let err = Lease::acquire(&key(Runtime::Codex), dir.path(), Duration::from_millis(200), None)
             .err()
             .unwrap();
         match err {
@@ -362,7 +386,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         drop(first);
-        Lease::acquire(&key(Runtime::Codex), dir.path(), Duration::from_millis(200)).unwrap();
+        Lease::acquire(&key(Runtime::Codex), dir.path(), Duration::from_millis(200), None).unwrap();
     }
 
     #[test]
@@ -370,7 +394,7 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let dir = root.path().join("claude");
         fs::create_dir(&dir).unwrap();
-        let lease = Lease::acquire(&key(Runtime::Claude), &dir, Duration::from_secs(1)).unwrap();
+        let lease = Lease::acquire(&key(Runtime::Claude), &dir, Duration::from_secs(1), None).unwrap();
         assert!(dir.join(CLAUDE_REFRESH_LOCK).is_dir());
         assert!(root.path().join("claude.lock").is_dir(), "the sibling lock too");
         drop(lease);
@@ -397,11 +421,11 @@ mod tests {
         );
         nix::sys::stat::utimensat(None, &lock, &old, &old, nix::sys::stat::UtimensatFlags::NoFollowSymlink).unwrap();
         let started = Instant::now();
-        let lease = Lease::acquire(&key(Runtime::Claude), dir.path(), Duration::from_secs(5)).unwrap();
+        let lease = Lease::acquire(&key(Runtime::Claude), dir.path(), Duration::from_secs(5), None).unwrap();
         assert!(started.elapsed() < Duration::from_secs(2));
         drop(lease);
         // A lock moonauth did not record is never taken over early.
         fs::create_dir(&lock).unwrap();
-        assert!(Lease::acquire(&key(Runtime::Claude), dir.path(), Duration::from_millis(300)).is_err());
+        assert!(Lease::acquire(&key(Runtime::Claude), dir.path(), Duration::from_millis(300), None).is_err());
     }
 }

@@ -14,6 +14,7 @@ use std::io::{Seek, SeekFrom, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Serialize, Serializer};
@@ -24,8 +25,10 @@ use crate::credentials::apply;
 use crate::credentials::refresh::{self, RefreshError};
 use crate::credentials::{self, human_duration};
 use crate::exit::Exit;
+use crate::lease::fleet::Fleet;
 use crate::lease::{self, Lease, LeaseError, LoginKey};
 
+pub mod generation;
 pub mod record;
 pub mod watch;
 
@@ -71,6 +74,9 @@ pub struct RenewOptions {
     pub stop: Option<&'static AtomicBool>,
     /// Only say what would be done: no lease, no request, no file touched.
     pub dry_run: bool,
+    /// The fleet's database (`MOONAUTH_STATE_URL`): the fleet lease is taken with the
+    /// local one, and refreshed logins are published and taken up as generations.
+    pub fleet: Option<Arc<Fleet>>,
 }
 
 impl RenewOptions {
@@ -87,6 +93,7 @@ impl RenewOptions {
             retry_delay: config.renew.retry_delay.value,
             stop: None,
             dry_run: false,
+            fleet: config.fleet.clone().map(|f| Arc::new(Fleet::new(f))),
         }
     }
 
@@ -250,6 +257,20 @@ pub fn renew_login(key: &LoginKey, dir: &Path, opts: &RenewOptions, now: SystemT
         // each attempt): a killed moonauth's Claude locks would stall a running claude.
         lease::release_dead_holders_claude_locks(dir);
     }
+    let fleet = opts.fleet.as_deref().filter(|_| !opts.dry_run);
+    // A newer generation another host published comes first, even on the fast path: the
+    // refresh token in this directory may be spent.
+    if let Some(fleet) = fleet {
+        if generation::newer_published(fleet, key, dir) {
+            let mut local = match Lease::acquire(key, dir, opts.lock_timeout, None) {
+                Ok(l) => l,
+                Err(e) => return busy(runtime, dir, e),
+            };
+            if let Err(why) = generation::take_up(&mut local, fleet, key, dir) {
+                return fleet_failed(runtime, dir, why);
+            }
+        }
+    }
     let file = credentials::login_file(login, dir);
     let missing = format!("no {} in {}", file_name(&file), dir.display());
     let bytes = match read_login(runtime, dir, &file, missing) {
@@ -282,10 +303,17 @@ pub fn renew_login(key: &LoginKey, dir: &Path, opts: &RenewOptions, now: SystemT
         return RenewOutcome::new(runtime, dir, RenewStatus::WouldRefresh, why).expiring(seen.expires_at);
     }
 
-    let mut lease = match Lease::acquire(key, dir, opts.lock_timeout) {
+    let mut lease = match Lease::acquire(key, dir, opts.lock_timeout, fleet) {
         Ok(l) => l,
         Err(e) => return busy(runtime, dir, e),
     };
+    // Under the fleet lease: a generation published while this process waited is taken up
+    // here, and the double-check below then finds the login refreshed elsewhere.
+    if let Some(fleet) = fleet {
+        if let Err(why) = generation::take_up(&mut lease, fleet, key, dir) {
+            return fleet_failed(runtime, dir, why);
+        }
+    }
     // Double-check under the lease: another holder may have refreshed while we waited.
     let removed = "the login file was removed while waiting for the lease".to_string();
     let bytes = match read_login(runtime, dir, &file, removed) {
@@ -340,6 +368,20 @@ pub fn renew_login(key: &LoginKey, dir: &Path, opts: &RenewOptions, now: SystemT
             return failed(runtime, dir, &file, bytes, &tokens, e, 0, clock());
         }
     };
+    // The last moment before the refresh token is spent: the fleet lease must still be
+    // this grant (extended now), or another host may be refreshing with it.
+    if let Some(grant) = lease.fleet_grant() {
+        if !grant.confirm() {
+            return fleet_failed(
+                runtime,
+                dir,
+                format!(
+                    "the fleet lease (fencing {}) expired or was taken over while this process prepared; nothing was sent",
+                    grant.fencing()
+                ),
+            );
+        }
+    }
     let body = refresh::request_body(login, &tokens);
     let url = opts.token_url(login);
     let shown = endpoint(url);
@@ -366,8 +408,14 @@ pub fn renew_login(key: &LoginKey, dir: &Path, opts: &RenewOptions, now: SystemT
         Err(e) => Err(e),
     };
     let mut outcome = match outcome {
-        Ok(Written::Done(expires_at, warnings)) => {
+        Ok(Written::Done(expires_at, mut warnings)) => {
             clear_state(dir);
+            if let Some(fleet) = fleet {
+                if let Err(why) = generation::publish(&lease, fleet, key, dir) {
+                    tracing::error!(%runtime, dir = %dir.display(), "not published to the fleet: {why}");
+                    warnings.push(format!("not published to the fleet: {why}"));
+                }
+            }
             refreshed(runtime, dir, "refreshed", expires_at, &warnings, clock())
         }
         Ok(Written::Pending(why)) => pending_write(runtime, dir, &why),
@@ -522,6 +570,17 @@ fn fresh(
         None => "the access token carries no expiry; nothing to renew ahead of time".into(),
     };
     RenewOutcome::new(runtime, dir, RenewStatus::Fresh, detail).expiring(expires_at)
+}
+
+/// The fleet's database or key stopped a renewal; the login in `dir` is as it was.
+fn fleet_failed(runtime: Runtime, dir: &Path, why: String) -> RenewOutcome {
+    RenewOutcome::new(
+        runtime,
+        dir,
+        RenewStatus::Failed,
+        format!("{why}; nothing was refreshed"),
+    )
+    .with_fix("see docs/fleet.md (MOONAUTH_STATE_URL, MOONAUTH_STATE_KEY)".to_string())
 }
 
 fn busy(runtime: Runtime, dir: &Path, e: LeaseError) -> RenewOutcome {

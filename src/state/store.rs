@@ -20,6 +20,7 @@ use std::fs::{self, File};
 use std::io::{ErrorKind, Write};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use nix::errno::Errno;
@@ -30,8 +31,9 @@ use serde_json::{Map, Value};
 use crate::credentials::apply::sync_dir;
 use crate::error::{Error, Result};
 use crate::fsx::{Dir, ReadRefused};
-use crate::redact;
+use crate::redact::{self, Secret};
 use crate::state::accounts::{self, Account, Credential, SetAside, State};
+use crate::state::postgres::{PgGuard, PgStore};
 
 /// The format version this moonauth reads and writes.
 pub const VERSION: u64 = 2;
@@ -67,10 +69,22 @@ const GOOD_TMP: &str = ".state.json.good.tmp";
 /// it settles for reading the last-known-good copy without repairing.
 const REPAIR_LOCK_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// A state directory. Cheap to open; every access goes through the files.
+/// The state store: the file store in a directory, or the fleet's PostgreSQL database.
+/// Cheap to clone; every access goes through the files or the database.
 #[derive(Debug, Clone)]
 pub struct Store {
     dir: PathBuf,
+    backend: Backend,
+}
+
+/// Where the state is kept. Chosen once, by [`crate::state::open`]; every method of
+/// [`Store`] delegates to it, so no caller knows which it is.
+#[derive(Debug, Clone)]
+enum Backend {
+    /// The files in `dir` (this module).
+    File,
+    /// One PostgreSQL database for the whole fleet ([`crate::state::postgres`]).
+    Postgres(Arc<PgStore>),
 }
 
 /// The store, locked: read once when the lock was taken, written by [`commit`](Self::commit).
@@ -79,56 +93,127 @@ pub struct Store {
 /// Never hold one across running a child process: every other worker waits for it.
 #[derive(Debug)]
 pub struct StoreGuard {
-    dir: PathBuf,
     state: State,
-    /// `state.json` exists and parsed, so commit may make it the last-known-good copy.
-    current_parsed: bool,
-    /// The format version of a file written by a newer moonauth, which this one does not overwrite.
+    /// The format version of a document written by a newer moonauth, which this one does
+    /// not overwrite.
     newer_version: Option<u64>,
-    // Declared last so it is released last. flock locks belong to the open file: the
-    // kernel releases the lock when the holder exits or is killed. Rust opens files with
-    // O_CLOEXEC, so no child process inherits (and keeps) it.
-    _lock: Flock<File>,
+    held: Held,
 }
 
+/// The lock a [`StoreGuard`] holds, per backend.
+#[derive(Debug)]
+enum Held {
+    File {
+        dir: PathBuf,
+        /// `state.json` exists and parsed, so commit may make it the last-known-good copy.
+        current_parsed: bool,
+        // flock locks belong to the open file: the kernel releases the lock when the
+        // holder exits or is killed. Rust opens files with O_CLOEXEC, so no child
+        // process inherits (and keeps) it.
+        _lock: Flock<File>,
+    },
+    /// An open transaction holding the state row's lock.
+    Postgres(Box<PgGuard>),
+}
+
+/// The most decision-log lines either backend keeps: the file store keeps between half
+/// of it and all of it (two files of at most half each).
+pub const MAX_DECISIONS: usize = 1000;
+/// The longest decision-log line accepted (a decision lists every account of the
+/// runtime with why: about 200 bytes each, so this is over a thousand accounts).
+pub const MAX_DECISION_BYTES: usize = 512 * 1024;
+
 impl Store {
-    /// Opens the store in `dir`, creating the directory (mode 0700) when it is missing.
     /// Whether a store was ever written in `dir`.
     pub fn exists_in(dir: &Path) -> bool {
         dir.join(STATE_FILE).exists()
     }
 
+    /// Opens the file store in `dir`, creating the directory (mode 0700) when it is missing.
     pub fn open(dir: &Path) -> Result<Store> {
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(dir)
             .map_err(|e| Error::io(format!("create the state directory {}", dir.display()), e))?;
-        Ok(Store { dir: dir.to_path_buf() })
+        Ok(Store {
+            dir: dir.to_path_buf(),
+            backend: Backend::File,
+        })
     }
 
-    /// The state directory.
+    /// Opens the PostgreSQL store at `url` (connecting, and migrating its schema on first
+    /// use). `dir` is this host's state directory, named in reports.
+    pub fn open_postgres(url: &Secret, dir: &Path) -> Result<Store> {
+        Ok(Store {
+            dir: dir.to_path_buf(),
+            backend: Backend::Postgres(Arc::new(PgStore::connect(url)?)),
+        })
+    }
+
+    /// The state directory (for the PostgreSQL store: this host's, which holds no state).
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Where the state is, as it may be shown: the directory, or the URL with its
+    /// password masked.
+    pub fn location(&self) -> String {
+        match &self.backend {
+            Backend::File => self.dir.display().to_string(),
+            Backend::Postgres(pg) => pg.shown().to_string(),
+        }
+    }
+
+    /// The PostgreSQL store, when that is the backend (the fleet lease and the login
+    /// generations live there).
+    pub fn postgres(&self) -> Option<&Arc<PgStore>> {
+        match &self.backend {
+            Backend::File => None,
+            Backend::Postgres(pg) => Some(pg),
+        }
     }
 
     /// Takes the lock, waiting at most `timeout`, and reads the state. A `state.json`
     /// that does not parse is restored from `state.json.good` here.
     pub fn lock(&self, timeout: Duration) -> Result<StoreGuard> {
-        let lock = acquire(&self.dir.join(LOCK_FILE), timeout)?;
-        let loaded = load(&self.dir, true)?;
-        Ok(StoreGuard {
-            dir: self.dir.clone(),
-            state: loaded.state,
-            current_parsed: loaded.current_parsed,
-            newer_version: loaded.newer_version,
-            _lock: lock,
-        })
+        match &self.backend {
+            Backend::File => {
+                let lock = acquire(&self.dir.join(LOCK_FILE), timeout)?;
+                let loaded = load(&self.dir, true)?;
+                Ok(StoreGuard {
+                    state: loaded.state,
+                    newer_version: loaded.newer_version,
+                    held: Held::File {
+                        dir: self.dir.clone(),
+                        current_parsed: loaded.current_parsed,
+                        _lock: lock,
+                    },
+                })
+            }
+            Backend::Postgres(pg) => {
+                let (decoded, guard) = pg.lock(timeout)?;
+                Ok(StoreGuard {
+                    state: decoded.state,
+                    newer_version: decoded.newer_version,
+                    held: Held::Postgres(Box::new(guard)),
+                })
+            }
+        }
     }
 
     /// Reads the state without the lock (for listing). Safe because files are only ever
-    /// replaced by rename: a reader sees the old or the new file, never half of one.
+    /// replaced by rename (a reader sees the old or the new file, never half of one), and
+    /// a database row is read whole.
     pub fn read_unlocked(&self) -> Result<State> {
+        let pg = match &self.backend {
+            Backend::File => return self.read_file_unlocked(),
+            Backend::Postgres(pg) => pg,
+        };
+        Ok(pg.read()?.state)
+    }
+
+    fn read_file_unlocked(&self) -> Result<State> {
         match read_file(&self.dir.join(STATE_FILE))? {
             FileRead::Parsed { decoded, .. } => Ok(decoded.state),
             FileRead::Missing => Ok(load(&self.dir, false)?.state),
@@ -148,47 +233,32 @@ impl Store {
         guard.commit()?;
         Ok(out)
     }
-}
 
-impl Store {
-    /// Appends one line (a JSON decision record, no newline in it) to the decision log,
-    /// first rotating `decisions.jsonl` to `decisions.1.jsonl` when it has reached
-    /// [`DECISIONS_MAX_BYTES`]. Never through a link; files are created 0600.
+    /// Appends one line (one JSON object, by convention) to the decision log, which keeps
+    /// the newest [`MAX_DECISIONS`] or so. A line must be one line, at most
+    /// [`MAX_DECISION_BYTES`] long.
     pub fn append_decision(&self, line: &str) -> Result<()> {
-        use std::io::{Seek, SeekFrom};
-        let path = self.dir.join(DECISIONS_FILE);
-        let io = |what: &str, e| Error::io(format!("{what} {}", path.display()), e);
-        let _lock = acquire(&self.dir.join(DECISIONS_LOCK_FILE), DEFAULT_LOCK_TIMEOUT)?;
-        let dir = Dir::open(&self.dir).map_err(|e| io("open the directory of", e))?;
-        let size = dir
-            .stat_entry(DECISIONS_FILE)
-            .map_err(|e| io("stat", e))?
-            .map_or(0, |st| u64::try_from(st.st_size).unwrap_or(0));
-        if size >= DECISIONS_MAX_BYTES {
-            fs::rename(&path, self.dir.join(DECISIONS_OLD_FILE)).map_err(|e| io("rotate", e))?;
+        if line.contains(['\n', '\r']) || line.len() > MAX_DECISION_BYTES {
+            return Err(Error::io(
+                "append to the decision log",
+                std::io::Error::new(
+                    ErrorKind::InvalidInput,
+                    format!("a decision is one line of at most {MAX_DECISION_BYTES} bytes"),
+                ),
+            ));
         }
-        let (mut file, _) = dir.open_or_create(DECISIONS_FILE, 0o600).map_err(|e| io("open", e))?;
-        let mut bytes = line.replace('\n', " ").into_bytes();
-        bytes.push(b'\n');
-        file.seek(SeekFrom::End(0))
-            .and_then(|_| file.write_all(&bytes))
-            .map_err(|e| io("append to", e))
+        match &self.backend {
+            Backend::File => append_decision_file(&self.dir, line),
+            Backend::Postgres(pg) => pg.append_decision(line, MAX_DECISIONS),
+        }
     }
 
-    /// The last `limit` lines of the decision log (both parts), oldest first, newest last.
+    /// The newest `limit` lines of the decision log, newest last.
     pub fn decisions(&self, limit: usize) -> Result<Vec<String>> {
-        let mut lines = Vec::new();
-        for name in [DECISIONS_OLD_FILE, DECISIONS_FILE] {
-            let path = self.dir.join(name);
-            let bytes = crate::fsx::read_file(&path, 2 * DECISIONS_MAX_BYTES)
-                .map_err(|e| Error::io(format!("read {}", path.display()), std::io::Error::other(e.to_string())))?;
-            if let Some(bytes) = bytes {
-                let text = String::from_utf8_lossy(&bytes);
-                lines.extend(text.lines().filter(|l| !l.trim().is_empty()).map(str::to_string));
-            }
+        match &self.backend {
+            Backend::File => read_decisions_file(&self.dir, limit),
+            Backend::Postgres(pg) => pg.decisions(limit),
         }
-        let skip = lines.len().saturating_sub(limit);
-        Ok(lines.split_off(skip))
     }
 }
 
@@ -205,24 +275,85 @@ impl StoreGuard {
 
     /// Writes the state (revision + 1) atomically and durably, then releases the lock.
     pub fn commit(self) -> Result<()> {
-        let state_path = self.dir.join(STATE_FILE);
+        let mut state = self.state;
         if let Some(version) = self.newer_version {
+            let path = match &self.held {
+                Held::File { dir, .. } => dir.join(STATE_FILE),
+                Held::Postgres(guard) => PathBuf::from(guard.shown()),
+            };
             return Err(Error::StoreTooNew {
-                path: state_path,
+                path,
                 version,
                 supported: VERSION,
             });
         }
-        let mut state = self.state;
         state.revision += 1;
         let bytes = encode(&state);
-        // Order matters: the current file becomes last-known-good before it is
-        // replaced, so a crash between the steps still leaves a good state.json.
-        if self.current_parsed {
-            keep_as_good(&self.dir)?;
+        match self.held {
+            Held::File {
+                dir, current_parsed, ..
+            } => {
+                let state_path = dir.join(STATE_FILE);
+                // Order matters: the current file becomes last-known-good before it is
+                // replaced, so a crash between the steps still leaves a good state.json.
+                if current_parsed {
+                    keep_as_good(&dir)?;
+                }
+                replace(&dir, STATE_TMP, &state_path, &bytes)?;
+                sync_dir(&dir)
+            }
+            Held::Postgres(guard) => guard.commit(state.revision, &bytes),
         }
-        replace(&self.dir, STATE_TMP, &state_path, &bytes)?;
-        sync_dir(&self.dir)
+    }
+}
+
+/// Appends `line` to `decisions.jsonl` under its own lock: the file is rewritten whole
+/// (link-safe, atomically), so a crash never leaves half a line; when it holds half of
+/// [`MAX_DECISIONS`] lines or [`DECISIONS_MAX_BYTES`] it becomes `decisions.1.jsonl`
+/// (replacing the one before) first, so each part stays bounded in lines and in size.
+fn append_decision_file(dir: &Path, line: &str) -> Result<()> {
+    let _lock = acquire(&dir.join(DECISIONS_LOCK_FILE), DEFAULT_LOCK_TIMEOUT)?;
+    let handle = Dir::open(dir).map_err(|e| Error::io(format!("open {}", dir.display()), e))?;
+    let current = read_decisions(&handle, DECISIONS_FILE)?;
+    let mut lines: Vec<&str> = current.lines().collect();
+    if lines.len() >= MAX_DECISIONS / 2 || current.len() as u64 >= DECISIONS_MAX_BYTES {
+        // rename(2) moves a link itself, never what it points to.
+        fs::rename(dir.join(DECISIONS_FILE), dir.join(DECISIONS_OLD_FILE))
+            .map_err(|e| Error::io(format!("rotate {}", dir.join(DECISIONS_FILE).display()), e))?;
+        lines.clear();
+    }
+    lines.push(line);
+    let mut bytes = lines.join("\n").into_bytes();
+    bytes.push(b'\n');
+    handle
+        .write_atomic(DECISIONS_FILE, &bytes, None, 0o600)
+        .map_err(|e| Error::io(format!("write {}", dir.join(DECISIONS_FILE).display()), e))
+}
+
+/// The newest `limit` lines of the two decision-log files, oldest first.
+fn read_decisions_file(dir: &Path, limit: usize) -> Result<Vec<String>> {
+    let handle = match Dir::open(dir) {
+        Ok(h) => h,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(format!("open {}", dir.display()), e)),
+    };
+    let old = read_decisions(&handle, DECISIONS_OLD_FILE)?;
+    let current = read_decisions(&handle, DECISIONS_FILE)?;
+    let lines: Vec<String> = old.lines().chain(current.lines()).map(str::to_string).collect();
+    let skip = lines.len().saturating_sub(limit);
+    Ok(lines.into_iter().skip(skip).collect())
+}
+
+/// One decision-log file's text (bounded: a part rotates at [`DECISIONS_MAX_BYTES`], so
+/// it is at most that plus one longest line).
+fn read_decisions(dir: &Dir, name: &str) -> Result<String> {
+    let max = DECISIONS_MAX_BYTES + MAX_DECISION_BYTES as u64 + 1;
+    match dir.read(name, max) {
+        Ok(bytes) => Ok(String::from_utf8_lossy(&bytes.unwrap_or_default()).into_owned()),
+        Err(refused) => Err(Error::io(
+            format!("read {}", dir.path().join(name).display()),
+            std::io::Error::new(ErrorKind::InvalidData, refused.to_string()),
+        )),
     }
 }
 
@@ -1022,7 +1153,8 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let store = Store::open(tmp.path()).unwrap();
         assert!(store.decisions(10).unwrap().is_empty());
-        let line = format!("{{\"n\":{}}}", "x".repeat(1000));
+        // Lines long enough that the size bound comes before the line-count bound.
+        let line = format!("{{\"n\":{}}}", "x".repeat(5000));
         let per_part = DECISIONS_MAX_BYTES as usize / (line.len() + 1) + 1;
         for _ in 0..per_part + 5 {
             store.append_decision(&line).unwrap();

@@ -7,7 +7,8 @@
 //!   safely against fake APIs on 127.0.0.1, and the captured outputs in `tests/samples`;
 //! - `renew`, `token_service`: a loopback token service with rotating refresh tokens, login
 //!   files in the CLIs' formats, programs run with a hard timeout;
-//! - `http`: the small HTTP server under both fakes and the token service.
+//! - `http`: the small HTTP server under both fakes and the token service;
+//! - `postgres`: throwaway PostgreSQL clusters, one database per test.
 //!
 //! Each test module uses a different part of it.
 #![allow(dead_code)]
@@ -17,6 +18,7 @@ pub mod fake_anthropic;
 pub mod fake_api;
 pub mod fake_openai;
 pub mod http;
+pub mod postgres;
 pub mod renew;
 pub mod samples;
 pub mod sandbox;
