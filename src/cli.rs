@@ -116,6 +116,12 @@ pub enum Command {
   moonauth accounts pick claude"
     )]
     Accounts(AccountsCommand),
+    /// Serve the dashboard on loopback: accounts, switches and re-auth in a browser, and a JSON API.
+    #[command(after_help = "Examples:
+  moonauth dashboard                          http://127.0.0.1:8477/?token=… (open the printed URL)
+  moonauth dashboard --port 0                 any free port (printed)
+  moonauth dashboard --bind ::1 --port 9000")]
+    Dashboard(DashboardArgs),
     /// Run the real CLI on an account's login, failing over to the next account when a subscription runs out.
     Run(RunArgs),
     /// Refresh shared OAuth logins ahead of expiry, so no CLI refreshes them itself.
@@ -129,6 +135,17 @@ pub enum Command {
     /// Steps moonauth runs inside containers.
     #[command(subcommand, hide = true)]
     Internal(InternalCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct DashboardArgs {
+    /// The port to listen on; 0 picks a free one (printed in the URL).
+    #[arg(long, value_name = "N", default_value_t = 8477)]
+    pub port: u16,
+
+    /// The address to listen on: 127.0.0.1 or ::1 (nothing else is accepted).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
+    pub bind: String,
 }
 
 #[derive(Debug, Args)]

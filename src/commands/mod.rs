@@ -3,6 +3,7 @@
 
 mod accounts;
 mod completions;
+mod dashboard;
 mod doctor;
 mod init;
 mod inspect;
@@ -33,6 +34,7 @@ pub fn run(command: Command, env: &Env) -> Result<Exit> {
         Command::Login(args) => login::run(args, env),
         Command::Init(args) => init::run(args, env),
         Command::Run(args) => run::run(args, env),
+        Command::Dashboard(args) => dashboard::run(args, env),
         Command::Accounts(cmd) => accounts::run(cmd, env),
         Command::Renew(args) => renew::run(args, env),
         Command::Doctor(args) => doctor::run(args, env),
