@@ -13,6 +13,7 @@ mod closed_stdout;
 mod completions_man;
 mod compose;
 mod config;
+mod dashboard;
 mod docker;
 mod docs;
 mod doctor;

@@ -139,6 +139,10 @@ pub async fn accounts(State(app): State<App>) -> ApiResult<Json<AccountsReport>>
     Ok(Json(report))
 }
 
+/// The store revision a change wrote, on the answer of every change (so a client can
+/// order concurrent answers: the highest revision is what the store holds).
+pub const REVISION_HEADER: &str = "x-moonauth-revision";
+
 /// The body of `PUT /api/accounts/{alias}/enabled`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -167,20 +171,23 @@ pub async fn set_enabled(State(app): State<App>, Path(alias): Path<String>, byte
         guard.state_mut().set_enabled(&alias, req.enabled)?;
         let account = guard.state_mut().account_mut(&alias)?.clone();
         guard.commit()?;
-        Ok(Ok(account))
+        Ok(Ok((account, revision + 1)))
     })
     .await?;
     match outcome {
-        Ok(account) => Ok(Json(ChangeReport {
-            schema: "moonauth.accounts-change.v1",
-            action: if account.enabled {
-                Action::Enabled
-            } else {
-                Action::Disabled
-            },
-            account: AccountRow::new(&account, now),
-        })
-        .into_response()),
+        Ok((account, written)) => Ok((
+            [(REVISION_HEADER, written.to_string())],
+            Json(ChangeReport {
+                schema: "moonauth.accounts-change.v1",
+                action: if account.enabled {
+                    Action::Enabled
+                } else {
+                    Action::Disabled
+                },
+                account: AccountRow::new(&account, now),
+            }),
+        )
+            .into_response()),
         Err(current) => Err(ApiError::new(
             StatusCode::CONFLICT,
             "conflict",

@@ -13,6 +13,7 @@
 #![allow(dead_code)]
 
 pub mod cli;
+pub mod dashboard;
 pub mod fake_anthropic;
 pub mod fake_api;
 pub mod fake_openai;
