@@ -122,6 +122,16 @@ pub enum Command {
   moonauth dashboard --port 0                 any free port (printed)
   moonauth dashboard --bind ::1 --port 9000")]
     Dashboard(DashboardArgs),
+    /// The rotation settings: strategy, preset, weights, thresholds (get, set, reset).
+    #[command(
+        subcommand,
+        after_help = "Examples:
+  moonauth settings get                       every setting with its source
+  moonauth settings set strategy weighted-round-robin
+  moonauth settings set weight.work 0.5
+  moonauth settings reset"
+    )]
+    Settings(SettingsCommand),
     /// Run the real CLI on an account's login, failing over to the next account when a subscription runs out.
     Run(RunArgs),
     /// Refresh shared OAuth logins ahead of expiry, so no CLI refreshes them itself.
@@ -469,8 +479,97 @@ pub enum AccountsCommand {
     Disable(AccountArgs),
     /// Forget an account's record (its login is not touched).
     Rm(AccountArgs),
-    /// Print the account a new task should use (alias and login), and mark it used.
+    /// Print the account a new task should use (alias and login), record the decision and mark it used.
+    #[command(after_help = "Examples:
+  moonauth accounts pick claude               the next account by the strategy (round-robin by default)
+  moonauth accounts pick claude --peek --json what would be picked, with why for every account")]
     Pick(AccountPickArgs),
+    /// Always pick one account until a time (or clear force mode with --clear).
+    #[command(after_help = "Examples:
+  moonauth accounts force work --for 2h       pick work whenever it is eligible, for two hours
+  moonauth accounts force --clear             back to the strategy force mode replaced")]
+    Force(AccountForceArgs),
+    /// Show the rotation decision log: one line per decision, with why each account was or was not chosen.
+    Log(AccountLogArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("what").required(true).args(["alias", "clear"])))]
+pub struct AccountForceArgs {
+    /// The account to force.
+    pub alias: Option<String>,
+
+    /// How long force mode holds (e.g. 30m, 2h, 1d); forcing the same account again does not extend it.
+    #[arg(
+        long = "for",
+        value_name = "DURATION",
+        default_value = "24h",
+        conflicts_with = "clear"
+    )]
+    pub duration: String,
+
+    /// End force mode: the strategy it replaced is in effect again.
+    #[arg(long)]
+    pub clear: bool,
+
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AccountLogArgs {
+    /// How many of the latest decisions to show.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub limit: usize,
+
+    /// Keep printing new decisions as they are logged (until interrupted).
+    #[arg(long)]
+    pub follow: bool,
+
+    /// Print the decisions as JSON (with --follow: one JSON object per line).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SettingsCommand {
+    /// Print the rotation settings in effect, each with where it came from (default, store, env, flag).
+    Get(SettingsGetArgs),
+    /// Store a setting: strategy, preset, weight.ALIAS, threshold.critical or threshold.low.
+    Set(SettingsSetArgs),
+    /// Forget every stored setting (the defaults and the environment apply again).
+    Reset(SettingsResetArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SettingsGetArgs {
+    /// Only this key (strategy, preset, weight.ALIAS, threshold.critical, threshold.low).
+    pub key: Option<String>,
+
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SettingsSetArgs {
+    /// strategy, preset, weight.ALIAS, threshold.critical or threshold.low.
+    pub key: String,
+
+    /// The value (see docs/rotation.md for each key's rule).
+    pub value: String,
+
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SettingsResetArgs {
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -539,9 +638,13 @@ pub struct AccountPickArgs {
     /// claude or codex.
     pub runtime: String,
 
-    /// Only show the pick; do not mark the account used.
+    /// Only show the pick; do not mark the account used or log the decision.
     #[arg(long)]
     pub peek: bool,
+
+    /// Use this strategy for this pick (round-robin, priority, weighted-round-robin, drain-soonest).
+    #[arg(long, value_name = "STRATEGY")]
+    pub strategy: Option<String>,
 
     /// Print the result as JSON.
     #[arg(long)]

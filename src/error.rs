@@ -104,6 +104,18 @@ pub enum Error {
         hint: Option<String>,
     },
 
+    /// A rotation setting breaks its rule (`settings set`, a variable, a flag); nothing
+    /// was changed.
+    #[error("setting {field} = {value:?} is not valid: it must be {rule} (from {origin})")]
+    InvalidSetting {
+        /// Where the value was found: `settings set`, `env MOONAUTH_…`, `store`.
+        origin: String,
+        field: String,
+        /// The value as given, already made safe to print.
+        value: String,
+        rule: String,
+    },
+
     /// No account has this alias.
     #[error("there is no account {alias:?}")]
     UnknownAccount { alias: String },
@@ -161,6 +173,7 @@ impl Error {
             Error::NeedsTerminal { .. } => Exit::NeedsTerminal,
             Error::LoginFailed { .. } => Exit::LoginFailed,
             Error::UnknownAccount { .. } | Error::DuplicateAccount { .. } => Exit::Usage,
+            Error::InvalidSetting { .. } => Exit::InvalidSetting,
             Error::StoreLocked { .. } | Error::StoreCorrupt { .. } | Error::StoreTooNew { .. } => Exit::Failure,
         }
     }
@@ -204,6 +217,9 @@ impl Error {
             ),
             Error::LoginFailed { hint, .. } => hint.clone(),
             Error::UnknownAccount { .. } => Some("`moonauth accounts ls` lists the accounts".into()),
+            Error::InvalidSetting { .. } => {
+                Some("`moonauth settings get` shows every setting with its source; docs/rotation.md has the rules".into())
+            }
             Error::DuplicateAccount { alias } => Some(format!(
                 "choose another alias, or remove the old record first with `moonauth accounts rm {alias}`"
             )),

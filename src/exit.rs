@@ -29,6 +29,8 @@ pub enum Exit {
     NeedsTerminal,
     /// No account of the runtime can be used now: each is disabled, cooling down or needs a re-login.
     AccountsExhausted,
+    /// A rotation setting (store, variable or flag) breaks its rule; nothing was changed.
+    InvalidSetting,
     /// The worker command given after `--` exists but cannot be executed.
     CommandNotExecutable,
     /// The worker command given after `--` was not found.
@@ -39,7 +41,7 @@ pub enum Exit {
 
 impl Exit {
     /// Every code, in table order (for docs and tests).
-    pub const ALL: [Exit; 13] = [
+    pub const ALL: [Exit; 14] = [
         Exit::Ok,
         Exit::Failure,
         Exit::Usage,
@@ -51,6 +53,7 @@ impl Exit {
         Exit::LoginFailed,
         Exit::NeedsTerminal,
         Exit::AccountsExhausted,
+        Exit::InvalidSetting,
         Exit::CommandNotExecutable,
         Exit::CommandNotFound,
     ];
@@ -69,6 +72,7 @@ impl Exit {
             Exit::LoginFailed => 8,
             Exit::NeedsTerminal => 9,
             Exit::AccountsExhausted => 10,
+            Exit::InvalidSetting => 11,
             Exit::CommandNotExecutable => 126,
             Exit::CommandNotFound => 127,
             Exit::Child(code) => code,
@@ -96,6 +100,9 @@ impl Exit {
             Exit::NeedsTerminal => "an interactive login needs a terminal (run it with docker run -it / from a shell)",
             Exit::AccountsExhausted => {
                 "no account of the runtime is eligible (all disabled, cooling down or needing re-login); the output lists each and why"
+            }
+            Exit::InvalidSetting => {
+                "a rotation setting breaks its rule (the message names the field and the rule); nothing was changed"
             }
             Exit::CommandNotExecutable => "the worker command after -- exists but cannot be executed",
             Exit::CommandNotFound => "the worker command after -- was not found",

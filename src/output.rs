@@ -12,12 +12,27 @@ use crate::docker::status::VolumeList;
 use crate::docker::volumes::{EnsureReport, Ensured, RemoveReport, Removed};
 use crate::init::InitReport;
 use crate::renew::{RenewOutcome, RenewReport};
+use crate::rotation::report::{ForceAction, ForceReport, LogReport, PickReport, SettingsReport};
 use crate::state::accounts::Availability;
-use crate::state::report::{rfc3339_seconds, AccountsReport, Action, ChangeReport, PickReport};
+use crate::state::report::{rfc3339_seconds, AccountsReport, Action, ChangeReport};
 
 /// A report with a human rendering; its JSON rendering is its `Serialize` form.
 pub trait Render: Serialize {
     fn human(&self, w: &mut dyn Write) -> io::Result<()>;
+}
+
+/// Writes `value` to stdout as one line of JSON (`--follow --json`). A broken pipe is not an error.
+pub fn emit_line<T: Serialize>(value: &T) -> io::Result<()> {
+    let stdout = io::stdout();
+    let mut w = stdout.lock();
+    let result = serde_json::to_writer(&mut w, value)
+        .map_err(io::Error::from)
+        .and_then(|_| writeln!(w))
+        .and_then(|_| w.flush());
+    match result {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
 }
 
 /// Writes `report` to stdout as text or JSON. A broken pipe is not an error.
@@ -270,6 +285,7 @@ impl Render for AccountsReport {
             "COOLDOWN UNTIL",
             "LAST FAILURE",
             "LAST USED",
+            "USAGE",
             "LOGIN",
         ];
         let rows: Vec<Vec<String>> = self
@@ -294,6 +310,7 @@ impl Render for AccountsReport {
                     },
                     a.last_failure.as_ref().map_or("-".into(), |f| f.reason.clone()),
                     a.last_used.map_or("never".into(), rfc3339_seconds),
+                    row.usage_windows.as_ref().map_or("unknown".into(), |u| u.summary()),
                     login,
                 ]
             })
@@ -310,9 +327,9 @@ impl Render for AccountsReport {
 
 impl Render for PickReport {
     fn human(&self, w: &mut dyn Write) -> io::Result<()> {
-        if let Some(row) = &self.picked {
+        if let Some(view) = &self.picked {
             // One line, two fields, for `read alias login < <(moonauth accounts pick claude)`.
-            return writeln!(w, "{} {}", row.account.alias, row.login);
+            return writeln!(w, "{} {}", view.row.account.alias, view.row.login);
         }
         if self.accounts.is_empty() {
             return writeln!(
@@ -322,13 +339,88 @@ impl Render for PickReport {
             );
         }
         writeln!(w, "no {} account can be used now:", self.runtime)?;
-        let width = self.accounts.iter().map(|r| r.account.alias.len()).max().unwrap_or(0);
-        for row in &self.accounts {
-            let check = checks::account(row);
-            write!(w, "  {:<width$}  {}", row.account.alias, check.detail)?;
+        let width = self
+            .accounts
+            .iter()
+            .map(|v| v.row.account.alias.len())
+            .max()
+            .unwrap_or(0);
+        for view in &self.accounts {
+            let check = checks::account(&view.row);
+            write!(w, "  {:<width$}  {}", view.row.account.alias, view.why)?;
             match &check.fix {
                 Some(fix) => writeln!(w, "; fix: {fix}")?,
                 None => writeln!(w)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Render for ForceReport {
+    fn human(&self, w: &mut dyn Write) -> io::Result<()> {
+        match (&self.action, &self.force) {
+            (ForceAction::Forced, Some(f)) => writeln!(
+                w,
+                "forced {} until {} (by {}); {} is in effect again after that",
+                f.alias, f.until, f.forced_by, f.replaced
+            ),
+            (ForceAction::AlreadyForced, Some(f)) => writeln!(
+                w,
+                "{} is already forced until {} (forcing again does not extend it)",
+                f.alias, f.until
+            ),
+            (ForceAction::Cleared, _) => writeln!(w, "force mode cleared; strategy {} is in effect", self.strategy),
+            _ => writeln!(w, "force mode is off; strategy {} is in effect", self.strategy),
+        }
+    }
+}
+
+impl Render for SettingsReport {
+    fn human(&self, w: &mut dyn Write) -> io::Result<()> {
+        let rows: Vec<Vec<String>> = self
+            .settings
+            .iter()
+            .map(|s| {
+                let value = match &s.value {
+                    serde_json::Value::String(v) => v.clone(),
+                    other => other.to_string(),
+                };
+                vec![s.key.clone(), value, s.source.clone()]
+            })
+            .collect();
+        table(w, &["KEY", "VALUE", "SOURCE"], &rows)?;
+        if let Some(f) = &self.force {
+            writeln!(
+                w,
+                "force mode: {} until {} (by {}) replaces the strategy until then",
+                f.alias, f.until, f.forced_by
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl Render for LogReport {
+    fn human(&self, w: &mut dyn Write) -> io::Result<()> {
+        for d in &self.decisions {
+            let chosen = d.chosen.as_deref().unwrap_or("none");
+            let run = d.run_id.as_deref().map(|r| format!(" run {r}")).unwrap_or_default();
+            writeln!(
+                w,
+                "{} {} {}{}: {} chose {chosen}",
+                d.time, d.by, d.runtime, run, d.strategy
+            )?;
+            if let Some(force) = d.force.as_ref().and_then(|f| f.get("alias")).and_then(|a| a.as_str()) {
+                writeln!(w, "  force mode on {force}")?;
+            }
+            if let Some(f) = &d.fallback {
+                writeln!(w, "  fallback: {f}")?;
+            }
+            for c in &d.candidates {
+                let alias = c.get("alias").and_then(|v| v.as_str()).unwrap_or("?");
+                let reason = c.get("reason").and_then(|v| v.as_str()).unwrap_or("");
+                writeln!(w, "  {alias}: {reason}")?;
             }
         }
         Ok(())

@@ -168,6 +168,8 @@ pub enum Source {
     DotEnv(String),
     /// A field of a task payload.
     Payload(&'static str),
+    /// The state store (`moonauth settings set`).
+    Store,
     /// moonauth's built-in default.
     Default,
 }
@@ -179,6 +181,7 @@ impl fmt::Display for Source {
             Source::Env(var) => write!(f, "env {var}"),
             Source::DotEnv(var) => write!(f, ".env {var}"),
             Source::Payload(field) => write!(f, "payload {field}"),
+            Source::Store => f.write_str("store"),
             Source::Default => f.write_str("default"),
         }
     }

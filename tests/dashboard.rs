@@ -322,26 +322,45 @@ fn dashboard_errors_are_typed_404_409_422() {
 }
 
 #[test]
-fn dashboard_accounts_is_the_report_accounts_ls_json_prints() {
+fn dashboard_accounts_are_the_views_accounts_pick_peek_json_prints() {
     let (sb, state) = store_with_accounts();
     let d = start(&sb, &state);
     let api = d.call("GET", "/api/accounts", None);
     assert_eq!(api.status, 200);
-    let cli = sb
-        .moonauth()
-        .env("MOONAUTH_STATE_DIR", &state)
-        .args(["accounts", "ls", "--json"])
-        .output()
-        .unwrap();
-    let mut from_api = api.json();
-    let mut from_cli = json(&cli);
-    // Times relative to now (cooldowns, expiry) are the same here: nothing is cooling down.
-    for v in [&mut from_api, &mut from_cli] {
-        v.as_object_mut().unwrap().remove("exit_code");
-        v.as_object_mut().unwrap().remove("ok");
+    let fleet = api.json();
+    assert_eq!(fleet["schema"], "moonauth.fleet.v1");
+    assert_eq!(fleet["strategy"]["source"], "default");
+    // Every account, in store order, each as `accounts pick RUNTIME --peek --json` shows it.
+    let aliases: Vec<&str> = fleet["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["alias"].as_str().unwrap())
+        .collect();
+    assert_eq!(aliases, ["work", "spare", "key"]);
+    for runtime in ["claude", "codex"] {
+        let out = sb
+            .moonauth()
+            .env("MOONAUTH_STATE_DIR", &state)
+            .args(["accounts", "pick", runtime, "--peek", "--json"])
+            .output()
+            .unwrap();
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        for view in json(&out)["accounts"].as_array().unwrap() {
+            let alias = view["alias"].as_str().unwrap();
+            let from_api = fleet["accounts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|a| a["alias"] == alias)
+                .unwrap();
+            assert_eq!(from_api, view, "{alias}");
+        }
     }
-    assert_eq!(from_api, from_cli);
-    assert_eq!(from_api["schema"], "moonauth.accounts.v1");
+    let work = &fleet["accounts"][0];
+    assert_eq!(work["eligible"], true);
+    assert!(work["why"].as_str().unwrap().contains("round-robin"), "{work}");
+    assert_eq!(work["usage_windows"]["freshness"], "unknown");
     // A change answers with the report `accounts disable --json` prints.
     let r = d.call("PUT", "/api/accounts/spare/enabled", Some(r#"{"enabled":false}"#));
     let j = r.json();
@@ -349,6 +368,9 @@ fn dashboard_accounts_is_the_report_accounts_ls_json_prints() {
     assert_eq!(j["action"], "disabled");
     assert_eq!(j["account"]["alias"], "spare");
     assert_eq!(j["account"]["status"], "disabled");
+    let spare = d.call("GET", "/api/accounts", None).json()["accounts"][1].clone();
+    assert_eq!(spare["eligible"], false);
+    assert!(spare["why"].as_str().unwrap().contains("disabled"), "{spare}");
 }
 
 #[test]
@@ -363,7 +385,14 @@ fn dashboard_concurrent_toggles_of_one_account_end_in_a_defined_state() {
             .unwrap()
             .iter()
             .filter(|a| a["alias"] != "work")
-            .cloned()
+            .map(|a| {
+                // The records; what rotation says of them follows `work` (eligible or not).
+                let mut a = a.clone();
+                for derived in ["why", "eligible", "tier", "forced"] {
+                    a.as_object_mut().unwrap().remove(derived);
+                }
+                a
+            })
             .collect::<Vec<_>>()
     };
     const N: usize = 16;
@@ -395,4 +424,212 @@ fn dashboard_concurrent_toggles_of_one_account_end_in_a_defined_state() {
     let last = answers.last().unwrap().1;
     assert_eq!(enabled_in_store(&sb, &state, "work"), last);
     assert_eq!(untouched(&after), untouched(&before));
+}
+
+const NOW: &str = "2026-11-26T12:00:00Z";
+
+/// The store of [`store_with_accounts`] plus `other` (a second Claude login), and a
+/// dashboard on the pinned clock [`NOW`].
+fn pinned() -> (Sandbox, String, Dashboard) {
+    let (sb, state) = store_with_accounts();
+    let other = sb.login_named("other-login", "claude", "valid-max");
+    let out = sb
+        .moonauth()
+        .env("MOONAUTH_STATE_DIR", &state)
+        .args([
+            "accounts",
+            "add",
+            "other",
+            "--runtime",
+            "claude",
+            "--dir",
+            other.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let mut v = vars(&sb, &state);
+    v.push(("MOONAUTH_NOW".into(), NOW.into()));
+    let refs: Vec<(&str, &str)> = v.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let d = Dashboard::start(&refs);
+    (sb, state, d)
+}
+
+fn cli(sb: &Sandbox, state: &str, args: &[&str]) -> std::process::Output {
+    sb.moonauth()
+        .env("MOONAUTH_STATE_DIR", state)
+        .env("MOONAUTH_NOW", NOW)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn dashboard_force_is_the_force_accounts_pick_obeys() {
+    let (sb, state, d) = pinned();
+    // Round-robin alone takes turns between work and other.
+    let r = d.call("POST", "/api/force", Some(r#"{"alias":"other","for":"2h"}"#));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let j = r.json();
+    assert_eq!(j["schema"], "moonauth.accounts-force.v1");
+    assert_eq!(j["action"], "forced");
+    assert_eq!(j["force"]["alias"], "other");
+    assert_eq!(j["force"]["forced_by"], "dashboard");
+    assert_eq!(j["force"]["seconds_left"], 7200);
+    assert_eq!(j["force"]["until"], "2026-11-26T14:00:00Z");
+    for _ in 0..3 {
+        let out = cli(&sb, &state, &["accounts", "pick", "claude", "--json"]);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        assert_eq!(json(&out)["picked"]["alias"], "other", "{}", stdout(&out));
+    }
+    // Forcing it again does not extend the time.
+    let again = d
+        .call("POST", "/api/force", Some(r#"{"alias":"other","for":"9h"}"#))
+        .json();
+    assert_eq!(again["action"], "already-forced");
+    assert_eq!(again["force"]["until"], "2026-11-26T14:00:00Z");
+    // The fleet shows it.
+    let fleet = d.call("GET", "/api/accounts", None).json();
+    assert_eq!(fleet["force"]["alias"], "other");
+    let forced: Vec<&str> = fleet["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["forced"] == true)
+        .map(|a| a["alias"].as_str().unwrap())
+        .collect();
+    assert_eq!(forced, ["other"]);
+
+    // Errors: unknown alias, an account that cannot be chosen, a bad duration or body.
+    let r = d.call("POST", "/api/force", Some(r#"{"alias":"nobody"}"#));
+    assert_eq!((r.status, r.json()["code"].clone()), (404, "unknown-account".into()));
+    d.call("PUT", "/api/accounts/spare/enabled", Some(r#"{"enabled":false}"#));
+    let r = d.call("POST", "/api/force", Some(r#"{"alias":"spare"}"#));
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(
+        r.json()["details"]["why"].as_str().unwrap().contains("disabled"),
+        "{}",
+        r.body
+    );
+    for bad in [r#"{"alias":"work","for":"soon"}"#, r#"{"alias":"work","for":"0s"}"#] {
+        let r = d.call("POST", "/api/force", Some(bad));
+        assert_eq!(r.status, 422, "{}", r.body);
+        assert_eq!(r.json()["details"]["field"], "for");
+    }
+    let r = d.call("POST", "/api/force", Some(r#"{"who":"work"}"#));
+    assert_eq!(r.status, 422);
+    assert_eq!(d.call("GET", "/api/accounts", None).json()["force"]["alias"], "other");
+
+    // Disabling the forced account ends force mode at once.
+    d.call("PUT", "/api/accounts/other/enabled", Some(r#"{"enabled":false}"#));
+    assert!(d.call("GET", "/api/accounts", None).json()["force"].is_null());
+    d.call("PUT", "/api/accounts/other/enabled", Some(r#"{"enabled":true}"#));
+
+    // Clear.
+    let r = d.call("POST", "/api/force", Some(r#"{"alias":"work"}"#)).json();
+    assert_eq!(
+        r["force"]["seconds_left"],
+        24 * 3600,
+        "24h by default, as `accounts force`"
+    );
+    let cleared = d.call("POST", "/api/force/clear", None).json();
+    assert_eq!(cleared["action"], "cleared");
+    assert!(cleared["force"].is_null());
+    assert_eq!(d.call("POST", "/api/force/clear", None).json()["action"], "not-forced");
+    let out = cli(&sb, &state, &["accounts", "ls", "--json"]);
+    assert_eq!(code(&out), 0);
+}
+
+#[test]
+fn dashboard_settings_are_the_settings_of_the_cli_and_refuse_invalid_values_whole() {
+    let (sb, state, d) = pinned();
+    let got = d.call("GET", "/api/settings", None);
+    assert_eq!(got.status, 200);
+    let got = got.json();
+    assert_eq!(got["schema"], "moonauth.settings.v1");
+    let from_cli = json(&cli(&sb, &state, &["settings", "get", "--json"]));
+    assert_eq!(got, from_cli);
+
+    let r = d.call(
+        "PUT",
+        "/api/settings",
+        Some(r#"{"strategy":"priority","threshold.low":40,"weight.work":"0.5"}"#),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let set = r.json();
+    let setting = |v: &serde_json::Value, key: &str| {
+        v["settings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["key"] == key)
+            .unwrap_or_else(|| panic!("no {key}: {v}"))
+            .clone()
+    };
+    assert_eq!(setting(&set, "strategy")["value"], "priority");
+    assert_eq!(setting(&set, "strategy")["source"], "store");
+    assert_eq!(setting(&set, "threshold.low")["value"], 40);
+    assert_eq!(setting(&set, "weight.work")["value"], 0.5);
+    assert_eq!(
+        json(&cli(&sb, &state, &["settings", "get", "--json"])),
+        d.call("GET", "/api/settings", None).json()
+    );
+
+    // One bad value refuses the whole request: nothing is written.
+    let before = d.call("GET", "/api/settings", None).json();
+    for (body, field) in [
+        (
+            r#"{"strategy":"round-robin","threshold.critical":50}"#,
+            "threshold.critical",
+        ),
+        (r#"{"strategy":"fastest"}"#, "strategy"),
+        (r#"{"preset":"reckless"}"#, "preset"),
+        (r#"{"threshold.low":101}"#, "threshold.low"),
+        (r#"{"weight.work":0}"#, "weight.work"),
+        (r#"{"colour":"blue"}"#, "key"),
+        (r#"{"strategy":["priority"]}"#, "strategy"),
+    ] {
+        let r = d.call("PUT", "/api/settings", Some(body));
+        assert_eq!(r.status, 422, "{body}: {}", r.body);
+        let j = r.json();
+        assert_eq!(j["code"], "validation");
+        assert_eq!(j["details"]["field"], field, "{body}: {j}");
+        assert!(j["details"]["rule"].as_str().is_some_and(|r| !r.is_empty()), "{j}");
+    }
+    let r = d.call("PUT", "/api/settings", Some(r#"{"weight.nobody":0.5}"#));
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert_eq!(d.call("GET", "/api/settings", None).json(), before);
+
+    let reset = d.call("POST", "/api/settings/reset", None).json();
+    assert_eq!(reset["action"], "reset");
+    assert_eq!(setting(&reset, "strategy")["source"], "default");
+    assert_eq!(setting(&reset, "strategy")["value"], "round-robin");
+}
+
+#[test]
+fn dashboard_decisions_are_the_decision_log() {
+    let (sb, state, d) = pinned();
+    let empty = d.call("GET", "/api/decisions", None);
+    assert_eq!(empty.status, 200, "{}", empty.body);
+    assert_eq!(empty.json()["schema"], "moonauth.accounts-log.v1");
+    assert_eq!(empty.json()["decisions"], serde_json::json!([]));
+    for _ in 0..3 {
+        assert_eq!(code(&cli(&sb, &state, &["accounts", "pick", "claude"])), 0);
+    }
+    // Peeks (the dashboard's view included) are not decisions.
+    assert_eq!(code(&cli(&sb, &state, &["accounts", "pick", "claude", "--peek"])), 0);
+    d.call("GET", "/api/accounts", None);
+    let log = d.call("GET", "/api/decisions", None).json();
+    let decisions = log["decisions"].as_array().unwrap();
+    assert_eq!(decisions.len(), 3, "{log}");
+    assert_eq!(decisions[0]["by"], "accounts pick");
+    assert_eq!(log, json(&cli(&sb, &state, &["accounts", "log", "--json"])));
+    let last = d.call("GET", "/api/decisions?limit=1", None).json();
+    assert_eq!(last["decisions"].as_array().unwrap().len(), 1);
+    assert_eq!(last["decisions"][0], decisions[2]);
+    for bad in ["0", "1001", "many"] {
+        let r = d.call("GET", &format!("/api/decisions?limit={bad}"), None);
+        assert_eq!(r.status, 422, "{bad}: {}", r.body);
+        assert_eq!(r.json()["details"]["field"], "limit");
+    }
 }

@@ -1,5 +1,5 @@
-//! `moonauth accounts add|ls|enable|disable|rm|pick`: the account records in the state
-//! store. Changes go through the store's lock; `ls` and `pick --peek` read without it.
+//! `moonauth accounts add|ls|enable|disable|rm|pick|force|log`: the account records in
+//! the state store, rotation's decisions and force mode. Changes go through the store's lock; `ls` and `pick --peek` read without it.
 //! Each subcommand builds one report ([`crate::state::report`]); `--json` prints the
 //! same struct.
 
@@ -7,15 +7,20 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use crate::agents::{self, Runtime};
-use crate::cli::{AccountAddArgs, AccountArgs, AccountLsArgs, AccountPickArgs, AccountsCommand};
+use crate::cli::{
+    AccountAddArgs, AccountArgs, AccountForceArgs, AccountLogArgs, AccountLsArgs, AccountPickArgs, AccountsCommand,
+};
 use crate::config::{self, Config, Overrides};
 use crate::error::{Error, Result};
 use crate::exit::Exit;
 use crate::output;
-use crate::rotation;
+use crate::rotation::log::{Logged, Record};
+use crate::rotation::report::{ForceReport, LogReport, PickReport};
+use crate::rotation::{self, settings, Decision, Inputs, Settings};
 use crate::source::Env;
-use crate::state::accounts::{self, Account, Credential};
-use crate::state::report::{AccountRow, AccountsReport, Action, ChangeReport, PickReport};
+use crate::state::accounts::{self, Account, Credential, State};
+use crate::state::report::{login_problems, AccountRow, AccountsReport, Action, ChangeReport};
+use crate::state::steering::ForceEnd;
 use crate::state::store::{Store, DEFAULT_LOCK_TIMEOUT};
 
 pub fn run(cmd: AccountsCommand, env: &Env) -> Result<Exit> {
@@ -29,7 +34,9 @@ pub fn run(cmd: AccountsCommand, env: &Env) -> Result<Exit> {
         AccountsCommand::Enable(args) => change(&store, args, Action::Enabled, now),
         AccountsCommand::Disable(args) => change(&store, args, Action::Disabled, now),
         AccountsCommand::Rm(args) => change(&store, args, Action::Removed, now),
-        AccountsCommand::Pick(args) => pick(&store, args, now),
+        AccountsCommand::Pick(args) => pick(&store, args, env, now),
+        AccountsCommand::Force(args) => force(&store, args, env, now),
+        AccountsCommand::Log(args) => log(&store, args),
     }
 }
 
@@ -173,7 +180,7 @@ fn ls(store: &Store, args: AccountLsArgs, env: &Env, now: SystemTime) -> Result<
             .accounts
             .iter()
             .filter(|a| only.is_none_or(|r| a.runtime == r))
-            .map(|a| AccountRow::probed(a, env, now))
+            .map(|a| AccountRow::probed(a, env, now).with_usage(&state, now))
             .collect(),
         set_aside: state.set_aside.clone(),
     };
@@ -181,42 +188,155 @@ fn ls(store: &Store, args: AccountLsArgs, env: &Env, now: SystemTime) -> Result<
     Ok(Exit::Ok)
 }
 
-fn pick(store: &Store, args: AccountPickArgs, now: SystemTime) -> Result<Exit> {
+/// The settings in effect (store < environment < `flags`) for a command over `state`.
+pub(crate) fn settings_of(state: &State, env: &Env, flags: &settings::Flags) -> Result<Settings> {
+    Ok(settings::resolve(&state.settings, env, flags)?)
+}
+
+/// Decides the next account of `runtime` over `state` (this environment's login problems,
+/// a fresh random generator for the weighted strategy).
+pub(crate) fn decide_here(
+    state: &State,
+    runtime: Runtime,
+    settings: &Settings,
+    env: &Env,
+    now: SystemTime,
+) -> Decision {
+    let problems = login_problems(state, runtime, env, now);
+    let inputs = Inputs {
+        now,
+        settings,
+        login_problems: &problems,
+    };
+    rotation::decide(state, runtime, &inputs, &mut fastrand::Rng::new())
+}
+
+/// Picks the next account. Without `--peek` the decision is recorded under the store's
+/// lock (the account marked used, so round-robin moves on; force mode cleared when the
+/// decision ended it) and logged.
+fn pick(store: &Store, args: AccountPickArgs, env: &Env, now: SystemTime) -> Result<Exit> {
     let runtime = parse_runtime("RUNTIME", &args.runtime)?;
-    let (state, picked) = if args.peek {
-        let state = store.read_unlocked()?;
-        let picked = rotation::next(&state, runtime, now).next.map(|a| a.alias.clone());
-        (state, picked)
-    } else {
-        // Pick and mark under one lock, so two orchestrators picking at once spread
-        // over accounts of equal priority instead of both taking the same one.
-        let mut guard = store.lock(DEFAULT_LOCK_TIMEOUT)?;
-        let picked = rotation::next(guard.state(), runtime, now)
-            .next
-            .map(|a| a.alias.clone());
-        match &picked {
-            Some(alias) => {
-                guard.state_mut().mark_used(alias, now)?;
-                let state = guard.state().clone();
-                guard.commit()?;
-                (state, picked)
-            }
-            None => (guard.state().clone(), None),
-        }
-    };
-    // Listed as the state is now (after the mark): the usable ones in pick order, then
-    // the others soonest back first.
-    let ranked = rotation::next(&state, runtime, now).ranked;
-    let report = PickReport {
-        schema: "moonauth.accounts-pick.v1",
-        runtime,
-        picked: picked
+    let flags = settings::Flags {
+        strategy: args
+            .strategy
             .as_deref()
-            .and_then(|alias| state.account(alias))
-            .map(|a| AccountRow::new(a, now)),
-        marked_used: picked.is_some() && !args.peek,
-        accounts: ranked.iter().map(|c| AccountRow::new(c.account, now)).collect(),
+            .map(str::parse)
+            .transpose()
+            .map_err(|e: crate::state::steering::SettingError| e.at("flag --strategy"))?,
     };
+    let (state, decision, settings) = if args.peek {
+        let state = store.read_unlocked()?;
+        let settings = settings_of(&state, env, &flags)?;
+        let decision = decide_here(&state, runtime, &settings, env, now);
+        (state, decision, settings)
+    } else {
+        // Decide and record under one lock, so two orchestrators picking at once take
+        // turns instead of both taking the same account.
+        let mut guard = store.lock(DEFAULT_LOCK_TIMEOUT)?;
+        let settings = settings_of(guard.state(), env, &flags)?;
+        let decision = decide_here(guard.state(), runtime, &settings, env, now);
+        rotation::force::record(guard.state_mut(), &decision, now)?;
+        let state = guard.state().clone();
+        guard.commit()?;
+        store.append_decision(&Record::new(&decision, now, None, "accounts pick").line())?;
+        (state, decision, settings)
+    };
+    let report = PickReport::new(&state, &decision, &settings, !args.peek, now);
     super::written(output::emit(&report, args.json))?;
     Ok(report.exit())
+}
+
+/// `accounts force ALIAS [--for D]` and `accounts force --clear`.
+fn force(store: &Store, args: AccountForceArgs, env: &Env, now: SystemTime) -> Result<Exit> {
+    let mut guard = store.lock(DEFAULT_LOCK_TIMEOUT)?;
+    let settings = settings_of(guard.state(), env, &settings::Flags::default())?;
+    let (action, ended) = match &args.alias {
+        None => {
+            let was = guard.state().force.clone();
+            let action = rotation::force::clear(guard.state_mut());
+            let strategy =
+                rotation::force::strategy_after(was.as_ref().filter(|f| f.active(now)), settings.strategy.value);
+            guard.commit()?;
+            let state = store.read_unlocked()?;
+            let ended = was.map(|_| ForceEnd::Cleared);
+            let report = ForceReport::new(action, &state, strategy, ended, now);
+            super::written(output::emit(&report, args.json))?;
+            return Ok(Exit::Ok);
+        }
+        Some(alias) => {
+            let duration =
+                rotation::steer::parse_force_duration(&args.duration).map_err(|reason| Error::InvalidFlag {
+                    flag: "--for",
+                    value: args.duration.clone(),
+                    reason,
+                })?;
+            let by = forced_by(env);
+            let action = rotation::steer::force(guard.state_mut(), alias, duration, &by, env, now)?.map_err(|why| {
+                Error::InvalidFlag {
+                    flag: "ALIAS",
+                    value: alias.clone(),
+                    reason: format!("cannot be forced now: {why}"),
+                }
+            })?;
+            (action, None)
+        }
+    };
+    guard.commit()?;
+    let state = store.read_unlocked()?;
+    let report = ForceReport::new(action, &state, settings.strategy.value, ended, now);
+    super::written(output::emit(&report, args.json))?;
+    Ok(Exit::Ok)
+}
+
+/// Who forces: `user@host` from this environment.
+fn forced_by(env: &Env) -> String {
+    let user = env
+        .non_blank("USER")
+        .or_else(|| env.non_blank("LOGNAME"))
+        .unwrap_or("unknown");
+    let host = crate::fsx::read_file(Path::new("/proc/sys/kernel/hostname"), 256)
+        .ok()
+        .flatten()
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    crate::redact::printable(&format!("{user}@{host}"), 120)
+}
+
+/// `accounts log`: the last decisions, and with `--follow` each new one as it is logged.
+fn log(store: &Store, args: AccountLogArgs) -> Result<Exit> {
+    let lines = store.decisions(args.limit)?;
+    if !args.follow {
+        let report = LogReport::new(&lines);
+        super::written(output::emit(&report, args.json))?;
+        return Ok(Exit::Ok);
+    }
+    let mut last = lines.last().cloned();
+    let print = |batch: &[String]| -> Result<()> {
+        for line in batch {
+            if let Some(logged) = Logged::parse(line) {
+                if args.json {
+                    super::written(output::emit_line(&logged))?;
+                } else {
+                    super::written(output::emit(&LogReport::new(std::slice::from_ref(line)), false))?;
+                }
+            }
+        }
+        Ok(())
+    };
+    print(&lines)?;
+    // Polls the log: each round reads the newest lines and prints those after the last
+    // one printed. Ends when stdout closes (a broken pipe) or on a signal.
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let now = store.decisions(200)?;
+        let fresh: Vec<String> = match last.as_ref().and_then(|l| now.iter().rposition(|x| x == l)) {
+            Some(i) => now[i + 1..].to_vec(),
+            None => now.clone(),
+        };
+        if !fresh.is_empty() {
+            print(&fresh)?;
+            last = fresh.last().cloned();
+        }
+    }
 }

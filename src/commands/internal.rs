@@ -38,11 +38,13 @@ pub fn store_bench(args: StoreBenchArgs, env: &Env) -> Result<Exit> {
     let runtime = super::login_runtime(&args.runtime, "--runtime")?;
     let config = Config::resolve(env, &Overrides::default())?;
     let store = crate::state::open(&config)?;
+    let settings = rotation::Settings::default();
+    let mut rng = fastrand::Rng::new();
     let start = Instant::now();
     for _ in 0..args.ops {
         let now = std::time::SystemTime::now();
         store.update(store::DEFAULT_LOCK_TIMEOUT, |state| {
-            let picked = rotation::pick(state, runtime, now).map(|a| a.alias.clone());
+            let picked = rotation::pick(state, runtime, &settings, now, &mut rng).map(|a| a.alias.clone());
             if let Some(alias) = picked {
                 // The alias was just found in this state, so marking it cannot fail.
                 let _ = state.mark_used(&alias, now);

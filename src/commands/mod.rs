@@ -14,6 +14,7 @@ mod preflight;
 mod renew;
 mod run;
 mod runtime;
+mod settings;
 mod status;
 mod volumes;
 
@@ -36,6 +37,7 @@ pub fn run(command: Command, env: &Env) -> Result<Exit> {
         Command::Run(args) => run::run(args, env),
         Command::Dashboard(args) => dashboard::run(args, env),
         Command::Accounts(cmd) => accounts::run(cmd, env),
+        Command::Settings(cmd) => settings::run(cmd, env),
         Command::Renew(args) => renew::run(args, env),
         Command::Doctor(args) => doctor::run(args, env),
         Command::Completions(args) => completions::run(args),

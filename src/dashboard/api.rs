@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -17,9 +17,13 @@ use serde_json::{json, Value};
 
 use super::reauth::{self, ReauthReport};
 use super::App;
+use crate::agents::Runtime;
 use crate::error::Error;
+use crate::rotation::report::{FleetReport, ForceAction, ForceReport, LogReport, SettingsReport};
+use crate::rotation::settings::{self, Flags};
+use crate::rotation::{self, force, steer, Inputs};
 use crate::state::accounts::AccountKind;
-use crate::state::report::{AccountRow, AccountsReport, Action, ChangeReport};
+use crate::state::report::{login_problems, AccountRow, Action, ChangeReport};
 
 /// A refused or failed API request, as JSON: a stable `code`, a `message` for people
 /// and `details` (the field and rule of a validation error, the alias of an unknown
@@ -91,6 +95,12 @@ impl From<Error> for ApiError {
                 message,
                 json!({ "field": var, "rule": reason }),
             ),
+            Error::InvalidSetting { field, rule, .. } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation",
+                message,
+                json!({ "field": field, "rule": rule }),
+            ),
             Error::StoreLocked { .. } => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store-busy", message, json!({}))
             }
@@ -116,24 +126,31 @@ pub fn body<T: DeserializeOwned>(bytes: &[u8], shape: &str) -> ApiResult<T> {
     serde_json::from_slice(bytes).map_err(|_| ApiError::validation("body", format!("must be JSON: {shape}")))
 }
 
-/// `GET /api/accounts`: what `moonauth accounts ls --json` prints.
-pub async fn accounts(State(app): State<App>) -> ApiResult<Json<AccountsReport>> {
+/// `GET /api/accounts`: every account as rotation sees it now (eligible or not and why,
+/// its tier, cooldown, re-login mark, usage windows with freshness and history, last
+/// use, force state), from each runtime's decision, peeked: nothing is recorded.
+pub async fn accounts(State(app): State<App>) -> ApiResult<Json<FleetReport>> {
     let now = app.clock.now();
     let store = app.store.clone();
     let env = Arc::clone(&app.env);
     let report = blocking(move || {
         let state = store.read_unlocked()?;
-        Ok(AccountsReport {
-            schema: "moonauth.accounts.v1",
-            state_dir: store.dir().to_path_buf(),
-            revision: state.revision,
-            accounts: state
-                .accounts
-                .iter()
-                .map(|a| AccountRow::probed(a, &env, now))
-                .collect(),
-            set_aside: state.set_aside.clone(),
-        })
+        let settings = settings::resolve(&state.settings, &env, &Flags::default())?;
+        let mut rng = fastrand::Rng::new();
+        let decisions: Vec<_> = [Runtime::Claude, Runtime::Codex]
+            .into_iter()
+            .filter(|r| state.accounts.iter().any(|a| a.runtime == *r))
+            .map(|runtime| {
+                let problems = login_problems(&state, runtime, &env, now);
+                let inputs = Inputs {
+                    now,
+                    settings: &settings,
+                    login_problems: &problems,
+                };
+                rotation::decide(&state, runtime, &inputs, &mut rng)
+            })
+            .collect();
+        Ok(FleetReport::new(&state, &decisions, &settings, now))
     })
     .await?;
     Ok(Json(report))
@@ -275,4 +292,182 @@ async fn find_account(app: &App, alias: &str) -> ApiResult<crate::state::account
         state.account(&alias).cloned().ok_or(Error::UnknownAccount { alias })
     })
     .await
+}
+
+/// The body of `POST /api/force`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForceBody {
+    pub alias: String,
+    /// How long (`30m`, `24h`, `1d`); 24h when absent, as `accounts force`.
+    #[serde(default, rename = "for")]
+    pub duration: Option<String>,
+}
+
+/// Who force mode names as having forced an account from the page.
+pub const FORCED_BY: &str = "dashboard";
+
+/// `POST /api/force`: `moonauth accounts force ALIAS [--for D]`. 404 an unknown alias,
+/// 409 an account that cannot be chosen now (disabled, cooling down, …), 422 a bad
+/// duration. Forcing the account already forced keeps its time.
+pub async fn force_set(State(app): State<App>, bytes: Bytes) -> ApiResult<Json<ForceReport>> {
+    let req: ForceBody = body(&bytes, r#"{"alias": "…", "for"?: "24h"}"#)?;
+    let duration = match req.duration {
+        None => force::DEFAULT_FORCE_FOR,
+        Some(given) => steer::parse_force_duration(&given).map_err(|rule| ApiError::validation("for", rule))?,
+    };
+    let now = app.clock.now();
+    let store = app.store.clone();
+    let env = Arc::clone(&app.env);
+    let alias = req.alias;
+    let outcome = blocking(move || {
+        let mut guard = store.lock(crate::state::DEFAULT_LOCK_TIMEOUT)?;
+        let action = match steer::force(guard.state_mut(), &alias, duration, FORCED_BY, &env, now)? {
+            Ok(action) => action,
+            Err(why) => return Ok(Err((alias, why))),
+        };
+        let strategy = settings::resolve(&guard.state().settings, &env, &Flags::default())?
+            .strategy
+            .value;
+        let state = guard.state().clone();
+        if action == ForceAction::Forced {
+            guard.commit()?;
+        }
+        Ok(Ok(ForceReport::new(action, &state, strategy, None, now)))
+    })
+    .await?;
+    outcome.map(Json).map_err(|(alias, why)| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!("{alias} cannot be forced now: {why}"),
+            json!({ "alias": alias, "why": why }),
+        )
+    })
+}
+
+/// `POST /api/force/clear`: `moonauth accounts force --clear`.
+pub async fn force_clear(State(app): State<App>) -> ApiResult<Json<ForceReport>> {
+    let now = app.clock.now();
+    let store = app.store.clone();
+    let env = Arc::clone(&app.env);
+    let report = blocking(move || {
+        let mut guard = store.lock(crate::state::DEFAULT_LOCK_TIMEOUT)?;
+        let configured = settings::resolve(&guard.state().settings, &env, &Flags::default())?
+            .strategy
+            .value;
+        let was = guard.state().force.clone();
+        let action = force::clear(guard.state_mut());
+        let strategy = force::strategy_after(was.as_ref().filter(|f| f.active(now)), configured);
+        let state = guard.state().clone();
+        if action == ForceAction::Cleared {
+            guard.commit()?;
+        }
+        let ended = was.map(|_| crate::state::steering::ForceEnd::Cleared);
+        Ok(ForceReport::new(action, &state, strategy, ended, now))
+    })
+    .await?;
+    Ok(Json(report))
+}
+
+/// `GET /api/settings`: `moonauth settings get --json`.
+pub async fn settings_get(State(app): State<App>) -> ApiResult<Json<SettingsReport>> {
+    let now = app.clock.now();
+    let store = app.store.clone();
+    let env = Arc::clone(&app.env);
+    let report = blocking(move || {
+        let state = store.read_unlocked()?;
+        let resolved = settings::resolve(&state.settings, &env, &Flags::default())?;
+        Ok(SettingsReport::new("get", &resolved, &state, None, now))
+    })
+    .await?;
+    Ok(Json(report))
+}
+
+/// `PUT /api/settings`: `moonauth settings set` for every key of the body at once
+/// (`{"strategy": "priority", "threshold.low": 25}`), all or none: one value that breaks
+/// its rule is a 422 naming the field and the rule, and nothing is written.
+pub async fn settings_put(State(app): State<App>, bytes: Bytes) -> ApiResult<Json<SettingsReport>> {
+    let shape =
+        r#"{"strategy"?: "…", "preset"?: "…", "threshold.critical"?: N, "threshold.low"?: N, "weight.ALIAS"?: N}"#;
+    let map: serde_json::Map<String, Value> = body(&bytes, shape)?;
+    if map.is_empty() {
+        return Err(ApiError::validation(
+            "body",
+            format!("must name at least one setting: {shape}"),
+        ));
+    }
+    let mut pairs = Vec::new();
+    for (key, value) in map {
+        let value = match value {
+            Value::String(s) => s,
+            Value::Number(n) => n.to_string(),
+            _ => return Err(ApiError::validation(&key, "a string or a number")),
+        };
+        pairs.push((key, value));
+    }
+    let now = app.clock.now();
+    let store = app.store.clone();
+    let env = Arc::clone(&app.env);
+    let report = blocking(move || {
+        let mut guard = store.lock(crate::state::DEFAULT_LOCK_TIMEOUT)?;
+        steer::set_settings(guard.state_mut(), &pairs, "dashboard")?;
+        let state = guard.state().clone();
+        guard.commit()?;
+        let resolved = settings::resolve(&state.settings, &env, &Flags::default())?;
+        Ok(SettingsReport::new("set", &resolved, &state, None, now))
+    })
+    .await?;
+    Ok(Json(report))
+}
+
+/// `POST /api/settings/reset`: `moonauth settings reset`.
+pub async fn settings_reset(State(app): State<App>) -> ApiResult<Json<SettingsReport>> {
+    let now = app.clock.now();
+    let store = app.store.clone();
+    let env = Arc::clone(&app.env);
+    let report = blocking(move || {
+        let mut guard = store.lock(crate::state::DEFAULT_LOCK_TIMEOUT)?;
+        steer::reset_settings(guard.state_mut());
+        let state = guard.state().clone();
+        guard.commit()?;
+        let resolved = settings::resolve(&state.settings, &env, &Flags::default())?;
+        Ok(SettingsReport::new("reset", &resolved, &state, None, now))
+    })
+    .await?;
+    Ok(Json(report))
+}
+
+/// The query of `GET /api/decisions`.
+#[derive(Debug, Deserialize)]
+pub struct DecisionsQuery {
+    pub limit: Option<usize>,
+}
+
+/// The most decisions one answer carries.
+pub const MAX_DECISIONS: usize = 1000;
+
+/// `GET /api/decisions?limit=N`: `moonauth accounts log --json`, newest last (50 by default).
+pub async fn decisions(
+    State(app): State<App>,
+    query: Result<Query<DecisionsQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<LogReport>> {
+    let limit = match query {
+        Ok(Query(q)) => q.limit.unwrap_or(50),
+        Err(_) => {
+            return Err(ApiError::validation(
+                "limit",
+                format!("a whole number from 1 to {MAX_DECISIONS}"),
+            ))
+        }
+    };
+    if !(1..=MAX_DECISIONS).contains(&limit) {
+        return Err(ApiError::validation(
+            "limit",
+            format!("a whole number from 1 to {MAX_DECISIONS}"),
+        ));
+    }
+    let store = app.store.clone();
+    let lines = blocking(move || store.decisions(limit)).await?;
+    Ok(Json(LogReport::new(&lines)))
 }

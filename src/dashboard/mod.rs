@@ -94,7 +94,12 @@ pub fn router(app: App) -> Router {
             "/api/accounts/{alias}/reauth",
             get(api::reauth_state).post(api::reauth_start),
         )
-        .route("/api/accounts/{alias}/reauth/code", post(api::reauth_code));
+        .route("/api/accounts/{alias}/reauth/code", post(api::reauth_code))
+        .route("/api/force", post(api::force_set))
+        .route("/api/force/clear", post(api::force_clear))
+        .route("/api/settings", get(api::settings_get).put(api::settings_put))
+        .route("/api/settings/reset", post(api::settings_reset))
+        .route("/api/decisions", get(api::decisions));
     Router::new()
         .route("/", get(|| async { asset(PAGE, "text/html; charset=utf-8") }))
         .route(

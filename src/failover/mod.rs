@@ -17,6 +17,7 @@ mod renewal;
 mod report;
 pub mod resume;
 mod secrets;
+mod windows;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -38,7 +39,7 @@ use outcome::{Next, Recorder};
 use renewal::Renewal;
 use secrets::Masks;
 
-pub use report::{github_summary, Attempt, RunReport, Unavailable};
+pub use report::{github_summary, Attempt, RunReport, Unavailable, UsageCapture};
 
 /// What `moonauth run` was asked to do.
 pub struct RunRequest {
@@ -129,6 +130,49 @@ struct Failover<'a> {
     previous: Option<(PathBuf, Classification)>,
     /// When the last child exited (for the switch time).
     last_exit: Option<Instant>,
+    /// This run's id, in the decision log and on the usage snapshots it captures.
+    run_id: String,
+}
+
+/// A run id: the start time in milliseconds and a random suffix (unique enough to tell
+/// runs apart in the log; not a secret).
+fn new_run_id(now: std::time::SystemTime) -> String {
+    let ms = now.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+    format!("run-{ms}-{:08x}", fastrand::u32(..))
+}
+
+/// Rotation's decision for this run over the stored state, with the settings in effect
+/// and this environment's login problems; logged, and a force mode it ended cleared.
+fn decide_run(
+    store: Option<&crate::state::Store>,
+    state: &crate::state::accounts::State,
+    runtime: Runtime,
+    env: &Env,
+    run_id: &str,
+    now: std::time::SystemTime,
+) -> Result<crate::rotation::Decision> {
+    let settings = crate::rotation::settings::resolve(&state.settings, env, &Default::default())?;
+    let problems = crate::state::report::login_problems(state, runtime, env, now);
+    let inputs = crate::rotation::Inputs {
+        now,
+        settings: &settings,
+        login_problems: &problems,
+    };
+    let decision = crate::rotation::decide(state, runtime, &inputs, &mut fastrand::Rng::new());
+    if let Some(store) = store.filter(|_| state.accounts.iter().any(|a| a.runtime == runtime)) {
+        if let Some((alias, end)) = decision
+            .force
+            .as_ref()
+            .and_then(|f| f.ended.map(|e| (f.force.alias.clone(), e)))
+        {
+            store.update(crate::state::DEFAULT_LOCK_TIMEOUT, |s| s.end_force_of(&alias, end))?;
+        }
+        let line = crate::rotation::log::Record::new(&decision, now, Some(run_id), "run").line();
+        if let Err(e) = store.append_decision(&line) {
+            tracing::warn!("could not log the rotation decision: {e}");
+        }
+    }
+    Ok(decision)
 }
 
 impl<'a> Failover<'a> {
@@ -162,8 +206,13 @@ impl<'a> Failover<'a> {
             .iter()
             .copied()
             .find(|v| env.non_blank(v).is_some());
+        let run_id = new_run_id(now);
+        let decision = match &state {
+            Some(s) => Some(decide_run(store.as_ref(), s, runtime, env, &run_id, now)?),
+            None => None,
+        };
         let plan = Plan::new(
-            state.as_ref(),
+            state.as_ref().zip(decision.as_ref()),
             runtime,
             request.account.as_deref(),
             env_key_var,
@@ -180,8 +229,12 @@ impl<'a> Failover<'a> {
             program,
             masks,
             recorder: Recorder::new(store),
+            run_id: run_id.clone(),
             renew_options: RenewOptions::from_config(config),
-            report: RunReport::new(runtime),
+            report: RunReport {
+                run_id: run_id.clone(),
+                ..RunReport::new(runtime)
+            },
             unavailable: plan.passed_over().iter().map(Unavailable::passed_over).collect(),
             previous: None,
             last_exit: None,

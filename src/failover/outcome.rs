@@ -5,10 +5,12 @@ use std::time::Duration;
 
 use super::child::Finished;
 use super::classify::{Classification, Outcome};
-use super::report::{rfc3339, Unavailable};
+use super::report::{rfc3339, Unavailable, UsageCapture};
+use super::windows::{self, Captured};
 use super::{Candidate, Failover};
 use crate::error::Result;
 use crate::state::accounts::{AccountKind, State};
+use crate::state::usage::{Capture, CaptureError, Snapshot};
 use crate::state::Store;
 
 /// How long a record waits for the store's lock.
@@ -33,6 +35,65 @@ impl Recorder {
     }
 }
 
+/// What an attempt changes in its account's usage history.
+#[derive(Debug, Clone)]
+enum WindowChange {
+    Snapshot(Snapshot),
+    Error(CaptureError),
+}
+
+impl Failover<'_> {
+    /// Reads the windows the attempt reported, says so in the report, and returns the
+    /// change to the account's history: a snapshot, a failed capture (only when the API
+    /// answered), or none (the output carried no windows: the stored ones stay).
+    fn capture_windows(
+        &mut self,
+        candidate: &Candidate,
+        classification: &Classification,
+        now: std::time::SystemTime,
+    ) -> Option<WindowChange> {
+        let dir = candidate.dir.as_deref()?;
+        let captured = windows::capture(self.request.runtime, classification, dir);
+        let source = Capture {
+            run_id: self.run_id.clone(),
+            at: now,
+            outcome: classification.outcome.kind().to_string(),
+        };
+        let answered = !matches!(classification.outcome, Outcome::Other { .. });
+        let (line, change) = match captured {
+            Captured::Windows(windows) => (
+                UsageCapture {
+                    account: candidate.alias.clone(),
+                    status: "captured",
+                    windows: windows.clone(),
+                    detail: None,
+                },
+                Some(WindowChange::Snapshot(Snapshot { source, windows })),
+            ),
+            Captured::Nothing(why) => (
+                UsageCapture {
+                    account: candidate.alias.clone(),
+                    status: "none",
+                    windows: Vec::new(),
+                    detail: Some(why),
+                },
+                None,
+            ),
+            Captured::Failed(why) => (
+                UsageCapture {
+                    account: candidate.alias.clone(),
+                    status: "error",
+                    windows: Vec::new(),
+                    detail: Some(why.clone()),
+                },
+                answered.then_some(WindowChange::Error(CaptureError { source, reason: why })),
+            ),
+        };
+        self.report.usage_windows.push(line);
+        change.filter(|_| candidate.stored)
+    }
+}
+
 /// What the run does after an attempt.
 pub(super) enum Next {
     /// The report is final (finished, interrupted, or a failure another account would not help).
@@ -49,6 +110,11 @@ impl Failover<'_> {
     /// Records the attempt's outcome and says what comes next.
     pub(super) fn settle(&mut self, candidate: &Candidate, finished: Finished) -> Result<Next> {
         let runtime = self.request.runtime;
+        let captured = if finished.interrupted_by.is_none() {
+            self.capture_windows(candidate, &finished.classification, self.clock.now())
+        } else {
+            None
+        };
         let report = &mut self.report;
         let exit = finished.exit_code.unwrap_or_else(|| 128 + finished.signal.unwrap_or(0));
         report.exit_code = exit;
@@ -63,6 +129,13 @@ impl Failover<'_> {
         let record_usage = |s: &mut State| -> Result<()> {
             if let Some(u) = &usage {
                 s.account_mut(&alias)?.usage = Some(u.clone());
+            }
+            if let Some(change) = &captured {
+                let history = s.usage_windows.entry(alias.clone()).or_default();
+                match change.clone() {
+                    WindowChange::Snapshot(snap) => history.record(snap),
+                    WindowChange::Error(e) => history.record_error(e),
+                }
             }
             Ok(())
         };
@@ -101,7 +174,10 @@ impl Failover<'_> {
             Outcome::AuthFailure { detail } => {
                 if candidate.stored {
                     let detail = self.masks.redactor.redact(detail);
-                    self.recorder.record(|s| s.record_auth_failure(&alias, &detail, now))?;
+                    self.recorder.record(|s| {
+                        s.record_auth_failure(&alias, &detail, now)?;
+                        record_usage(s)
+                    })?;
                 }
                 if candidate.kind == AccountKind::ApiKey {
                     return Ok(Next::Done);
@@ -115,7 +191,11 @@ impl Failover<'_> {
                 true
             }
             Outcome::Throttle { .. } | Outcome::Overload | Outcome::Other { .. } => {
-                // Not the credential's fault: another account would not help.
+                // Not the credential's fault: another account would not help. Windows
+                // the CLI did report are kept (the API answered); nothing else changes.
+                if candidate.stored && captured.is_some() {
+                    self.recorder.record(|s| record_usage(s))?;
+                }
                 return Ok(Next::Done);
             }
         };

@@ -62,6 +62,22 @@ pub struct RunReport {
     /// Accounts that were out, with why (filled when every credential is exhausted).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unavailable: Vec<Unavailable>,
+    /// This run's id (in the decision log and on the usage snapshots it captured).
+    pub run_id: String,
+    /// What each attempt's output said about its account's usage windows.
+    pub usage_windows: Vec<UsageCapture>,
+}
+
+/// The usage windows one attempt captured, or why it captured none.
+#[derive(Debug, Clone, Serialize)]
+pub struct UsageCapture {
+    pub account: String,
+    /// `captured`, `none` (the output carried no windows: never invented) or `error`.
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub windows: Vec<crate::state::usage::Window>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 impl Unavailable {
@@ -89,6 +105,8 @@ impl RunReport {
             exhausted: false,
             attempts: Vec::new(),
             unavailable: Vec::new(),
+            run_id: String::new(),
+            usage_windows: Vec::new(),
         }
     }
 }

@@ -1,90 +1,48 @@
-//! Rotation: the one place that decides which credential a task uses next — the pick
-//! order of `accounts pick`, and for `moonauth run` the order of its attempts and when an
-//! API key may follow the subscriptions ([`plan`]). Everything here is pure: it takes the
-//! state and the clock's `now` and returns decisions. No randomness: the order is total,
-//! and concurrent pickers spread because `accounts pick` marks its pick under the lock.
-//! What an account is and how its history is recorded is [`crate::state::accounts`]'s.
+//! Rotation: the one place that decides which credential a task uses next — the
+//! strategy, the tiers and force mode ([`decide`]), the settings in effect and where
+//! each came from ([`settings`]), force mode and recording a decision ([`force`]), the
+//! reports ([`report`]), the decision log's records ([`log`]), and for
+//! `moonauth run` the order of its attempts and when an API key may follow the
+//! subscriptions ([`plan`]). Everything here is pure: it takes the state, the settings,
+//! the clock's `now` and a seeded random generator and returns decisions. What an
+//! account is and how its history is recorded is [`crate::state`]'s.
 
+pub mod decide;
+pub mod force;
+pub mod log;
 pub mod plan;
+pub mod report;
+pub mod settings;
+pub mod steer;
 
-use std::cmp::Ordering;
+use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use crate::agents::Runtime;
-use crate::state::accounts::{availability, Account, AccountKind, Availability, State};
+use crate::state::accounts::{Account, State};
 
+pub use decide::{decide, eligibility, Candidate, Decision, Eligibility, ForceState, Inputs, Tier};
 pub use plan::{Choice, KeySource, PassedOver, Plan};
+pub use settings::Settings;
 
-/// The order accounts are tried in: OAuth before API keys, lower priority first, then
-/// the least recently used (never used first), then by alias so the order is total.
-pub fn pick_order(a: &Account, b: &Account) -> Ordering {
-    (a.kind == AccountKind::ApiKey)
-        .cmp(&(b.kind == AccountKind::ApiKey))
-        .then(a.priority.cmp(&b.priority))
-        .then(a.last_used.cmp(&b.last_used))
-        .then_with(|| a.alias.cmp(&b.alias))
-}
-
-/// The accounts of `runtime` that can be picked at `now`, best first.
-pub fn eligible(state: &State, runtime: Runtime, now: SystemTime) -> Vec<&Account> {
-    let mut ready: Vec<&Account> = state
-        .accounts
-        .iter()
-        .filter(|a| a.runtime == runtime && availability(a, now) == Availability::Ready)
-        .collect();
-    ready.sort_by(|a, b| pick_order(a, b));
-    ready
-}
-
-/// The account a new task of `runtime` should use at `now`, if any: the first of
-/// [`eligible`], without ranking the others (the store benchmark's hot path).
-pub fn pick(state: &State, runtime: Runtime, now: SystemTime) -> Option<&Account> {
-    eligible(state, runtime, now).into_iter().next()
-}
-
-/// An account of the runtime as the decision saw it.
-#[derive(Debug, Clone, Copy)]
-pub struct Considered<'a> {
-    pub account: &'a Account,
-    /// `Ready`, or why it was not chosen.
-    pub availability: Availability,
-}
-
-/// What [`next`] decided: the account to use, and every account of the runtime with
-/// whether it could be used.
-#[derive(Debug, Clone)]
-pub struct Decision<'a> {
-    /// The account a new task should use; `None` when none can be used now.
-    pub next: Option<&'a Account>,
-    /// The usable accounts in pick order, then the others soonest back first: cooling
-    /// down (by reset time), needing a re-login, disabled (each in pick order).
-    pub ranked: Vec<Considered<'a>>,
-}
-
-/// Decides the account a new task of `runtime` uses at `now`, with the reason each
-/// other account was not chosen.
-pub fn next(state: &State, runtime: Runtime, now: SystemTime) -> Decision<'_> {
-    let mut ranked: Vec<Considered> = state
-        .accounts
-        .iter()
-        .filter(|a| a.runtime == runtime)
-        .map(|account| Considered {
-            account,
-            availability: availability(account, now),
-        })
-        .collect();
-    let rank = |c: &Considered| match c.availability {
-        Availability::Ready => (0, None),
-        Availability::CoolingDown(until) => (1, Some(until)),
-        Availability::NeedsRelogin => (2, None),
-        Availability::Disabled => (3, None),
+/// The account a new task of `runtime` should use at `now` under `settings`, if any
+/// (no login problems known): the store benchmark's hot path.
+pub fn pick<'s>(
+    state: &'s State,
+    runtime: Runtime,
+    settings: &Settings,
+    now: SystemTime,
+    rng: &mut fastrand::Rng,
+) -> Option<&'s Account> {
+    let none = BTreeMap::new();
+    let inputs = Inputs {
+        now,
+        settings,
+        login_problems: &none,
     };
-    ranked.sort_by(|a, b| rank(a).cmp(&rank(b)).then(pick_order(a.account, b.account)));
-    let next = ranked
-        .first()
-        .filter(|c| c.availability == Availability::Ready)
-        .map(|c| c.account);
-    Decision { next, ranked }
+    decide(state, runtime, &inputs, rng)
+        .chosen
+        .and_then(|alias| state.account(&alias))
 }
 
 #[cfg(test)]
@@ -92,8 +50,13 @@ mod tests {
     use std::path::PathBuf;
     use std::time::Duration;
 
+    use proptest::prelude::*;
+
     use super::*;
+    use crate::source::{Source, Sourced};
     use crate::state::accounts::Credential;
+    use crate::state::steering::{Force, ForceEnd, Strategy};
+    use crate::state::usage::{Capture, Snapshot, Window};
     use crate::time::parse_time;
 
     const MIN: Duration = Duration::from_secs(60);
@@ -121,39 +84,50 @@ mod tests {
         }
     }
 
-    fn aliases(list: Vec<&Account>) -> Vec<&str> {
-        list.into_iter().map(|a| a.alias.as_str()).collect()
+    fn with(strategy: Strategy) -> Settings {
+        Settings {
+            strategy: Sourced::new(strategy, Source::Default),
+            ..Settings::default()
+        }
+    }
+
+    fn run(s: &State, settings: &Settings, now: SystemTime) -> Decision {
+        let none = BTreeMap::new();
+        let inputs = Inputs {
+            now,
+            settings,
+            login_problems: &none,
+        };
+        decide(s, Runtime::Claude, &inputs, &mut fastrand::Rng::with_seed(7))
+    }
+
+    fn order(d: &Decision) -> Vec<&str> {
+        d.order().map(|c| c.alias.as_str()).collect()
+    }
+
+    fn reason<'d>(d: &'d Decision, alias: &str) -> &'d str {
+        &d.candidates.iter().find(|c| c.alias == alias).unwrap().reason
+    }
+
+    fn used(s: &mut State, alias: &str, left: f64, at: SystemTime) {
+        s.usage_windows.entry(alias.into()).or_default().record(Snapshot {
+            source: Capture {
+                run_id: "r".into(),
+                at,
+                outcome: "success".into(),
+            },
+            windows: vec![Window {
+                name: "five_hour".into(),
+                used_percent: 100.0 - left,
+                resets_at: Some(at + 200 * MIN),
+                window_minutes: None,
+                status: None,
+            }],
+        });
     }
 
     #[test]
-    fn disabled_accounts_are_never_picked() {
-        let mut s = state(vec![oauth("a", 0), oauth("b", 5)]);
-        s.set_enabled("a", false).unwrap();
-        assert_eq!(pick(&s, Runtime::Claude, t0()).unwrap().alias, "b");
-        s.set_enabled("b", false).unwrap();
-        assert!(pick(&s, Runtime::Claude, t0()).is_none());
-        // Even a disabled account that is otherwise perfect: best priority, never used, no cooldown.
-        assert!(eligible(&s, Runtime::Claude, t0() + Duration::from_secs(86400 * 365)).is_empty());
-    }
-
-    #[test]
-    fn needs_relogin_is_never_picked_until_enabled_again() {
-        let mut s = state(vec![oauth("a", 0), oauth("b", 1)]);
-        s.record_auth_failure("a", "401 token expired", t0()).unwrap();
-        assert_eq!(pick(&s, Runtime::Claude, t0()).unwrap().alias, "b");
-        assert_eq!(availability(s.account("a").unwrap(), t0()), Availability::NeedsRelogin);
-        assert!(s
-            .account("a")
-            .unwrap()
-            .fix(t0())
-            .unwrap()
-            .contains("moonauth login claude --account a"));
-        s.set_enabled("a", true).unwrap();
-        assert_eq!(pick(&s, Runtime::Claude, t0()).unwrap().alias, "a");
-    }
-
-    #[test]
-    fn oauth_before_api_key_then_priority_then_least_recently_used() {
+    fn priority_keeps_todays_order_oauth_before_keys_then_priority_then_lru() {
         let key = Account::new(
             "key",
             Runtime::Claude,
@@ -161,63 +135,292 @@ mod tests {
             -100,
         );
         let mut s = state(vec![key, oauth("c", 1), oauth("b", 1), oauth("a", 2)]);
-        // b and c tie on priority and have never been used: alias decides.
-        assert_eq!(aliases(eligible(&s, Runtime::Claude, t0())), ["b", "c", "a", "key"]);
+        let p = with(Strategy::Priority);
+        assert_eq!(order(&run(&s, &p, t0())), ["b", "c", "a", "key"]);
         s.mark_used("b", t0()).unwrap();
-        assert_eq!(aliases(eligible(&s, Runtime::Claude, t0())), ["c", "b", "a", "key"]);
-        s.mark_used("c", t0() + MIN).unwrap();
-        assert_eq!(aliases(eligible(&s, Runtime::Claude, t0())), ["b", "c", "a", "key"]);
+        assert_eq!(order(&run(&s, &p, t0())), ["c", "b", "a", "key"]);
+        let d = run(&s, &p, t0());
+        assert!(reason(&d, "key").contains("API keys go after OAuth"), "{d:#?}");
         // Another runtime's accounts are not candidates.
-        assert!(pick(&s, Runtime::Codex, t0()).is_none());
+        let none = BTreeMap::new();
+        let inputs = Inputs {
+            now: t0(),
+            settings: &p,
+            login_problems: &none,
+        };
+        assert!(decide(&s, Runtime::Codex, &inputs, &mut fastrand::Rng::with_seed(1))
+            .chosen
+            .is_none());
     }
 
     #[test]
-    fn a_cooling_account_returns_when_its_cooldown_ends() {
-        let mut s = state(vec![oauth("a", 0), oauth("b", 1)]);
-        let reset = t0() + 30 * MIN;
-        assert_eq!(s.record_quota("a", Some(reset), t0()).unwrap(), reset);
-        assert_eq!(aliases(eligible(&s, Runtime::Claude, t0())), ["b"]);
-        assert_eq!(aliases(eligible(&s, Runtime::Claude, reset - MIN)), ["b"]);
-        // At the reset time exactly the account is back, and first again by priority.
-        assert_eq!(aliases(eligible(&s, Runtime::Claude, reset)), ["a", "b"]);
-        s.record_quota("b", None, t0()).unwrap();
-        assert_eq!(aliases(eligible(&s, Runtime::Claude, t0() + 5 * MIN)), ["b"]);
-        assert_eq!(aliases(eligible(&s, Runtime::Claude, t0() + 29 * MIN)), ["b"]);
-        assert!(eligible(&s, Runtime::Claude, t0() + 4 * MIN).is_empty());
+    fn round_robin_is_the_default_and_takes_turns() {
+        let mut s = state(vec![oauth("a", 0), oauth("b", 5), oauth("c", 9)]);
+        let rr = Settings::default();
+        assert_eq!(rr.strategy.value, Strategy::RoundRobin);
+        let mut seen = Vec::new();
+        for i in 0..6u32 {
+            let now = t0() + i * MIN;
+            let d = run(&s, &rr, now);
+            let chosen = d.chosen.clone().unwrap();
+            s.mark_used(&chosen, now).unwrap();
+            seen.push(chosen);
+        }
+        assert_eq!(seen, ["a", "b", "c", "a", "b", "c"]);
     }
 
     #[test]
-    fn next_picks_the_first_eligible_and_ranks_the_others_soonest_back_first() {
+    fn out_accounts_are_never_chosen_and_each_says_why() {
         let mut s = state(vec![
             oauth("off", 0),
             oauth("relogin", 0),
             oauth("cool", 9),
             oauth("ok", 5),
+            oauth("broken", 1),
         ]);
         s.set_enabled("off", false).unwrap();
         s.record_auth_failure("relogin", "401", t0()).unwrap();
         s.record_quota("cool", Some(t0() + MIN), t0()).unwrap();
-        let d = next(&s, Runtime::Claude, t0());
-        assert_eq!(d.next.map(|a| a.alias.as_str()), Some("ok"));
-        assert_eq!(
-            d.next.map(|a| &a.alias),
-            pick(&s, Runtime::Claude, t0()).map(|a| &a.alias)
-        );
-        let ranked: Vec<(&str, &str)> = d
-            .ranked
+        let problems: BTreeMap<String, String> = [("broken".to_string(), "expired-no-refresh".to_string())].into();
+        let settings = Settings::default();
+        let inputs = Inputs {
+            now: t0(),
+            settings: &settings,
+            login_problems: &problems,
+        };
+        let d = decide(&s, Runtime::Claude, &inputs, &mut fastrand::Rng::with_seed(1));
+        assert_eq!(d.chosen.as_deref(), Some("ok"));
+        let listed: Vec<(&str, &str)> = d
+            .candidates
             .iter()
-            .map(|c| (c.account.alias.as_str(), c.availability.as_str()))
+            .map(|c| (c.alias.as_str(), c.reason.as_str()))
             .collect();
-        assert_eq!(
-            ranked,
-            [
-                ("ok", "ready"),
-                ("cool", "cooling-down"),
-                ("relogin", "needs-relogin"),
-                ("off", "disabled")
-            ]
+        assert_eq!(listed[0].0, "ok");
+        assert!(listed[0].1.starts_with("chosen by round-robin"), "{listed:?}");
+        assert_eq!(listed[1].0, "cool");
+        assert!(
+            listed[1].1.starts_with("cooling down until 2026-11-24T12:01:00Z"),
+            "{listed:?}"
         );
+        assert_eq!(listed[2], ("relogin", "needs a re-login (auth-failure)"));
+        assert_eq!(listed[3], ("broken", "login unusable here: expired-no-refresh"));
+        assert_eq!(listed[4], ("off", "disabled"));
         s.set_enabled("ok", false).unwrap();
-        assert!(next(&s, Runtime::Claude, t0()).next.is_none());
+        let d = decide(&s, Runtime::Claude, &inputs, &mut fastrand::Rng::with_seed(1));
+        assert!(d.chosen.is_none());
+        assert_eq!(d.fallback.as_deref(), Some("no account of the runtime is eligible"));
+    }
+
+    #[test]
+    fn low_goes_after_the_others_and_critical_only_when_nothing_else_is_eligible() {
+        let mut s = state(vec![
+            oauth("crit", 0),
+            oauth("low", 1),
+            oauth("fine", 2),
+            oauth("unknown", 3),
+        ]);
+        used(&mut s, "crit", 5.0, t0());
+        used(&mut s, "low", 20.0, t0());
+        used(&mut s, "fine", 80.0, t0());
+        let p = with(Strategy::Priority);
+        let d = run(&s, &p, t0() + MIN);
+        // An account with no known windows is not low: unknown is not 0 %.
+        assert_eq!(order(&d), ["fine", "unknown", "low", "crit"]);
+        assert!(reason(&d, "crit").contains("critical: 5% left"), "{d:#?}");
+        s.set_enabled("fine", false).unwrap();
+        s.set_enabled("unknown", false).unwrap();
+        let d = run(&s, &p, t0() + MIN);
+        assert_eq!(d.chosen.as_deref(), Some("low"));
+        assert!(d.fallback.unwrap().contains("low threshold"));
+        s.set_enabled("low", false).unwrap();
+        let d = run(&s, &p, t0() + MIN);
+        assert_eq!(d.chosen.as_deref(), Some("crit"));
+        assert!(d.fallback.unwrap().contains("critical"));
+        // An hour later the windows are unknown again: no tier, no judgement.
+        let d = run(&s, &p, t0() + 61 * MIN);
+        assert!(d.fallback.is_none(), "{d:#?}");
+    }
+
+    #[test]
+    fn an_account_back_from_a_cooldown_is_on_probation_for_a_while() {
+        let mut s = state(vec![oauth("a", 0), oauth("b", 1)]);
+        s.record_quota("a", Some(t0() + 30 * MIN), t0()).unwrap();
+        let p = with(Strategy::Priority);
+        assert_eq!(order(&run(&s, &p, t0() + 29 * MIN)), ["b"]);
+        let d = run(&s, &p, t0() + 31 * MIN);
+        assert_eq!(order(&d), ["b", "a"]);
+        assert!(reason(&d, "a").contains("probation"), "{d:#?}");
+        assert_eq!(order(&run(&s, &p, t0() + 41 * MIN)), ["a", "b"]);
+    }
+
+    #[test]
+    fn drain_soonest_takes_the_window_that_resets_first() {
+        let mut s = state(vec![oauth("a", 0), oauth("b", 0), oauth("c", 0)]);
+        used(&mut s, "a", 60.0, t0());
+        used(&mut s, "b", 60.0, t0() - 30 * MIN);
+        let d = run(&s, &with(Strategy::DrainSoonest), t0());
+        assert_eq!(order(&d), ["b", "a", "c"]);
+        assert!(reason(&d, "b").contains("resets first"), "{d:#?}");
+    }
+
+    fn force(alias: &str, until: SystemTime) -> Force {
+        Force {
+            alias: alias.into(),
+            until,
+            replaced: Strategy::RoundRobin,
+            forced_by: "ops@host".into(),
+            since: t0(),
+        }
+    }
+
+    #[test]
+    fn force_lifecycle_chosen_then_ended_by_expiry_disable_removal_or_ineligibility() {
+        let mut s = state(vec![oauth("a", 0), oauth("b", 1)]);
+        s.mark_used("a", t0()).unwrap();
+        s.force = Some(force("a", t0() + 60 * MIN));
+        let rr = Settings::default();
+        let d = run(&s, &rr, t0() + MIN);
+        assert_eq!(d.chosen.as_deref(), Some("a"));
+        assert!(reason(&d, "a").contains("forced by ops@host"), "{d:#?}");
+        assert!(reason(&d, "b").contains("force mode chose another"));
+        // Expired: the strategy is back and the decision says the force ended.
+        let d = run(&s, &rr, t0() + 60 * MIN);
+        assert_eq!(d.chosen.as_deref(), Some("b"));
+        assert_eq!(d.force.as_ref().unwrap().ended, Some(ForceEnd::Expired));
+        assert!(d.fallback.unwrap().contains("back to round-robin"));
+        // Ineligible (cooling down): ended at once.
+        let mut cooled = s.clone();
+        cooled.record_quota("a", None, t0()).unwrap();
+        let d = run(&cooled, &rr, t0() + MIN);
+        assert_eq!(d.force.unwrap().ended, Some(ForceEnd::Ineligible));
+        // Disabling or removing clears it in the store at once.
+        let mut off = s.clone();
+        off.set_enabled("a", false).unwrap();
+        assert!(off.force.is_none());
+        let mut gone = s.clone();
+        gone.remove("a").unwrap();
+        assert!(gone.force.is_none());
+        // Disabling another account leaves it.
+        s.set_enabled("b", false).unwrap();
+        assert!(s.force.is_some());
+    }
+
+    #[test]
+    fn ten_thousand_weighted_picks_match_the_weights_within_two_points() {
+        let s = state(vec![oauth("a", 0), oauth("b", 0), oauth("c", 0)]);
+        let mut settings = with(Strategy::WeightedRoundRobin);
+        for (alias, w) in [("a", 1.0), ("b", 0.5), ("c", 0.25)] {
+            settings.weights.insert(alias.into(), Sourced::new(w, Source::Store));
+        }
+        let none = BTreeMap::new();
+        let inputs = Inputs {
+            now: t0(),
+            settings: &settings,
+            login_problems: &none,
+        };
+        let mut rng = fastrand::Rng::with_seed(42);
+        let mut counts: BTreeMap<String, u32> = BTreeMap::new();
+        for _ in 0..10_000 {
+            let d = decide(&s, Runtime::Claude, &inputs, &mut rng);
+            *counts.entry(d.chosen.unwrap()).or_default() += 1;
+        }
+        let total = 1.75;
+        for (alias, w) in [("a", 1.0), ("b", 0.5), ("c", 0.25)] {
+            let share = f64::from(counts[alias]) / 100.0;
+            let want = w / total * 100.0;
+            assert!(
+                (share - want).abs() <= 2.0,
+                "{alias}: {share:.1}% vs {want:.1}% ({counts:?})"
+            );
+        }
+    }
+
+    fn arb_strategy() -> impl proptest::strategy::Strategy<Value = Strategy> {
+        prop_oneof![
+            Just(Strategy::RoundRobin),
+            Just(Strategy::Priority),
+            Just(Strategy::WeightedRoundRobin),
+            Just(Strategy::DrainSoonest),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Whatever the strategy, weights or priorities: the chosen account is eligible,
+        /// every out account says why, and when each pick is recorded as a use (as
+        /// `accounts pick` does), every eligible account is chosen within a bounded
+        /// number of picks — none is starved.
+        #[test]
+        fn no_eligible_account_is_starved(
+            strategy in arb_strategy(),
+            priorities in proptest::collection::vec(-3i32..3, 1..6),
+            weights in proptest::collection::vec(0.01f64..=1.0, 6),
+            disabled in proptest::collection::vec(any::<bool>(), 6),
+            seed in any::<u64>(),
+        ) {
+            let mut s = state(priorities.iter().enumerate().map(|(i, p)| oauth(&format!("a{i}"), *p)).collect());
+            for (i, off) in disabled.iter().enumerate().take(priorities.len()) {
+                if *off { s.set_enabled(&format!("a{i}"), false).unwrap(); }
+            }
+            let mut settings = with(strategy);
+            for (i, w) in weights.iter().enumerate() {
+                settings.weights.insert(format!("a{i}"), Sourced::new(*w, Source::Store));
+            }
+            let none = BTreeMap::new();
+            let mut rng = fastrand::Rng::with_seed(seed);
+            let eligible: Vec<String> = s.accounts.iter().filter(|a| a.enabled).map(|a| a.alias.clone()).collect();
+            let mut chosen_ever = std::collections::BTreeSet::new();
+            // Weighted picks are random: the minimum weight (0.1) bounds the wait.
+            for i in 0..400u32 {
+                let now = t0() + i * MIN;
+                let inputs = Inputs { now, settings: &settings, login_problems: &none };
+                let d = decide(&s, Runtime::Claude, &inputs, &mut rng);
+                for c in &d.candidates {
+                    prop_assert!(!c.reason.is_empty());
+                }
+                match d.chosen {
+                    Some(alias) => {
+                        prop_assert!(eligible.contains(&alias));
+                        s.mark_used(&alias, now).unwrap();
+                        chosen_ever.insert(alias);
+                    }
+                    None => prop_assert!(eligible.is_empty()),
+                }
+            }
+            if strategy == Strategy::Priority {
+                // Priority never rotates past a better priority: only the best are chosen.
+                let best = s.accounts.iter().filter(|a| a.enabled).map(|a| a.priority).min();
+                for alias in &chosen_ever {
+                    prop_assert_eq!(Some(s.account(alias).unwrap().priority), best);
+                }
+            } else {
+                prop_assert_eq!(chosen_ever.len(), eligible.len());
+            }
+        }
+
+        /// Forcing an account that is eligible always chooses it until the force ends.
+        #[test]
+        fn an_eligible_forced_account_is_always_chosen(
+            strategy in arb_strategy(),
+            n in 2usize..6,
+            target in 0usize..6,
+            seed in any::<u64>(),
+        ) {
+            let target = target % n;
+            let mut s = state((0..n).map(|i| oauth(&format!("a{i}"), i as i32)).collect());
+            s.force = Some(force(&format!("a{target}"), t0() + 60 * MIN));
+            let settings = with(strategy);
+            let none = BTreeMap::new();
+            let mut rng = fastrand::Rng::with_seed(seed);
+            for i in 0..20u32 {
+                let now = t0() + i * MIN;
+                let inputs = Inputs { now, settings: &settings, login_problems: &none };
+                let d = decide(&s, Runtime::Claude, &inputs, &mut rng);
+                let chosen = d.chosen.unwrap();
+                prop_assert_eq!(&chosen, &format!("a{target}"));
+                s.mark_used(&chosen, now).unwrap();
+            }
+        }
     }
 }

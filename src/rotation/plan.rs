@@ -13,6 +13,8 @@ use crate::agents::Runtime;
 use crate::error::{Error, Result};
 use crate::state::accounts::{availability, Account, AccountKind, Availability, State};
 
+use super::decide::{Decision, Eligibility};
+
 /// A credential the run may use.
 #[derive(Debug, Clone)]
 pub struct Choice {
@@ -73,12 +75,13 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Orders the credentials of `runtime` at `now`: the stored accounts by the pick
-    /// policy (OAuth before keys), or without any, the configured login (`default`) and
-    /// the key in `env_key_var`, the environment variable that holds one. `first` is
-    /// `--account`: an alias no account of the runtime has is an error.
+    /// Orders the credentials of `runtime` at `now`: the stored accounts in the order
+    /// of `decision` (rotation's decision over that state: OAuth before keys), or
+    /// without any, the configured login (`default`) and the key in `env_key_var`, the
+    /// environment variable that holds one. `first` is `--account`: an alias no
+    /// account of the runtime has is an error.
     pub fn new(
-        state: Option<&State>,
+        stored_state: Option<(&State, &Decision)>,
         runtime: Runtime,
         first: Option<&str>,
         env_key_var: Option<&str>,
@@ -93,10 +96,11 @@ impl Plan {
             api_fallback,
             api_used: false,
         };
+        let state = stored_state.map(|(s, _)| s);
         let stored: Vec<&Account> = state
             .map(|s| s.accounts.iter().filter(|a| a.runtime == runtime).collect())
             .unwrap_or_default();
-        match state.filter(|_| !stored.is_empty()) {
+        match stored_state.filter(|_| !stored.is_empty()) {
             // No store: the configured login, and the environment's key as the fallback.
             None => {
                 plan.oauth.push_back(Choice {
@@ -116,7 +120,7 @@ impl Plan {
                     });
                 }
             }
-            Some(state) => plan.order_stored(state, runtime, &stored, now),
+            Some((state, decision)) => plan.order_stored(state, decision, &stored, now),
         }
         if let Some(first) = first {
             plan.start_with(first, runtime, &stored)?;
@@ -124,13 +128,23 @@ impl Plan {
         Ok(plan)
     }
 
-    fn order_stored(&mut self, state: &State, runtime: Runtime, stored: &[&Account], now: SystemTime) {
-        let order = super::eligible(state, runtime, now);
+    fn order_stored(&mut self, state: &State, decision: &Decision, stored: &[&Account], now: SystemTime) {
+        let order: Vec<&Account> = decision.order().filter_map(|c| state.account(&c.alias)).collect();
         for a in stored {
             if order.iter().any(|e| e.alias == a.alias) {
                 continue;
             }
             let availability = availability(a, now);
+            let out = decision.candidates.iter().find(|c| c.alias == a.alias);
+            let unusable_here = out.filter(|c| {
+                matches!(
+                    &c.eligibility,
+                    Eligibility::Out {
+                        status: "login-unusable",
+                        ..
+                    }
+                )
+            });
             // A disabled account is the operator's choice, not a reason against the key.
             if !matches!(availability, Availability::CoolingDown(_) | Availability::Disabled) {
                 self.quota_only = false;
@@ -139,6 +153,9 @@ impl Plan {
                 alias: a.alias.clone(),
                 reason: match availability {
                     Availability::Disabled => availability.as_str().to_string(),
+                    Availability::Ready if unusable_here.is_some() => {
+                        unusable_here.map_or_else(String::new, |c| c.reason.clone())
+                    }
                     _ => a
                         .last_failure
                         .as_ref()
@@ -248,6 +265,23 @@ mod tests {
         }
     }
 
+    fn decided(s: &State) -> Decision {
+        let settings = crate::rotation::Settings {
+            strategy: crate::source::Sourced::new(
+                crate::state::steering::Strategy::Priority,
+                crate::source::Source::Default,
+            ),
+            ..crate::rotation::Settings::default()
+        };
+        let none = std::collections::BTreeMap::new();
+        let inputs = crate::rotation::Inputs {
+            now: t0(),
+            settings: &settings,
+            login_problems: &none,
+        };
+        crate::rotation::decide(s, Runtime::Claude, &inputs, &mut fastrand::Rng::with_seed(1))
+    }
+
     fn aliases(plan: &mut Plan) -> Vec<String> {
         std::iter::from_fn(|| plan.next_credential()).map(|c| c.alias).collect()
     }
@@ -256,17 +290,18 @@ mod tests {
     fn oauth_in_pick_order_then_the_key_only_when_every_loss_was_quota() {
         let mut s = state();
         s.record_quota("c", None, t0()).unwrap();
-        let mut plan = Plan::new(Some(&s), Runtime::Claude, Some("b"), None, true, t0()).unwrap();
+        let d = decided(&s);
+        let mut plan = Plan::new(Some((&s, &d)), Runtime::Claude, Some("b"), None, true, t0()).unwrap();
         assert_eq!(plan.passed_over()[0].alias, "c");
         assert_eq!(plan.passed_over()[0].reason, "usage-limit");
         assert_eq!(aliases(&mut plan), ["b", "a", "key"]);
 
-        let mut plan = Plan::new(Some(&s), Runtime::Claude, None, None, true, t0()).unwrap();
+        let mut plan = Plan::new(Some((&s, &d)), Runtime::Claude, None, None, true, t0()).unwrap();
         assert_eq!(plan.next_credential().unwrap().alias, "a");
         plan.lost_to_login();
         assert_eq!(aliases(&mut plan), ["b"]);
 
-        let mut plan = Plan::new(Some(&s), Runtime::Claude, None, None, false, t0()).unwrap();
+        let mut plan = Plan::new(Some((&s, &d)), Runtime::Claude, None, None, false, t0()).unwrap();
         assert_eq!(aliases(&mut plan), ["a", "b"]);
     }
 

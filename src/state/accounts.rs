@@ -5,6 +5,7 @@
 //! state is kept on disk and shared between processes is [`crate::state::store`]'s
 //! business.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
@@ -13,6 +14,8 @@ use serde_json::{Map, Value};
 
 use crate::agents::Runtime;
 use crate::error::{Error, Result};
+use crate::state::steering::{Force, ForceEnd, StoredSettings};
+use crate::state::usage::History;
 
 /// Failure reasons moonauth records (`Failure::reason`); classifiers may add others.
 pub mod reason {
@@ -50,6 +53,15 @@ pub struct State {
     /// The accounts, in the order they were added.
     #[serde(default)]
     pub accounts: Vec<Account>,
+    /// The rotation settings `moonauth settings set` stored.
+    #[serde(default)]
+    pub settings: StoredSettings,
+    /// Force mode, when an operator forced an account.
+    #[serde(default)]
+    pub force: Option<Force>,
+    /// Each account's usage windows as its runs reported them, by alias.
+    #[serde(default)]
+    pub usage_windows: BTreeMap<String, History>,
     /// Fields this version does not know (written by a newer moonauth), kept as they were.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -388,6 +400,9 @@ impl State {
             .iter()
             .position(|a| a.alias == alias)
             .ok_or_else(|| Error::UnknownAccount { alias: alias.into() })?;
+        self.end_force_of(alias, ForceEnd::Removed);
+        self.usage_windows.remove(alias);
+        self.settings.weights.remove(alias);
         Ok(self.accounts.remove(i))
     }
 
@@ -399,6 +414,8 @@ impl State {
         if enabled {
             a.needs_relogin = false;
             a.refresh_failures = 0;
+        } else {
+            self.end_force_of(alias, ForceEnd::Disabled);
         }
         Ok(())
     }
@@ -485,6 +502,25 @@ impl State {
         a.needs_relogin = false;
         a.last_used = Some(now);
         Ok(())
+    }
+}
+
+impl State {
+    /// Ends force mode when it names `alias` (disabled, removed, no longer eligible);
+    /// returns whether it did. The strategy it replaced is in effect again.
+    pub fn end_force_of(&mut self, alias: &str, why: ForceEnd) -> bool {
+        if self.force.as_ref().is_some_and(|f| f.alias == alias) {
+            tracing::info!("force mode on {alias} ended: {}", why.as_str());
+            self.force = None;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// The usage history of `alias` (empty when none was captured).
+    pub fn usage_of(&self, alias: &str) -> Option<&History> {
+        self.usage_windows.get(alias)
     }
 }
 

@@ -1,10 +1,13 @@
-//! The account store: [`accounts`] is the model and the policy over it, [`store`] the
-//! crash-safe file it lives in, [`report`] what `accounts` says about them. [`open`] and
+//! The account store: [`accounts`] is the model and the policy over it, [`steering`] the
+//! operator's rotation settings and force mode, [`usage`] the accounts' usage windows,
+//! [`store`] the crash-safe file it lives in, [`report`] what `accounts` says about them. [`open`] and
 //! [`open_existing`] are the only ways in: no caller knows where or how the state is kept.
 
 pub mod accounts;
 pub mod report;
+pub mod steering;
 pub mod store;
+pub mod usage;
 
 use crate::config::Config;
 use crate::error::Result;

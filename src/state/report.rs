@@ -9,9 +9,9 @@ use serde::Serialize;
 
 use crate::agents::Runtime;
 use crate::credentials::{self, LoginClass};
-use crate::exit::Exit;
 use crate::source::Env;
 use crate::state::accounts::{self, Account, AccountKind, Availability};
+use crate::state::usage::{freshness_of, Freshness, History};
 
 /// What this environment says is wrong with an account's credential, beyond its
 /// record: a login directory that is not here, holds no login or an unusable one, a key
@@ -86,6 +86,135 @@ pub fn probe(account: &Account, env: &Env, now: SystemTime) -> Option<Problem> {
     }
 }
 
+/// The login problems this environment finds with the accounts of `runtime` that keep
+/// them from being chosen, by alias: a login directory here that holds no login or an
+/// unusable one. A directory that is not here at all is not one: the orchestrator may
+/// pick on a host where the worker's volume is not mounted.
+pub fn login_problems(
+    state: &accounts::State,
+    runtime: Runtime,
+    env: &Env,
+    now: SystemTime,
+) -> std::collections::BTreeMap<String, String> {
+    state
+        .accounts
+        .iter()
+        .filter(|a| a.runtime == runtime && a.kind == AccountKind::Oauth)
+        .filter(|a| accounts::availability(a, now) == Availability::Ready)
+        .filter_map(|a| {
+            probe(a, env, now)
+                .filter(|p| matches!(p.status, "needs-login" | "login-unusable"))
+                .map(|p| (a.alias.clone(), p.detail))
+        })
+        .collect()
+}
+
+/// One usage window as reported: unknown numbers are `null`, never 0.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WindowView {
+    pub name: String,
+    /// Percent used; `null` when unknown (too old, or the window has reset since).
+    pub used_percent: Option<f64>,
+    /// Percent left; `null` when unknown.
+    pub remaining_percent: Option<f64>,
+    pub resets_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window_minutes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+}
+
+/// An account's usage windows as reported: the newest snapshot with its freshness and
+/// source, and the recent history of each window's percent used (oldest first).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UsageView {
+    /// `fresh`, `stale`, `error` or `unknown`.
+    pub freshness: Freshness,
+    /// When the newest snapshot was captured, by which run, and how that run ended.
+    pub captured_at: Option<String>,
+    pub run_id: Option<String>,
+    pub outcome: Option<String>,
+    pub windows: Vec<WindowView>,
+    /// Why the last capture failed (freshness `error`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Percent used per window over the kept snapshots, oldest first (for a chart).
+    pub history: std::collections::BTreeMap<String, Vec<HistoryPoint>>,
+}
+
+/// One point of a window's history.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HistoryPoint {
+    pub at: String,
+    pub used_percent: f64,
+}
+
+impl UsageView {
+    /// The view of `history` (none captured: unknown) at `now`.
+    pub fn new(history: Option<&History>, now: SystemTime) -> UsageView {
+        let empty = History::default();
+        let h = history.unwrap_or(&empty);
+        let freshness = h.freshness(now);
+        let latest = h.latest();
+        let known = latest.is_some_and(|s| freshness_of(s.source.at, now) != Freshness::Unknown);
+        let windows = latest
+            .map(|s| {
+                s.windows
+                    .iter()
+                    .map(|w| {
+                        let holds = known && !w.has_reset(now);
+                        WindowView {
+                            name: w.name.clone(),
+                            used_percent: holds.then_some(w.used_percent),
+                            remaining_percent: holds.then(|| w.remaining_percent()),
+                            resets_at: w.resets_at.map(rfc3339_seconds),
+                            window_minutes: w.window_minutes,
+                            status: w.status.clone(),
+                        }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut series: std::collections::BTreeMap<String, Vec<HistoryPoint>> = Default::default();
+        for snap in &h.snapshots {
+            for w in &snap.windows {
+                series.entry(w.name.clone()).or_default().push(HistoryPoint {
+                    at: rfc3339_seconds(snap.source.at),
+                    used_percent: w.used_percent,
+                });
+            }
+        }
+        UsageView {
+            freshness,
+            captured_at: latest.map(|s| rfc3339_seconds(s.source.at)),
+            run_id: latest.map(|s| s.source.run_id.clone()),
+            outcome: latest.map(|s| s.source.outcome.clone()),
+            windows,
+            error: h.last_error.as_ref().map(|e| e.reason.clone()),
+            history: series,
+        }
+    }
+
+    /// The windows in one line for people: `five_hour 25% used (resets …), seven_day unknown`.
+    pub fn summary(&self) -> String {
+        if self.windows.is_empty() {
+            return match self.freshness {
+                Freshness::Error => format!("error: {}", self.error.as_deref().unwrap_or("capture failed")),
+                _ => "unknown".into(),
+            };
+        }
+        let parts: Vec<String> = self
+            .windows
+            .iter()
+            .map(|w| match w.used_percent {
+                Some(p) => format!("{} {p:.0}% used", w.name),
+                None => format!("{} unknown", w.name),
+            })
+            .collect();
+        format!("{} ({})", parts.join(", "), self.freshness.as_str())
+    }
+}
+
 /// One account as reported: the stored record plus what it means now.
 #[derive(Debug, Clone, Serialize)]
 pub struct AccountRow {
@@ -101,6 +230,9 @@ pub struct AccountRow {
     /// What this environment says is wrong with the credential (`ls` and `add` only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub problem: Option<Problem>,
+    /// Its usage windows with their freshness (when the report read them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage_windows: Option<UsageView>,
     #[serde(skip)]
     availability: Availability,
 }
@@ -114,8 +246,15 @@ impl AccountRow {
             fix: account.fix(now),
             availability,
             problem: None,
+            usage_windows: None,
             account: account.clone(),
         }
+    }
+
+    /// The row with the account's usage windows from `state` at `now`.
+    pub fn with_usage(mut self, state: &accounts::State, now: SystemTime) -> AccountRow {
+        self.usage_windows = Some(UsageView::new(state.usage_of(&self.account.alias), now));
+        self
     }
 
     /// The row with what this environment says about the credential ([`probe`]): an
@@ -191,27 +330,4 @@ pub struct AccountsReport {
     /// Records in the store that break a rule and are not used (kept in the file as they are).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub set_aside: Vec<accounts::SetAside>,
-}
-
-/// The report of `accounts pick`.
-#[derive(Debug, Serialize)]
-pub struct PickReport {
-    pub schema: &'static str,
-    pub runtime: Runtime,
-    /// The account a new task should use; `null` when none can be used (exit 10).
-    pub picked: Option<AccountRow>,
-    /// Whether the pick was recorded as the account's last use (not with `--peek`).
-    pub marked_used: bool,
-    /// Every account of the runtime: the usable ones in pick order, then the others with why.
-    pub accounts: Vec<AccountRow>,
-}
-
-impl PickReport {
-    pub fn exit(&self) -> Exit {
-        if self.picked.is_some() {
-            Exit::Ok
-        } else {
-            Exit::AccountsExhausted
-        }
-    }
 }

@@ -45,6 +45,16 @@ pub const LOCK_FILE: &str = "state.lock";
 pub const MAX_STATE_BYTES: u64 = 64 * 1024 * 1024;
 /// Prefix of a broken `state.json` kept for inspection.
 pub const BROKEN_PREFIX: &str = "state.json.broken-";
+/// The decision log: one JSON line per rotation decision, newest last.
+pub const DECISIONS_FILE: &str = "decisions.jsonl";
+/// The decision log's previous part, replaced each time the log is rotated.
+pub const DECISIONS_OLD_FILE: &str = "decisions.1.jsonl";
+/// The lock appends and rotations of the decision log hold (not the state's: a caller
+/// may log while it holds that one).
+pub const DECISIONS_LOCK_FILE: &str = "decisions.lock";
+/// The size at which `decisions.jsonl` becomes `decisions.1.jsonl`: the log keeps at
+/// most about twice this.
+pub const DECISIONS_MAX_BYTES: u64 = 1024 * 1024;
 /// A reasonable wait for the lock: holders keep it for milliseconds.
 pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -137,6 +147,48 @@ impl Store {
         let out = f(guard.state_mut());
         guard.commit()?;
         Ok(out)
+    }
+}
+
+impl Store {
+    /// Appends one line (a JSON decision record, no newline in it) to the decision log,
+    /// first rotating `decisions.jsonl` to `decisions.1.jsonl` when it has reached
+    /// [`DECISIONS_MAX_BYTES`]. Never through a link; files are created 0600.
+    pub fn append_decision(&self, line: &str) -> Result<()> {
+        use std::io::{Seek, SeekFrom};
+        let path = self.dir.join(DECISIONS_FILE);
+        let io = |what: &str, e| Error::io(format!("{what} {}", path.display()), e);
+        let _lock = acquire(&self.dir.join(DECISIONS_LOCK_FILE), DEFAULT_LOCK_TIMEOUT)?;
+        let dir = Dir::open(&self.dir).map_err(|e| io("open the directory of", e))?;
+        let size = dir
+            .stat_entry(DECISIONS_FILE)
+            .map_err(|e| io("stat", e))?
+            .map_or(0, |st| u64::try_from(st.st_size).unwrap_or(0));
+        if size >= DECISIONS_MAX_BYTES {
+            fs::rename(&path, self.dir.join(DECISIONS_OLD_FILE)).map_err(|e| io("rotate", e))?;
+        }
+        let (mut file, _) = dir.open_or_create(DECISIONS_FILE, 0o600).map_err(|e| io("open", e))?;
+        let mut bytes = line.replace('\n', " ").into_bytes();
+        bytes.push(b'\n');
+        file.seek(SeekFrom::End(0))
+            .and_then(|_| file.write_all(&bytes))
+            .map_err(|e| io("append to", e))
+    }
+
+    /// The last `limit` lines of the decision log (both parts), oldest first, newest last.
+    pub fn decisions(&self, limit: usize) -> Result<Vec<String>> {
+        let mut lines = Vec::new();
+        for name in [DECISIONS_OLD_FILE, DECISIONS_FILE] {
+            let path = self.dir.join(name);
+            let bytes = crate::fsx::read_file(&path, 2 * DECISIONS_MAX_BYTES)
+                .map_err(|e| Error::io(format!("read {}", path.display()), std::io::Error::other(e.to_string())))?;
+            if let Some(bytes) = bytes {
+                let text = String::from_utf8_lossy(&bytes);
+                lines.extend(text.lines().filter(|l| !l.trim().is_empty()).map(str::to_string));
+            }
+        }
+        let skip = lines.len().saturating_sub(limit);
+        Ok(lines.split_off(skip))
     }
 }
 
@@ -322,6 +374,8 @@ fn broken_stamp(now: SystemTime) -> String {
     crate::time::format_time(now).replace(':', "")
 }
 
+// Short-lived and never stored in bulk: the size of a parsed state costs nothing here.
+#[allow(clippy::large_enum_variant)]
 enum FileRead {
     Missing,
     Parsed { decoded: Decoded, bytes: Vec<u8> },
@@ -514,6 +568,21 @@ pub fn encode(state: &State) -> Vec<u8> {
         .chain(state.unreadable_accounts.iter().cloned())
         .collect();
     obj.insert("accounts".into(), Value::Array(accounts));
+    // Rotation settings, force mode and usage windows: written only when there are
+    // some, so a store that never used them reads the same to an older moonauth.
+    if !state.settings.is_empty() {
+        obj.insert(
+            "settings".into(),
+            serde_json::to_value(&state.settings).expect("settings serialize"),
+        );
+    }
+    if let Some(force) = &state.force {
+        obj.insert("force".into(), serde_json::to_value(force).expect("force serializes"));
+    }
+    if !state.usage_windows.is_empty() {
+        let windows = serde_json::to_value(&state.usage_windows).expect("usage windows serialize");
+        obj.insert("usage_windows".into(), windows);
+    }
     for (k, v) in &state.extra {
         obj.entry(k.clone()).or_insert_with(|| v.clone());
     }
@@ -944,6 +1013,30 @@ mod tests {
         let good = decode(&fs::read(tmp.path().join(GOOD_FILE)).unwrap()).unwrap();
         assert_eq!(aliases(&good.state), ["a"]);
         assert_eq!(files(tmp.path()), [STATE_FILE, GOOD_FILE, LOCK_FILE]);
+    }
+
+    #[test]
+    fn the_decision_log_appends_rotates_by_size_and_reads_newest_last() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path()).unwrap();
+        assert!(store.decisions(10).unwrap().is_empty());
+        let line = format!("{{\"n\":{}}}", "x".repeat(1000));
+        let per_part = DECISIONS_MAX_BYTES as usize / (line.len() + 1) + 1;
+        for _ in 0..per_part + 5 {
+            store.append_decision(&line).unwrap();
+        }
+        store.append_decision("{\"last\":true}").unwrap();
+        assert!(tmp.path().join(DECISIONS_OLD_FILE).is_file());
+        let all = store.decisions(usize::MAX).unwrap();
+        assert_eq!(all.len(), per_part + 6);
+        assert_eq!(store.decisions(1).unwrap(), ["{\"last\":true}"]);
+        // Rotating again drops the oldest part: the log stays bounded.
+        for _ in 0..2 * per_part {
+            store.append_decision(&line).unwrap();
+        }
+        let kept = fs::metadata(tmp.path().join(DECISIONS_FILE)).unwrap().len()
+            + fs::metadata(tmp.path().join(DECISIONS_OLD_FILE)).unwrap().len();
+        assert!(kept <= 2 * DECISIONS_MAX_BYTES + line.len() as u64 + 1, "{kept}");
     }
 
     #[test]
