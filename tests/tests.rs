@@ -14,6 +14,7 @@ mod completions_man;
 mod compose;
 mod config;
 mod dashboard;
+mod dashboard_browser;
 mod docker;
 mod docs;
 mod doctor;

@@ -144,23 +144,54 @@ pub fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &st
     head.push_str(&format!("Content-Length: {}\r\nConnection: close\r\n\r\n", body.len()));
     stream.write_all(head.as_bytes()).unwrap();
     stream.write_all(body.as_bytes()).unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).expect("read the answer");
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
+    // Read the head, then exactly Content-Length bytes (some servers keep the
+    // connection open despite `Connection: close`); without a length, read to the end.
+    let mut reader = BufReader::new(stream);
+    let mut status_line = String::new();
+    reader.read_line(&mut status_line).expect("read the status line");
+    let status = status_line
+        .split_whitespace()
+        .nth(1)
         .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status line: {text}"));
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    Reply {
-        status,
-        headers,
-        body: body.to_string(),
+        .unwrap_or_else(|| panic!("no status line: {status_line:?}"));
+    let mut headers = Vec::new();
+    for _ in 0..200 {
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("read a header");
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+        }
     }
+    let length = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .and_then(|(_, v)| v.parse::<usize>().ok());
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
+    let mut raw = Vec::new();
+    if let Some(n) = length {
+        raw.resize(n, 0);
+        reader.read_exact(&mut raw).expect("read the body");
+    } else if chunked {
+        loop {
+            let mut size = String::new();
+            reader.read_line(&mut size).expect("read a chunk size");
+            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            let mut chunk = vec![0; n + 2];
+            reader.read_exact(&mut chunk).expect("read a chunk");
+            raw.extend_from_slice(&chunk[..n]);
+        }
+    } else {
+        reader.read_to_end(&mut raw).expect("read the body");
+    }
+    let body = String::from_utf8_lossy(&raw).into_owned();
+    Reply { status, headers, body }
 }

@@ -22,6 +22,7 @@ pub mod renew;
 pub mod samples;
 pub mod sandbox;
 pub mod token_service;
+pub mod webdriver;
 
 use std::path::Path;
 use std::time::SystemTime;

@@ -85,11 +85,12 @@ function card(alias) {
   c.switchError = el("div", { class: "error-text", role: "alert" });
   c.details = el("dl");
   c.why = el("div", { class: "why" });
+  c.eligibility = el("span", { class: "badge" });
   c.usage = el("div", { class: "bars" });
   c.reauthButton = el("button", { type: "button", "data-action": "reauth", onclick: () => startReauth(c) }, "Re-auth");
   c.reauth = el("div", { class: "reauth", hidden: true });
   c.node = el("article", { class: "card", "data-alias": alias },
-    el("h3", {}, alias, c.status),
+    el("h3", {}, alias, c.status, c.eligibility),
     el("div", { class: "row" }, c.switch, c.reauthButton),
     c.switchError, c.why, c.details, c.usage, c.reauth);
   cards.set(alias, c);
@@ -113,7 +114,7 @@ function renderAccount(row) {
     c.enabledInStore = row.enabled;
     renderSwitch(c);
   }
-  c.details.replaceChildren(
+  c.details.replaceChildren(...[
     el("dt", {}, "runtime"), el("dd", {}, row.runtime + " · " + row.kind),
     el("dt", {}, "login"), el("dd", {}, row.login),
     el("dt", {}, "priority"), el("dd", {}, row.priority),
@@ -121,55 +122,65 @@ function renderAccount(row) {
     row.cooldown_until ? [el("dt", {}, "cooldown"), el("dd", {}, "until " + row.cooldown_until + " (" + relative(row.cooldown_until) + ")")] : null,
     row.needs_relogin ? [el("dt", {}, "re-login"), el("dd", {}, "needed" + (row.last_failure ? ": " + row.last_failure.reason : ""))] : null,
     row.fix ? [el("dt", {}, "fix"), el("dd", {}, row.fix)] : null,
-  );
-  const why = row.problem ? row.problem.detail : "";
-  c.why.textContent = why;
+  ].flat().filter(Boolean));
+  c.eligibility.dataset.state = row.eligible ? (row.tier || "normal") : "out";
+  c.eligibility.textContent = row.forced ? "forced" : row.eligible ? (row.tier === "normal" ? "eligible" : row.tier) : "not eligible";
+  c.why.textContent = row.why || (row.problem ? row.problem.detail : "");
   c.reauthButton.hidden = row.kind !== "oauth";
   renderUsage(c, row);
   return c.node;
 }
 
-/** Usage windows, when the report carries them; an unknown window is shown as unknown. */
+/** Usage windows with their freshness and recent history; an unknown window is shown as unknown, never as 0%. */
 function renderUsage(c, row) {
-  const windows = (row.windows || []);
-  c.usage.replaceChildren(...windows.map(w => usageBar(w)));
+  const u = row.usage_windows;
+  if (!u) { c.usage.replaceChildren(); return; }
+  const fresh = el("span", { class: "badge", "data-freshness": u.freshness });
+  setBadge(fresh, u.freshness);
+  const head = el("div", { class: "muted" }, "usage ", fresh,
+    u.captured_at ? " captured " + relative(u.captured_at) : " never captured",
+    u.error ? " · last capture failed: " + u.error : "");
+  const bars = u.windows.map(w => usageBar(w, u.freshness, (u.history || {})[w.name] || []));
+  c.usage.replaceChildren(head, ...bars);
 }
 
-function usageBar(w) {
+function usageBar(w, freshness, history) {
   const left = typeof w.remaining_percent === "number" ? w.remaining_percent : null;
   const fill = el("div", { class: "fill" });
-  if (left === null || w.freshness === "unknown") {
+  if (left === null) {
     fill.classList.add("unknown");
   } else {
     fill.style.width = Math.max(0, Math.min(100, left)) + "%";
-    if (w.level) fill.classList.add(w.level);
+    const t = thresholds();
+    if (left < t.critical) fill.classList.add("critical");
+    else if (left < t.low) fill.classList.add("low");
   }
-  const label = left === null || w.freshness === "unknown" ? "unknown" : Math.round(left) + "% left";
-  const badge = el("span", { class: "badge" });
-  setBadge(badge, w.freshness || "unknown");
-  return el("div", { class: "bar", "data-window": w.name },
-    el("span", {}, w.name), el("div", { class: "track" }, fill), el("span", {}, label, " ", badge),
-    w.history && w.history.length > 1 ? historyChart(w.history) : null);
+  const label = left === null ? "unknown" : Math.round(left) + "% left";
+  const resets = w.resets_at ? "resets " + relative(w.resets_at) : "";
+  return el("div", { class: "bar", "data-window": w.name, title: resets },
+    el("span", {}, w.name), el("div", { class: "track" }, fill), el("span", {}, label),
+    history.length > 1 ? historyChart(history) : null);
 }
 
-/** A small inline SVG line of the percent left over the recent snapshots. */
+/** A small inline SVG line of percent used over the kept snapshots (oldest first). */
 function historyChart(points) {
   const ns = "http://www.w3.org/2000/svg";
   const svg = document.createElementNS(ns, "svg");
   svg.setAttribute("class", "history");
   svg.setAttribute("viewBox", "0 0 100 30");
   svg.setAttribute("preserveAspectRatio", "none");
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", "percent used over the last " + points.length + " snapshots");
   const ts = points.map(p => Date.parse(p.at));
   const t0 = Math.min(...ts), t1 = Math.max(...ts);
   const line = document.createElementNS(ns, "polyline");
   line.setAttribute("points", points.map((p, i) => {
     const x = t1 > t0 ? ((ts[i] - t0) / (t1 - t0)) * 100 : (i / (points.length - 1)) * 100;
-    const y = 30 - (Math.max(0, Math.min(100, p.remaining_percent)) / 100) * 28 - 1;
+    const y = 29 - (Math.max(0, Math.min(100, p.used_percent)) / 100) * 28;
     return x.toFixed(1) + "," + y.toFixed(1);
   }).join(" "));
   svg.append(line);
-  const wrap = el("div", { style: null });
-  wrap.style.gridColumn = "1 / -1";
+  const wrap = el("div", { class: "chart" });
   wrap.append(svg);
   return wrap;
 }
@@ -281,7 +292,179 @@ async function refresh() {
 /** Parts of the page that refresh with the accounts (force, settings, decisions). */
 const refreshHooks = [];
 
+// ---- force -------------------------------------------------------------------------
+
+const force = { busy: false, view: null, fetchedAt: 0 };
+
+function renderForce(fleet) {
+  const box = document.getElementById("force");
+  document.getElementById("force-section").hidden = false;
+  force.view = fleet.force;
+  force.fetchedAt = Date.now();
+  if (!force.select) {
+    force.select = el("select", { id: "force-alias", "aria-label": "account to force" });
+    force.duration = el("select", { id: "force-for", "aria-label": "for how long" },
+      ["1h", "4h", "24h", "7d"].map(d => el("option", { value: d, selected: d === "24h" }, d)));
+    force.button = el("button", { type: "button", class: "primary", id: "force-button", onclick: doForce }, "Force");
+    force.clear = el("button", { type: "button", id: "force-clear", onclick: clearForce }, "Clear force");
+    force.status = el("span", { id: "force-status" });
+    force.error = el("span", { class: "error-text", id: "force-error", role: "alert" });
+  }
+  const chosen = force.select.value;
+  force.select.replaceChildren(...fleet.accounts.map(a =>
+    el("option", { value: a.alias, selected: a.alias === chosen }, a.alias + " (" + a.runtime + (a.eligible ? "" : ", not eligible") + ")")));
+  force.button.disabled = force.busy;
+  force.clear.disabled = force.busy || !fleet.force;
+  tickForce();
+  if (!box.childElementCount) {
+    box.append(el("span", {}, "Always choose "), force.select, el("span", {}, " for "), force.duration, force.button, force.clear, force.status, force.error);
+  }
+}
+
+function tickForce() {
+  if (!force.status) return;
+  const v = force.view;
+  if (!v) { force.status.textContent = "Off: the strategy decides."; force.status.dataset.state = "off"; return; }
+  const left = Math.max(0, v.seconds_left - Math.floor((Date.now() - force.fetchedAt) / 1000));
+  const h = Math.floor(left / 3600), m = Math.floor((left % 3600) / 60), sec = left % 60;
+  force.status.dataset.state = "on";
+  force.status.textContent = "Forced: " + v.alias + " by " + v.forced_by + ", " + h + "h " + m + "m " + sec + "s left (until " + v.until + "; then " + v.replaced + ")";
+}
+
+async function doForce() {
+  if (force.busy) return;
+  force.busy = true; force.button.disabled = true; force.error.textContent = "";
+  const res = await api("POST", "/api/force", { alias: force.select.value, for: force.duration.value });
+  force.busy = false;
+  if (!res.ok) force.error.textContent = res.data ? res.data.message : "the force failed";
+  await refresh();
+}
+
+async function clearForce() {
+  if (force.busy) return;
+  force.busy = true; force.clear.disabled = true; force.error.textContent = "";
+  const res = await api("POST", "/api/force/clear");
+  force.busy = false;
+  if (!res.ok) force.error.textContent = res.data ? res.data.message : "clearing failed";
+  await refresh();
+}
+
+// ---- settings ----------------------------------------------------------------------
+
+const settings = { current: {}, form: null, fields: {}, dirty: false };
+
+const STRATEGIES = ["round-robin", "priority", "weighted-round-robin", "drain-soonest"];
+const PRESETS = { balanced: "min weight 0.1, thresholds 10 / 30", conservative: "min weight 0.2, thresholds 20 / 50", aggressive: "min weight 0.05, thresholds 5 / 15" };
+
+function thresholds() {
+  const c = settings.current["threshold.critical"], l = settings.current["threshold.low"];
+  return { critical: c ? c.value : 10, low: l ? l.value : 30 };
+}
+
+function settingField(key, input) {
+  const source = el("span", { class: "src" });
+  const error = el("div", { class: "error-text", id: "error-" + key.replace(/\./g, "-"), role: "alert" });
+  input.name = key;
+  input.id = "setting-" + key.replace(/\./g, "-");
+  input.addEventListener("input", () => { settings.dirty = true; error.textContent = ""; input.removeAttribute("aria-invalid"); });
+  settings.fields[key] = { input, source, error };
+  return [el("label", { for: input.id }, key), input, el("div", {}, source, error)];
+}
+
+function buildSettingsForm(accounts) {
+  const form = document.getElementById("settings");
+  settings.fields = {};
+  const rows = [
+    settingField("strategy", el("select", {}, STRATEGIES.map(s => el("option", { value: s }, s)))),
+    settingField("preset", el("select", {}, Object.entries(PRESETS).map(([p, what]) => el("option", { value: p }, p + " (" + what + ")")))),
+    settingField("threshold.critical", el("input", { type: "text", inputmode: "numeric" })),
+    settingField("threshold.low", el("input", { type: "text", inputmode: "numeric" })),
+    ...accounts.map(a => settingField("weight." + a.alias, el("input", { type: "text", inputmode: "decimal" }))),
+  ];
+  const status = el("span", { class: "muted", id: "settings-status" });
+  const save = el("button", { type: "submit", class: "primary", id: "settings-save" }, "Save");
+  const reset = el("button", { type: "button", id: "settings-reset", onclick: resetSettings }, "Reset to defaults");
+  form.replaceChildren(...rows.flat(), el("span", {}), el("div", {}, save, " ", reset), status);
+  form.onsubmit = saveSettings;
+  settings.status = status;
+  settings.accountsKey = accounts.map(a => a.alias).join(",");
+}
+
+function fillSettings(report) {
+  settings.current = {};
+  for (const s of report.settings) settings.current[s.key] = s;
+  for (const [key, f] of Object.entries(settings.fields)) {
+    const s = settings.current[key];
+    const value = s ? s.value : key.startsWith("weight.") ? 1 : "";
+    if (!settings.dirty) f.input.value = String(value);
+    f.source.textContent = s ? "from " + s.source : "default";
+  }
+}
+
+async function renderSettings(fleet) {
+  document.getElementById("settings-section").hidden = false;
+  const key = fleet.accounts.map(a => a.alias).join(",");
+  if (settings.accountsKey !== key) { buildSettingsForm(fleet.accounts); settings.dirty = false; }
+  const res = await api("GET", "/api/settings");
+  if (res.ok) fillSettings(res.data);
+}
+
+/** Sends the fields that differ from what is in effect; a refused value is shown at its field. */
+async function saveSettings(e) {
+  e.preventDefault();
+  const body = {};
+  for (const [key, f] of Object.entries(settings.fields)) {
+    f.error.textContent = ""; f.input.removeAttribute("aria-invalid");
+    const s = settings.current[key];
+    const was = s ? String(s.value) : key.startsWith("weight.") ? "1" : "";
+    if (f.input.value.trim() !== was) body[key] = f.input.value.trim();
+  }
+  if (!Object.keys(body).length) { settings.status.textContent = "nothing changed"; return; }
+  settings.status.textContent = "saving…";
+  const res = await api("PUT", "/api/settings", body);
+  if (res.ok) {
+    settings.dirty = false;
+    settings.status.textContent = "saved";
+    fillSettings(res.data);
+    return;
+  }
+  settings.status.textContent = "";
+  const field = res.data && res.data.details ? res.data.details.field : null;
+  const f = settings.fields[field] || settings.fields[Object.keys(body)[0]];
+  if (f) {
+    f.error.textContent = res.data ? res.data.message : "refused";
+    f.input.setAttribute("aria-invalid", "true");
+  } else {
+    settings.status.textContent = res.data ? res.data.message : "refused";
+  }
+}
+
+async function resetSettings() {
+  const res = await api("POST", "/api/settings/reset");
+  settings.dirty = false;
+  settings.status.textContent = res.ok ? "reset to defaults" : (res.data ? res.data.message : "reset failed");
+  if (res.ok) fillSettings(res.data);
+}
+
+// ---- decisions ---------------------------------------------------------------------
+
+async function renderDecisions() {
+  const res = await api("GET", "/api/decisions?limit=30");
+  if (!res.ok) return;
+  document.getElementById("decisions-section").hidden = false;
+  const list = document.getElementById("decisions");
+  const items = res.data.decisions.slice().reverse().map(d => el("li", { "data-chosen": d.chosen || "" },
+    el("strong", {}, d.chosen || "none"), " ", el("span", { class: "muted" }, d.runtime + " · " + d.strategy + " · " + d.by + " · " + relative(d.time)),
+    d.fallback ? el("div", { class: "why" }, d.fallback) : null,
+    d.candidates.length ? el("details", {}, el("summary", {}, d.candidates.length + " candidates"),
+      el("ul", {}, d.candidates.map(c => el("li", {}, c.alias + ": " + (c.reason || ""))))) : null));
+  list.replaceChildren(...(items.length ? items : [el("li", { class: "muted" }, "No decisions yet: `moonauth accounts pick` and `moonauth run` record them.")]));
+}
+
+refreshHooks.push(renderForce, renderSettings, renderDecisions);
+
 document.addEventListener("DOMContentLoaded", () => {
+  setInterval(tickForce, 1000);
   refresh();
   setInterval(refresh, POLL_MS);
 });
