@@ -15,6 +15,7 @@ mod compose;
 mod config;
 mod dashboard;
 mod dashboard_browser;
+mod dashboard_reauth;
 mod docker;
 mod docs;
 mod doctor;
