@@ -277,9 +277,7 @@ fn pick_marks_the_account_used_so_equal_priorities_take_turns() {
 #[test]
 fn disable_enable_and_rm_change_only_the_record() {
     let f = Fleet::new();
-    let login = f.dir.path().join("login");
-    fs::create_dir(&login).unwrap();
-    fs::write(login.join(".credentials.json"), "{}").unwrap();
+    let login = PathBuf::from(f.login_at("claude", "/home/app/login"));
     f.ok(&["add", "work", "--runtime", "claude", "--dir", login.to_str().unwrap()]);
     assert!(f.ok(&["disable", "work"]).starts_with("disabled claude account work"));
     f.cmd(&["pick", "claude"]).assert().code(10);
@@ -294,6 +292,20 @@ fn disable_enable_and_rm_change_only_the_record() {
 fn enable_clears_a_relogin_mark() {
     let f = mixed_fleet();
     assert_eq!(f.json(&["enable", "old"])["account"]["needs_relogin"], false);
+    // Just back from an auth failure: eligible, but on probation after the others.
+    let peek = f.json(&["pick", "claude", "--peek"]);
+    assert_eq!(peek["picked"]["alias"], "personal");
+    let old = peek["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["alias"] == "old")
+        .unwrap();
+    assert_eq!(
+        (old["eligible"].as_bool(), old["tier"].as_str()),
+        (Some(true), Some("probation"))
+    );
+    f.ok(&["disable", "personal"]);
     assert_eq!(f.json(&["pick", "claude", "--peek"])["picked"]["alias"], "old");
 }
 

@@ -58,6 +58,48 @@ fn every_command_without_docker_follows_the_json_convention() {
     let out = sb.moonauth().args(["runtime", "resolve", "--json"]).output().unwrap();
     conforms("runtime resolve", &out, "moonauth.runtime-resolve.v1");
 
+    // Rotation's reports (issue 14): pick (with nothing to pick: exit 10), force,
+    // settings, the decision log.
+    let rot = |args: &[&str]| {
+        sb.moonauth()
+            .args(args)
+            .env("MOONAUTH_STATE_DIR", &state)
+            .output()
+            .unwrap()
+    };
+    let out = rot(&[
+        "accounts",
+        "add",
+        "w",
+        "--runtime",
+        "claude",
+        "--json",
+        "--dir",
+        claude_ok.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = rot(&["accounts", "pick", "codex", "--json"]);
+    assert_eq!(code(&out), 10, "{}", stderr(&out));
+    conforms("accounts pick (none)", &out, "moonauth.accounts-pick.v1");
+    let out = rot(&["accounts", "pick", "claude", "--json"]);
+    conforms("accounts pick", &out, "moonauth.accounts-pick.v1");
+    let out = rot(&["accounts", "force", "w", "--json"]);
+    conforms("accounts force", &out, "moonauth.accounts-force.v1");
+    let out = rot(&["accounts", "force", "--clear", "--json"]);
+    conforms("accounts force --clear", &out, "moonauth.accounts-force.v1");
+    for args in [
+        &["settings", "get", "--json"][..],
+        &["settings", "set", "preset", "aggressive", "--json"],
+        &["settings", "reset", "--json"],
+    ] {
+        let out = rot(args);
+        conforms(&args.join(" "), &out, "moonauth.settings.v1");
+    }
+    let out = rot(&["accounts", "log", "--json"]);
+    conforms("accounts log", &out, "moonauth.accounts-log.v1");
+    let out = rot(&["accounts", "rm", "w"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+
     // `accounts` and `renew` reports carry `schema` but not yet `ok`/`exit_code` (their
     // report types live in state/ and renew/): only the schema is checked for them.
     let out = sb
@@ -146,6 +188,11 @@ fn help_describes_every_json_flag_and_the_main_commands_show_examples() {
         &["accounts", "ls"],
         &["accounts", "enable"],
         &["accounts", "pick"],
+        &["accounts", "force"],
+        &["accounts", "log"],
+        &["settings", "get"],
+        &["settings", "set"],
+        &["settings", "reset"],
     ] {
         let text = help(args);
         let line = text
@@ -167,6 +214,7 @@ fn help_describes_every_json_flag_and_the_main_commands_show_examples() {
         "accounts",
         "run",
         "renew",
+        "settings",
     ] {
         let text = help(&[name]);
         assert!(

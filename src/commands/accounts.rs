@@ -16,10 +16,10 @@ use crate::exit::Exit;
 use crate::output;
 use crate::rotation::log::{Logged, Record};
 use crate::rotation::report::{ForceReport, LogReport, PickReport};
-use crate::rotation::{self, settings, Decision, Inputs, Settings};
+use crate::rotation::{self, settings, Settings};
 use crate::source::Env;
 use crate::state::accounts::{self, Account, Credential, State};
-use crate::state::report::{login_problems, AccountRow, AccountsReport, Action, ChangeReport};
+use crate::state::report::{AccountRow, AccountsReport, Action, ChangeReport};
 use crate::state::steering::ForceEnd;
 use crate::state::store::{Store, DEFAULT_LOCK_TIMEOUT};
 
@@ -193,24 +193,6 @@ pub(crate) fn settings_of(state: &State, env: &Env, flags: &settings::Flags) -> 
     Ok(settings::resolve(&state.settings, env, flags)?)
 }
 
-/// Decides the next account of `runtime` over `state` (this environment's login problems,
-/// a fresh random generator for the weighted strategy).
-pub(crate) fn decide_here(
-    state: &State,
-    runtime: Runtime,
-    settings: &Settings,
-    env: &Env,
-    now: SystemTime,
-) -> Decision {
-    let problems = login_problems(state, runtime, env, now);
-    let inputs = Inputs {
-        now,
-        settings,
-        login_problems: &problems,
-    };
-    rotation::decide(state, runtime, &inputs, &mut fastrand::Rng::new())
-}
-
 /// Picks the next account. Without `--peek` the decision is recorded under the store's
 /// lock (the account marked used, so round-robin moves on; force mode cleared when the
 /// decision ended it) and logged.
@@ -227,14 +209,14 @@ fn pick(store: &Store, args: AccountPickArgs, env: &Env, now: SystemTime) -> Res
     let (state, decision, settings) = if args.peek {
         let state = store.read_unlocked()?;
         let settings = settings_of(&state, env, &flags)?;
-        let decision = decide_here(&state, runtime, &settings, env, now);
+        let decision = rotation::decide_here(&state, runtime, &settings, env, now, &mut fastrand::Rng::new());
         (state, decision, settings)
     } else {
         // Decide and record under one lock, so two orchestrators picking at once take
         // turns instead of both taking the same account.
         let mut guard = store.lock(DEFAULT_LOCK_TIMEOUT)?;
         let settings = settings_of(guard.state(), env, &flags)?;
-        let decision = decide_here(guard.state(), runtime, &settings, env, now);
+        let decision = rotation::decide_here(guard.state(), runtime, &settings, env, now, &mut fastrand::Rng::new());
         rotation::force::record(guard.state_mut(), &decision, now)?;
         let state = guard.state().clone();
         guard.commit()?;

@@ -17,13 +17,12 @@ use serde_json::{json, Value};
 
 use super::reauth::{self, ReauthReport};
 use super::App;
-use crate::agents::Runtime;
 use crate::error::Error;
 use crate::rotation::report::{FleetReport, ForceAction, ForceReport, LogReport, SettingsReport};
 use crate::rotation::settings::{self, Flags};
-use crate::rotation::{self, force, steer, Inputs};
+use crate::rotation::{self, force, steer};
 use crate::state::accounts::AccountKind;
-use crate::state::report::{login_problems, AccountRow, Action, ChangeReport};
+use crate::state::report::{AccountRow, Action, ChangeReport};
 
 /// A refused or failed API request, as JSON: a stable `code`, a `message` for people
 /// and `details` (the field and rule of a validation error, the alias of an unknown
@@ -136,21 +135,7 @@ pub async fn accounts(State(app): State<App>) -> ApiResult<Json<FleetReport>> {
     let report = blocking(move || {
         let state = store.read_unlocked()?;
         let settings = settings::resolve(&state.settings, &env, &Flags::default())?;
-        let mut rng = fastrand::Rng::new();
-        let decisions: Vec<_> = [Runtime::Claude, Runtime::Codex]
-            .into_iter()
-            .filter(|r| state.accounts.iter().any(|a| a.runtime == *r))
-            .map(|runtime| {
-                let problems = login_problems(&state, runtime, &env, now);
-                let inputs = Inputs {
-                    now,
-                    settings: &settings,
-                    login_problems: &problems,
-                };
-                rotation::decide(&state, runtime, &inputs, &mut rng)
-            })
-            .collect();
-        Ok(FleetReport::new(&state, &decisions, &settings, now))
+        Ok(rotation::fleet(&state, &settings, &env, now))
     })
     .await?;
     Ok(Json(report))

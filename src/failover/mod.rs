@@ -152,13 +152,7 @@ fn decide_run(
     now: std::time::SystemTime,
 ) -> Result<crate::rotation::Decision> {
     let settings = crate::rotation::settings::resolve(&state.settings, env, &Default::default())?;
-    let problems = crate::state::report::login_problems(state, runtime, env, now);
-    let inputs = crate::rotation::Inputs {
-        now,
-        settings: &settings,
-        login_problems: &problems,
-    };
-    let decision = crate::rotation::decide(state, runtime, &inputs, &mut fastrand::Rng::new());
+    let decision = crate::rotation::decide_here(state, runtime, &settings, env, now, &mut fastrand::Rng::new());
     if let Some(store) = store.filter(|_| state.accounts.iter().any(|a| a.runtime == runtime)) {
         if let Some((alias, end)) = decision
             .force

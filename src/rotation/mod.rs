@@ -25,6 +25,40 @@ pub use decide::{decide, eligibility, Candidate, Decision, Eligibility, ForceSta
 pub use plan::{Choice, KeySource, PassedOver, Plan};
 pub use settings::Settings;
 
+/// Decides the next account of `runtime` over `state` as this environment sees it: the
+/// logins `env` finds unusable here are out ([`crate::state::report::login_problems`]).
+/// What `accounts pick`, `run` and the dashboard call.
+pub fn decide_here(
+    state: &State,
+    runtime: Runtime,
+    settings: &Settings,
+    env: &crate::source::Env,
+    now: SystemTime,
+    rng: &mut fastrand::Rng,
+) -> Decision {
+    let problems = crate::state::report::login_problems(state, runtime, env, now);
+    let inputs = Inputs {
+        now,
+        settings,
+        login_problems: &problems,
+    };
+    decide(state, runtime, &inputs, rng)
+}
+
+/// Every account of every runtime as rotation sees it now (each runtime's decision,
+/// peeked: nothing is recorded): the dashboard's `GET /api/accounts`.
+pub fn fleet(state: &State, settings: &Settings, env: &crate::source::Env, now: SystemTime) -> report::FleetReport {
+    let mut rng = fastrand::Rng::new();
+    let mut runtimes: Vec<Runtime> = state.accounts.iter().map(|a| a.runtime).collect();
+    runtimes.sort_by_key(|r| r.as_str());
+    runtimes.dedup();
+    let decisions: Vec<Decision> = runtimes
+        .into_iter()
+        .map(|r| decide_here(state, r, settings, env, now, &mut rng))
+        .collect();
+    report::FleetReport::new(state, &decisions, settings, now)
+}
+
 /// The account a new task of `runtime` should use at `now` under `settings`, if any
 /// (no login problems known): the store benchmark's hot path.
 pub fn pick<'s>(
@@ -333,6 +367,33 @@ mod tests {
                 "{alias}: {share:.1}% vs {want:.1}% ({counts:?})"
             );
         }
+    }
+
+    #[test]
+    fn the_fleet_lists_every_account_of_every_runtime_with_why() {
+        let mut codex = oauth("cx", 0);
+        codex.runtime = Runtime::Codex;
+        let mut s = state(vec![oauth("a", 0), oauth("b", 0), codex]);
+        s.set_enabled("b", false).unwrap();
+        s.force = Some(force("a", t0() + 60 * MIN));
+        let fleet = fleet(&s, &Settings::default(), &crate::source::Env::default(), t0());
+        let rows: Vec<(&str, bool, &str, bool)> = fleet
+            .accounts
+            .iter()
+            .map(|v| (v.row.account.alias.as_str(), v.eligible, v.why.as_str(), v.forced))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                ("a", true, "chosen: forced by ops@host", true),
+                ("b", false, "disabled", false),
+                ("cx", true, "chosen by round-robin (never used)", false),
+            ]
+        );
+        assert_eq!(fleet.force.unwrap().seconds_left, 3600);
+        let json = serde_json::to_value(&fleet.accounts[0]).unwrap();
+        assert_eq!(json["usage_windows"]["freshness"], "unknown");
+        assert_eq!(json["tier"], "normal");
     }
 
     fn arb_strategy() -> impl proptest::strategy::Strategy<Value = Strategy> {

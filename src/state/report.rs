@@ -87,9 +87,10 @@ pub fn probe(account: &Account, env: &Env, now: SystemTime) -> Option<Problem> {
 }
 
 /// The login problems this environment finds with the accounts of `runtime` that keep
-/// them from being chosen, by alias: a login directory here that holds no login or an
-/// unusable one. A directory that is not here at all is not one: the orchestrator may
-/// pick on a host where the worker's volume is not mounted.
+/// them from being chosen, by alias: a login directory here whose login is unusable
+/// (malformed, expired without a refresh token). A directory that is not here, or holds
+/// no login yet, is not one: the orchestrator may pick on a host where the worker's
+/// volume is not mounted, or before `moonauth login` filled it.
 pub fn login_problems(
     state: &accounts::State,
     runtime: Runtime,
@@ -103,7 +104,7 @@ pub fn login_problems(
         .filter(|a| accounts::availability(a, now) == Availability::Ready)
         .filter_map(|a| {
             probe(a, env, now)
-                .filter(|p| matches!(p.status, "needs-login" | "login-unusable"))
+                .filter(|p| p.status == "login-unusable")
                 .map(|p| (a.alias.clone(), p.detail))
         })
         .collect()

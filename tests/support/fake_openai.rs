@@ -20,7 +20,7 @@
 //! ```
 
 use std::ops::Deref;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use serde_json::json;
 
@@ -93,7 +93,13 @@ fn respond(reply: &Reply, request: &Request) -> Response {
     }
 }
 
-/// A streamed one-message answer: the events codex 0.169.0 needs to finish a turn.
+/// Percent of the primary (5-hour) window the fake reports used on a success.
+pub const PRIMARY_USED_PERCENT: u32 = 12;
+/// Percent of the secondary (weekly) window the fake reports used on a success.
+pub const SECONDARY_USED_PERCENT: u32 = 30;
+
+/// A streamed one-message answer: the events codex 0.169.0 needs to finish a turn, with
+/// the rate-limit headers codex records in its rollout (`token_count.rate_limits`).
 fn ok() -> Response {
     let created = epoch_secs(SystemTime::now());
     let message = json!({"id":"msg_fake_0001","type":"message","role":"assistant","status":"completed",
@@ -111,5 +117,18 @@ fn ok() -> Response {
         .iter()
         .map(|e| format!("event: {}\ndata: {e}\n\n", e["type"].as_str().unwrap_or("")))
         .collect();
+    let now = SystemTime::now();
     Response::new(200, "text/event-stream", body)
+        .header("x-codex-primary-used-percent", PRIMARY_USED_PERCENT)
+        .header("x-codex-primary-window-minutes", 300)
+        .header(
+            "x-codex-primary-reset-at",
+            epoch_secs(now + Duration::from_secs(3 * 3600)),
+        )
+        .header("x-codex-secondary-used-percent", SECONDARY_USED_PERCENT)
+        .header("x-codex-secondary-window-minutes", 10_080)
+        .header(
+            "x-codex-secondary-reset-at",
+            epoch_secs(now + Duration::from_secs(5 * 86_400)),
+        )
 }
