@@ -132,8 +132,9 @@ pub async fn accounts(State(app): State<App>) -> ApiResult<Json<FleetReport>> {
     let now = app.clock.now();
     let store = app.store.clone();
     let env = Arc::clone(&app.env);
+    let cache = Arc::clone(&app.cache);
     let report = blocking(move || {
-        let state = store.read_unlocked()?;
+        let state = cache.read(&store)?;
         let settings = settings::resolve(&state.settings, &env, &Flags::default())?;
         Ok(rotation::fleet(&state, &settings, &env, now))
     })

@@ -6,6 +6,7 @@
 //! fetched at run time). It decides nothing about rotation itself.
 
 pub mod api;
+pub mod cache;
 pub mod reauth;
 pub mod security;
 
@@ -61,6 +62,8 @@ pub struct App {
     pub config: Arc<Config>,
     pub clock: Clock,
     pub reauths: reauth::Reauths,
+    /// The last state read, while `state.json` is unchanged.
+    pub cache: Arc<cache::StateCache>,
     token: Token,
     hosts: Arc<Vec<String>>,
 }
@@ -74,6 +77,7 @@ impl App {
             config: Arc::new(config),
             clock,
             reauths: reauth::Reauths::default(),
+            cache: Arc::default(),
             token,
             hosts: Arc::new(security::allowed_hosts(addr)),
         }
