@@ -114,6 +114,11 @@ fn main() {
                 chosen += usize::from(d.chosen.is_some());
             }
             assert_eq!(chosen, rounds, "every decision chose an account");
+            if strategy == Strategy::RoundRobin && !forced {
+                let d = rotation::decide(&state, Runtime::Claude, &inputs, &mut rng);
+                let line = rotation::log::Record::new(&d, now, Some("run-bench"), "bench").line();
+                println!("(one decision-log line over {n} accounts: {} bytes)", line.len());
+            }
             times.sort();
             let us = |d: Duration| d.as_secs_f64() * 1e6;
             println!(

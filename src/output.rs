@@ -316,6 +316,16 @@ impl Render for AccountsReport {
             })
             .collect();
         table(w, &header, &rows)?;
+        if let Some(f) = &self.force {
+            writeln!(
+                w,
+                "force mode: {} is picked whenever eligible until {} (by {}; then {} again)",
+                f.alias,
+                rfc3339_seconds(f.until),
+                f.forced_by,
+                f.replaced
+            )?;
+        }
         for (row, check) in self.accounts.iter().map(|r| (r, checks::account(r))) {
             if let Some(fix) = &check.fix {
                 writeln!(w, "{}: {}; fix: {fix}", row.account.alias, check.detail)?;

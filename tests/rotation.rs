@@ -309,6 +309,13 @@ fn force_mode_holds_until_it_ends_and_never_extends_itself() {
     assert_eq!(json(&again)["force"]["until"], at(120));
     // It shows in every report.
     assert_eq!(f.json(&["settings", "get"])["force"]["alias"], "c");
+    // (`accounts ls` does not carry ok/exit_code yet: read it as is.)
+    assert_eq!(json(&f.run(&["accounts", "ls", "--json"]))["force"]["alias"], "c");
+    let ls = stdout(&f.run(&["accounts", "ls"]));
+    assert!(
+        ls.contains("force mode: c is picked whenever eligible until 2026-11-24T14:00:00Z (by ops@"),
+        "{ls}"
+    );
     let peek = f.json(&["accounts", "pick", "claude", "--peek"]);
     assert_eq!(peek["force"]["alias"], "c");
     let c = peek["accounts"]

@@ -292,3 +292,47 @@ fn real_cli_codex_windows_come_from_the_rollout() {
         f64::from(fake_openai::SECONDARY_USED_PERCENT)
     );
 }
+
+#[test]
+fn real_cli_claude_runs_take_turns_by_round_robin_and_each_decision_is_logged() {
+    let Some(bin) = cli::real_cli("claude") else { return };
+    let sandbox = Sandbox::new();
+    let fake = FakeAnthropic::start();
+    fake.default_reply(Reply::Ok);
+    for alias in ["a", "b"] {
+        let dir = sandbox.dir(&format!("claude-{alias}"));
+        cli::claude_oauth_login(&dir, &format!("sk-ant-oat01-CANARY-turns-{alias}"));
+        let out = moonauth(
+            &sandbox,
+            &bin,
+            &[
+                "accounts",
+                "add",
+                alias,
+                "--runtime",
+                "claude",
+                "--dir",
+                dir.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(out.exit_code, Some(0), "{}", out.stderr);
+    }
+    let finished: Vec<String> = (0..3)
+        .map(|_| {
+            let (out, r) = claude_run(&sandbox, &bin, &fake.base_url(), true);
+            assert_eq!(out.exit_code, Some(0), "{}", out.stderr);
+            r["finished_by"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(finished, ["a", "b", "a"]);
+    let log = Store::open(&sandbox.path().join("state"))
+        .unwrap()
+        .decisions(10)
+        .unwrap();
+    let chosen: Vec<String> = log
+        .iter()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .map(|d| format!("{}:{}", d["by"].as_str().unwrap(), d["chosen"].as_str().unwrap()))
+        .collect();
+    assert_eq!(chosen, ["run:a", "run:b", "run:a"]);
+}

@@ -183,6 +183,7 @@ fn ls(store: &Store, args: AccountLsArgs, env: &Env, now: SystemTime) -> Result<
             .map(|a| AccountRow::probed(a, env, now).with_usage(&state, now))
             .collect(),
         set_aside: state.set_aside.clone(),
+        force: state.force.clone().filter(|f| f.active(now)),
     };
     super::written(output::emit(&report, args.json))?;
     Ok(Exit::Ok)

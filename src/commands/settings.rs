@@ -11,10 +11,9 @@ use crate::exit::Exit;
 use crate::output;
 use crate::rotation::report::SettingsReport;
 use crate::rotation::settings::{self, Flags};
-use crate::rotation::steer;
 use crate::source::Env;
 use crate::state::accounts::State;
-use crate::state::steering::SettingError;
+use crate::state::steering::{self, SettingError, StoredSettings};
 use crate::state::store::{Store, DEFAULT_LOCK_TIMEOUT};
 
 pub fn run(cmd: SettingsCommand, env: &Env) -> Result<Exit> {
@@ -46,22 +45,32 @@ fn emit(
     Ok(Exit::Ok)
 }
 
-fn check_key(key: &str) -> Result<()> {
-    steer::check_key(key).map_err(invalid)
-}
-
 fn get(store: &Store, args: SettingsGetArgs, env: &Env, now: SystemTime) -> Result<Exit> {
     if let Some(key) = &args.key {
-        check_key(key)?;
+        steering::check_key(key).map_err(invalid)?;
     }
     let state = store.read_unlocked()?;
     emit("get", &state, env, args.key.as_deref(), args.json, now)
 }
 
 fn set(store: &Store, args: SettingsSetArgs, env: &Env, now: SystemTime) -> Result<Exit> {
-    check_key(&args.key)?;
     let mut guard = store.lock(DEFAULT_LOCK_TIMEOUT)?;
-    steer::set_settings(guard.state_mut(), &[(args.key, args.value)], "settings set")?;
+    let mut stored = guard.state().settings.clone();
+    stored.set(&args.key, &args.value).map_err(invalid)?;
+    if let Some(alias) = args.key.strip_prefix("weight.") {
+        if guard.state().account(alias).is_none() {
+            return Err(Error::UnknownAccount {
+                alias: alias.to_string(),
+            });
+        }
+    }
+    // A strategy set while an account is forced is the one in effect when the force ends.
+    if let (Some(strategy), Some(force)) = (stored.strategy, guard.state_mut().force.as_mut()) {
+        if args.key == "strategy" {
+            force.replaced = strategy;
+        }
+    }
+    guard.state_mut().settings = stored;
     let state = guard.state().clone();
     guard.commit()?;
     emit("set", &state, env, None, args.json, now)
@@ -69,7 +78,7 @@ fn set(store: &Store, args: SettingsSetArgs, env: &Env, now: SystemTime) -> Resu
 
 fn reset(store: &Store, args: SettingsResetArgs, env: &Env, now: SystemTime) -> Result<Exit> {
     let mut guard = store.lock(DEFAULT_LOCK_TIMEOUT)?;
-    steer::reset_settings(guard.state_mut());
+    guard.state_mut().settings = StoredSettings::default();
     let state = guard.state().clone();
     guard.commit()?;
     emit("reset", &state, env, None, args.json, now)

@@ -141,8 +141,10 @@ fn new_run_id(now: std::time::SystemTime) -> String {
     format!("run-{ms}-{:08x}", fastrand::u32(..))
 }
 
-/// Rotation's decision for this run over the stored state, with the settings in effect
-/// and this environment's login problems; logged, and a force mode it ended cleared.
+/// Rotation's decision for this run, with the settings in effect and this
+/// environment's login problems. With accounts of the runtime in the store it is made
+/// and recorded under the store's lock (the chosen account marked used, so concurrent
+/// runs take turns under round-robin; a force mode it ended cleared) and logged.
 fn decide_run(
     store: Option<&crate::state::Store>,
     state: &crate::state::accounts::State,
@@ -151,20 +153,21 @@ fn decide_run(
     run_id: &str,
     now: std::time::SystemTime,
 ) -> Result<crate::rotation::Decision> {
-    let settings = crate::rotation::settings::resolve(&state.settings, env, &Default::default())?;
-    let decision = crate::rotation::decide_here(state, runtime, &settings, env, now, &mut fastrand::Rng::new());
-    if let Some(store) = store.filter(|_| state.accounts.iter().any(|a| a.runtime == runtime)) {
-        if let Some((alias, end)) = decision
-            .force
-            .as_ref()
-            .and_then(|f| f.ended.map(|e| (f.force.alias.clone(), e)))
-        {
-            store.update(crate::state::DEFAULT_LOCK_TIMEOUT, |s| s.end_force_of(&alias, end))?;
-        }
-        let line = crate::rotation::log::Record::new(&decision, now, Some(run_id), "run").line();
-        if let Err(e) = store.append_decision(&line) {
-            tracing::warn!("could not log the rotation decision: {e}");
-        }
+    use crate::rotation::{decide_here, force, log::Record, settings};
+    let decide = |s: &crate::state::accounts::State| -> Result<crate::rotation::Decision> {
+        let resolved = settings::resolve(&s.settings, env, &Default::default())?;
+        Ok(decide_here(s, runtime, &resolved, env, now, &mut fastrand::Rng::new()))
+    };
+    let Some(store) = store.filter(|_| state.accounts.iter().any(|a| a.runtime == runtime)) else {
+        return decide(state);
+    };
+    let decision = store.update(crate::state::DEFAULT_LOCK_TIMEOUT, |s| {
+        let decision = decide(s)?;
+        force::record(s, &decision, now)?;
+        Ok::<_, Error>(decision)
+    })??;
+    if let Err(e) = store.append_decision(&Record::new(&decision, now, Some(run_id), "run").line()) {
+        tracing::warn!("could not log the rotation decision: {e}");
     }
     Ok(decision)
 }

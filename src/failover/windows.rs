@@ -139,6 +139,35 @@ mod tests {
     }
 
     #[test]
+    fn a_rollout_that_is_a_link_is_never_read() {
+        let tmp = tempfile::tempdir().unwrap();
+        let day = tmp.path().join("sessions/2026/11/24");
+        std::fs::create_dir_all(&day).unwrap();
+        let elsewhere = tmp.path().join("elsewhere.jsonl");
+        std::fs::write(
+            &elsewhere,
+            r#"{"type":"event_msg","payload":{"type":"token_count","rate_limits":{"primary":{"used_percent":99.0}}}}"#,
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(&elsewhere, day.join("rollout-2026-11-24T00-00-00-T1.jsonl")).unwrap();
+        let c = Classification {
+            outcome: super::super::classify::Outcome::Success,
+            session_id: Some("T1".into()),
+            session_started: true,
+            api_error_status: None,
+            usage: None,
+        };
+        assert!(
+            !matches!(capture(Runtime::Codex, &c, tmp.path()), Captured::Windows(_)),
+            "a planted link was followed"
+        );
+        // The same file in place is read.
+        std::fs::remove_file(day.join("rollout-2026-11-24T00-00-00-T1.jsonl")).unwrap();
+        std::fs::copy(&elsewhere, day.join("rollout-2026-11-24T00-00-00-T1.jsonl")).unwrap();
+        assert!(matches!(capture(Runtime::Codex, &c, tmp.path()), Captured::Windows(w) if w[0].used_percent == 99.0));
+    }
+
+    #[test]
     fn codex_takes_the_last_token_count_of_the_rollout() {
         let rollout = concat!(
             r#"{"type":"session_meta","payload":{}}"#,

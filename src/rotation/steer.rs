@@ -8,74 +8,39 @@ use crate::error::{Error, Result};
 use crate::source::Env;
 use crate::state::accounts::State;
 use crate::state::report::login_problems;
-use crate::state::steering::{self, SettingError, StoredSettings};
+use crate::state::steering::{SettingError, StoredSettings};
 
 use super::report::ForceAction;
-use super::settings::{self, Flags, KEYS};
+use super::settings::{self, Flags};
 use super::{eligibility, Eligibility, Inputs};
 
-/// The rule of a settings key.
-pub const KEY_RULE: &str = "one of strategy, preset, weight.ALIAS, threshold.critical, threshold.low";
-
-/// Checks that `key` is a settings key (`weight.ALIAS` with a valid alias included).
-pub fn check_key(key: &str) -> std::result::Result<(), SettingError> {
-    let weight_alias = key.strip_prefix("weight.");
-    if KEYS.contains(&key) || weight_alias.is_some_and(|a| crate::state::accounts::validate_alias(a).is_ok()) {
-        Ok(())
-    } else {
-        Err(SettingError::new("key", key, KEY_RULE))
-    }
-}
-
-/// Applies `key = value` to stored settings, checking the value's own rule.
-fn apply(stored: &mut StoredSettings, key: &str, value: &str) -> std::result::Result<(), SettingError> {
-    check_key(key)?;
-    match key {
-        "strategy" => stored.strategy = Some(value.parse()?),
-        "preset" => stored.preset = Some(value.parse()?),
-        "threshold.critical" => stored.critical = Some(steering::parse_threshold(key, value)?),
-        "threshold.low" => stored.low = Some(steering::parse_threshold(key, value)?),
-        _ => {
-            let alias = key.strip_prefix("weight.").unwrap_or(key);
-            stored
-                .weights
-                .insert(alias.to_string(), steering::parse_weight(key, value)?);
-        }
-    }
-    Ok(())
-}
-
-/// Sets every `(key, value)` of `pairs` in the stored settings, all or none: each value
-/// keeps its rule, the thresholds as they will be in effect keep critical < low, a
-/// weight names an account. `origin` names where the values came from in errors
-/// (`settings set`, `dashboard`). A strategy set while an account is forced is the one
-/// in effect when the force ends.
+/// Sets every `(key, value)` of `pairs` in the stored settings, all or none, each by
+/// [`StoredSettings::set`] (the rules of `settings set`): the thresholds are applied in
+/// the order that keeps critical < low on the way when the pair given keeps it at the
+/// end; a weight must name an account. `origin` names where the values came from in
+/// errors (`dashboard`). A strategy set while an account is forced is the one in
+/// effect when the force ends.
 pub fn set_settings(state: &mut State, pairs: &[(String, String)], origin: &str) -> Result<()> {
     let invalid = |e: SettingError| e.at(origin);
     let mut stored = state.settings.clone();
-    for (key, value) in pairs {
-        apply(&mut stored, key, value).map_err(invalid)?;
+    let is_threshold = |k: &str| k.starts_with("threshold.");
+    for (key, value) in pairs.iter().filter(|(k, _)| !is_threshold(k)) {
+        stored.set(key, value).map_err(invalid)?;
     }
-    let preset = stored.preset.unwrap_or_default();
-    let (critical, low) = preset.thresholds();
-    let (critical, low) = (stored.critical.unwrap_or(critical), stored.low.unwrap_or(low));
-    if critical >= low {
-        let low_was_set = pairs.iter().any(|(k, _)| k == "threshold.low");
-        let critical_was_set = pairs.iter().any(|(k, _)| k == "threshold.critical");
-        let error = if low_was_set && !critical_was_set {
-            SettingError::new(
-                "threshold.low",
-                &low.to_string(),
-                &format!("above threshold.critical ({critical})"),
-            )
-        } else {
-            SettingError::new(
-                "threshold.critical",
-                &critical.to_string(),
-                &format!("below threshold.low ({low})"),
-            )
-        };
-        return Err(invalid(error));
+    let mut thresholds: Vec<&(String, String)> = pairs.iter().filter(|(k, _)| is_threshold(k)).collect();
+    if thresholds.len() == 2 {
+        // Low first when the current critical stays under the new low; else critical first.
+        let (critical_now, _) = stored.preset.unwrap_or_default().thresholds();
+        let critical_now = stored.critical.unwrap_or(critical_now);
+        let new_low = thresholds
+            .iter()
+            .find(|(k, _)| k == "threshold.low")
+            .and_then(|(_, v)| v.trim().parse::<u8>().ok());
+        let low_first = new_low.is_some_and(|low| critical_now < low);
+        thresholds.sort_by_key(|(k, _)| (k == "threshold.low") != low_first);
+    }
+    for (key, value) in thresholds {
+        stored.set(key, value).map_err(invalid)?;
     }
     for (key, _) in pairs {
         if let Some(alias) = key.strip_prefix("weight.") {
@@ -140,4 +105,53 @@ pub fn parse_force_duration(value: &str) -> std::result::Result<Duration, String
         .ok()
         .filter(|d| !d.is_zero())
         .ok_or_else(|| "expected a duration such as 30m, 2h or 1d".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+        p.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn thresholds_given_together_are_checked_as_they_end_up() {
+        let mut state = State::default();
+        // From the defaults 10 / 30: critical 40 alone would break critical < low.
+        set_settings(
+            &mut state,
+            &pairs(&[("threshold.critical", "40"), ("threshold.low", "60")]),
+            "t",
+        )
+        .unwrap();
+        assert_eq!((state.settings.critical, state.settings.low), (Some(40), Some(60)));
+        // And back down: low 20 alone would break it the other way.
+        set_settings(
+            &mut state,
+            &pairs(&[("threshold.low", "20"), ("threshold.critical", "5")]),
+            "t",
+        )
+        .unwrap();
+        assert_eq!((state.settings.critical, state.settings.low), (Some(5), Some(20)));
+        // A pair that ends wrong changes nothing.
+        let before = state.settings.clone();
+        let err = set_settings(
+            &mut state,
+            &pairs(&[("threshold.critical", "50"), ("threshold.low", "40")]),
+            "t",
+        );
+        assert!(err.is_err());
+        assert_eq!(state.settings, before);
+    }
+
+    #[test]
+    fn one_bad_value_refuses_all_and_a_weight_names_an_account() {
+        let mut state = State::default();
+        let err = set_settings(&mut state, &pairs(&[("strategy", "priority"), ("preset", "x")]), "t").unwrap_err();
+        assert_eq!(err.exit(), crate::exit::Exit::InvalidSetting);
+        assert_eq!(state.settings, StoredSettings::default());
+        let err = set_settings(&mut state, &pairs(&[("weight.nobody", "0.5")]), "t").unwrap_err();
+        assert!(matches!(err, Error::UnknownAccount { .. }), "{err}");
+    }
 }

@@ -331,4 +331,7 @@ pub struct AccountsReport {
     /// Records in the store that break a rule and are not used (kept in the file as they are).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub set_aside: Vec<accounts::SetAside>,
+    /// Force mode, while it holds (docs/rotation.md).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub force: Option<crate::state::steering::Force>,
 }

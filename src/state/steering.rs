@@ -211,6 +211,63 @@ impl StoredSettings {
     }
 }
 
+/// Checks a settings key: `strategy`, `preset`, `threshold.critical`, `threshold.low`
+/// or `weight.ALIAS` (ALIAS by the alias rule).
+pub fn check_key(key: &str) -> Result<(), SettingError> {
+    let fixed = ["strategy", "preset", "threshold.critical", "threshold.low"];
+    let weight_alias = key.strip_prefix("weight.");
+    if fixed.contains(&key) || weight_alias.is_some_and(|a| crate::state::accounts::validate_alias(a).is_ok()) {
+        Ok(())
+    } else {
+        Err(SettingError::new(
+            "key",
+            key,
+            "one of strategy, preset, weight.ALIAS, threshold.critical, threshold.low",
+        ))
+    }
+}
+
+impl StoredSettings {
+    /// Stores `key = value` (what `settings set` and the dashboard's `PUT /api/settings`
+    /// do): the key and the value are checked, and the thresholds as they will be in
+    /// effect (the stored ones, else the preset's) must keep critical < low. On an
+    /// error nothing is changed. Whether `weight.ALIAS` names an account is the
+    /// caller's check.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), SettingError> {
+        check_key(key)?;
+        let mut next = self.clone();
+        match key {
+            "strategy" => next.strategy = Some(value.parse()?),
+            "preset" => next.preset = Some(value.parse()?),
+            "threshold.critical" => next.critical = Some(parse_threshold(key, value)?),
+            "threshold.low" => next.low = Some(parse_threshold(key, value)?),
+            _ => {
+                let alias = key.strip_prefix("weight.").unwrap_or(key);
+                next.weights.insert(alias.to_string(), parse_weight(key, value)?);
+            }
+        }
+        let (critical, low) = next.preset.unwrap_or_default().thresholds();
+        let (critical, low) = (next.critical.unwrap_or(critical), next.low.unwrap_or(low));
+        if critical >= low {
+            return Err(if key == "threshold.low" {
+                SettingError::new(
+                    "threshold.low",
+                    &low.to_string(),
+                    &format!("above threshold.critical ({critical})"),
+                )
+            } else {
+                SettingError::new(
+                    "threshold.critical",
+                    &critical.to_string(),
+                    &format!("below threshold.low ({low})"),
+                )
+            });
+        }
+        *self = next;
+        Ok(())
+    }
+}
+
 /// Force mode: `alias` is chosen whenever it is eligible, until `until`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Force {
@@ -282,6 +339,17 @@ mod tests {
         assert!(parse_threshold("threshold.low", "101").is_err());
         assert!(check_thresholds(10, 30).is_ok());
         assert!(check_thresholds(30, 30).is_err());
+        let mut stored = StoredSettings::default();
+        stored.set("threshold.low", "60").unwrap();
+        let before = stored.clone();
+        assert_eq!(
+            stored.set("threshold.critical", "60").unwrap_err().field,
+            "threshold.critical"
+        );
+        assert_eq!(stored.set("colour", "blue").unwrap_err().field, "key");
+        assert_eq!(stored, before, "a refused value changed the settings");
+        stored.set("weight.a", "0.5").unwrap();
+        assert_eq!(stored.weights["a"], 0.5);
         let e = SettingError::new("weight.a", "sk-ant-oat01-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "x");
         assert!(!e.to_string().contains("AAAAAAAAAAAAAAAA"), "{e}");
     }
