@@ -1,6 +1,6 @@
 // Load for `moonauth dashboard`: seeds a store with ACCOUNTS accounts (each with a real
 // login directory and a full usage history), starts the dashboard on 127.0.0.1, and has
-// CLIENTS concurrent keep-alive clients GET /api/accounts for SECONDS; prints requests
+// CLIENTS concurrent keep-alive clients GET /api/accounts for SECONDS seconds; prints requests
 // per second and latency percentiles. scripts/bench-dashboard.sh runs it
 // (docs/benchmarks.md). Usage:
 //   dashboard_load MOONAUTH_BIN FIXTURES_DIR [ACCOUNTS=50] [CLIENTS=8] [SECONDS=10]
