@@ -28,6 +28,16 @@ const FORBIDDEN: &[(&str, &str)] = &[
     ("rotation", "github"),
     ("state", "github"),
     ("config", "github"),
+    // The dashboard is an edge like commands: it serves the domains, none of them serves it.
+    ("credentials", "dashboard"),
+    ("state", "dashboard"),
+    ("rotation", "dashboard"),
+    ("checks", "dashboard"),
+    ("lease", "dashboard"),
+    ("renew", "dashboard"),
+    ("failover", "dashboard"),
+    ("docker", "dashboard"),
+    ("output", "dashboard"),
 ];
 
 type Graph = BTreeMap<String, BTreeSet<String>>;

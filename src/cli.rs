@@ -116,6 +116,12 @@ pub enum Command {
   moonauth accounts pick claude"
     )]
     Accounts(AccountsCommand),
+    /// Serve the dashboard on loopback: accounts, switches and re-auth in a browser, and a JSON API.
+    #[command(after_help = "Examples:
+  moonauth dashboard                          http://127.0.0.1:8477/?token=… (open the printed URL)
+  moonauth dashboard --port 0                 any free port (printed)
+  moonauth dashboard --bind ::1 --port 9000")]
+    Dashboard(DashboardArgs),
     /// The rotation settings: strategy, preset, weights, thresholds (get, set, reset).
     #[command(
         subcommand,
@@ -159,6 +165,17 @@ pub struct CiCheckArgs {
     /// Request an OIDC token (audience MOONAUTH_OIDC_AUDIENCE, default claude-code-github-action) and print its claims, never the token.
     #[arg(long)]
     pub oidc: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DashboardArgs {
+    /// The port to listen on; 0 picks a free one (printed in the URL).
+    #[arg(long, value_name = "N", default_value_t = 8477)]
+    pub port: u16,
+
+    /// The address to listen on: 127.0.0.1 or ::1 (nothing else is accepted).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
+    pub bind: String,
 }
 
 #[derive(Debug, Args)]

@@ -18,6 +18,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod credentials;
+pub mod dashboard;
 pub mod docker;
 pub mod error;
 pub mod exit;

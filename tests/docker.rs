@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::moonauth_bin;
 
-const IMAGE: &str = "moonauth-test:latest";
+pub(crate) const IMAGE: &str = "moonauth-test:latest";
 /// The test image with moonauth removed: a worker image that lacks it.
 const IMAGE_WITHOUT_MOONAUTH: &str = "moonauth-test-no-moonauth:latest";
 
@@ -28,7 +28,7 @@ static STATIC_BIN: OnceLock<PathBuf> = OnceLock::new();
 
 /// MOONAUTH_STATIC_BIN of the test process, else the binary `scripts/build-static.sh`
 /// builds (it prints `PATH SIZE bytes` last).
-fn static_bin() -> &'static Path {
+pub(crate) fn static_bin() -> &'static Path {
     STATIC_BIN.get_or_init(|| {
         if let Some(path) = std::env::var_os("MOONAUTH_STATIC_BIN").filter(|p| !p.is_empty()) {
             return PathBuf::from(path);
@@ -61,7 +61,7 @@ fn fixture(path: &str) -> PathBuf {
 }
 
 /// True when an engine answers; builds the test image once per test binary.
-fn docker_ready() -> bool {
+pub(crate) fn docker_ready() -> bool {
     static READY: OnceLock<bool> = OnceLock::new();
     *READY.get_or_init(|| {
         let up = Command::new("docker")
@@ -116,10 +116,10 @@ fn image_without_moonauth() -> &'static str {
 }
 
 /// Volumes made by one test; removed when dropped, whatever happened.
-struct Volumes(Vec<String>);
+pub(crate) struct Volumes(pub(crate) Vec<String>);
 
 impl Volumes {
-    fn new(test: &str, n: usize) -> Volumes {
+    pub(crate) fn new(test: &str, n: usize) -> Volumes {
         static SEQ: AtomicUsize = AtomicUsize::new(0);
         let seq = SEQ.fetch_add(1, Ordering::SeqCst);
         Volumes(
@@ -188,7 +188,7 @@ fn assert_no_canary(o: &Output) {
 }
 
 /// Runs a command in a throwaway container of the test image (tests may use the CLI).
-fn in_container(volume: &str, mount: &str, script: &str) -> String {
+pub(crate) fn in_container(volume: &str, mount: &str, script: &str) -> String {
     let out = Command::new("docker")
         .args([
             "run",

@@ -16,10 +16,10 @@ use crate::exit::Exit;
 use crate::output;
 use crate::rotation::log::{Logged, Record};
 use crate::rotation::report::{ForceReport, LogReport, PickReport};
-use crate::rotation::{self, settings, Eligibility, Inputs, Settings};
+use crate::rotation::{self, settings, Settings};
 use crate::source::Env;
 use crate::state::accounts::{self, Account, Credential, State};
-use crate::state::report::{login_problems, AccountRow, AccountsReport, Action, ChangeReport};
+use crate::state::report::{AccountRow, AccountsReport, Action, ChangeReport};
 use crate::state::steering::ForceEnd;
 use crate::state::store::{Store, DEFAULT_LOCK_TIMEOUT};
 
@@ -288,33 +288,20 @@ fn force(store: &Store, args: AccountForceArgs, env: &Env, now: SystemTime) -> R
             return Ok(Exit::Ok);
         }
         Some(alias) => {
-            let duration = humantime::parse_duration(args.duration.trim())
-                .ok()
-                .filter(|d| !d.is_zero())
-                .ok_or_else(|| Error::InvalidFlag {
+            let duration =
+                rotation::steer::parse_force_duration(&args.duration).map_err(|reason| Error::InvalidFlag {
                     flag: "--for",
                     value: args.duration.clone(),
-                    reason: "expected a duration such as 30m, 2h or 1d".into(),
+                    reason,
                 })?;
-            let state = guard.state();
-            let account = state
-                .account(alias)
-                .ok_or_else(|| Error::UnknownAccount { alias: alias.clone() })?;
-            let problems = login_problems(state, account.runtime, env, now);
-            let inputs = Inputs {
-                now,
-                settings: &settings,
-                login_problems: &problems,
-            };
-            if let Eligibility::Out { why, .. } = rotation::eligibility(state, account, &inputs) {
-                return Err(Error::InvalidFlag {
+            let by = forced_by(env);
+            let action = rotation::steer::force(guard.state_mut(), alias, duration, &by, env, now)?.map_err(|why| {
+                Error::InvalidFlag {
                     flag: "ALIAS",
                     value: alias.clone(),
                     reason: format!("cannot be forced now: {why}"),
-                });
-            }
-            let by = forced_by(env);
-            let action = rotation::force::force(guard.state_mut(), alias, duration, &by, settings.strategy.value, now);
+                }
+            })?;
             (action, None)
         }
     };

@@ -46,7 +46,7 @@ pub fn run(args: LoginArgs, env: &Env) -> Result<Exit> {
         let engine = Engine::connect(&config.docker).await?;
         let outcome = match &args.sync_from {
             Some(dir) => login::sync(&engine, &target, dir).await?,
-            None => login::interactive(&engine, &target, command).await?,
+            None => login::interactive(&engine, &target, command, login::Console::Terminal).await?,
         };
         let volumes = status::collect(&engine, &config, std::slice::from_ref(&spec), now).await?;
         Ok::<_, Error>((outcome, StatusReport::new(&engine, volumes)))

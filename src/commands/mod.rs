@@ -4,6 +4,7 @@
 mod accounts;
 mod ci;
 mod completions;
+mod dashboard;
 mod doctor;
 mod init;
 mod inspect;
@@ -35,6 +36,7 @@ pub fn run(command: Command, env: &Env) -> Result<Exit> {
         Command::Login(args) => login::run(args, env),
         Command::Init(args) => init::run(args, env),
         Command::Run(args) => run::run(args, env),
+        Command::Dashboard(args) => dashboard::run(args, env),
         Command::Accounts(cmd) => accounts::run(cmd, env),
         Command::Settings(cmd) => settings::run(cmd, env),
         Command::Renew(args) => renew::run(args, env),

@@ -232,8 +232,24 @@ pub struct LoginOutcome {
     pub warnings: Vec<String>,
 }
 
+/// Who the CLI's own login talks to: this process's terminal (`moonauth login`), or a
+/// relay that is handed what the CLI prints and types the lines it is given (the
+/// dashboard's re-auth). The login is the same either way.
+pub enum Console {
+    Terminal,
+    Relay {
+        output: tokio::sync::mpsc::UnboundedSender<Vec<u8>>,
+        input: tokio::sync::mpsc::Receiver<String>,
+    },
+}
+
 /// The CLI's own login, interactively, in a container; then verified and put in place.
-pub async fn interactive(engine: &Engine, target: &Target<'_>, command: Vec<String>) -> Result<LoginOutcome> {
+pub async fn interactive(
+    engine: &Engine,
+    target: &Target<'_>,
+    command: Vec<String>,
+    console: Console,
+) -> Result<LoginOutcome> {
     let runtime = target.spec.runtime.require_login()?;
     let image = target.image()?;
     let created_volume = volumes::ensure(engine, target.spec).await? == volumes::Ensured::Created;
@@ -279,7 +295,10 @@ pub async fn interactive(engine: &Engine, target: &Target<'_>, command: Vec<Stri
     let volume = target.spec.name.clone();
 
     let result = async {
-        let code = session::run_attached(engine, &id).await?;
+        let code = match console {
+            Console::Terminal => session::run_attached(engine, &id).await?,
+            Console::Relay { output, input } => session::run_relayed(engine, &id, output, input).await?,
+        };
         if code != 0 {
             return Err(Error::LoginFailed {
                 what: format!("`{}` exited with status {code}", command.join(" ")),

@@ -1,6 +1,7 @@
 //! Running a container with the user's terminal attached for real: raw mode, the
 //! window size (kept in step on SIGWINCH), keystrokes (Ctrl-C included) passed to the
 //! container's TTY, its output to ours. Used for the CLIs' interactive logins.
+//! [`run_relayed`] does the same for a caller that is not a terminal (the dashboard).
 
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd};
@@ -163,4 +164,61 @@ pub async fn wait_exit(engine: &Engine, id: &str) -> Result<i64> {
             hint: None,
         }),
     }
+}
+
+/// Starts a created container (made with a TTY and open stdin) and relays it instead of
+/// a terminal: what it prints goes to `output` as it comes, lines from `input` are typed
+/// into it (each followed by Enter). Returns its exit status. The dashboard's re-auth
+/// drives the CLI's own login this way.
+pub async fn run_relayed(
+    engine: &Engine,
+    id: &str,
+    output: tokio::sync::mpsc::UnboundedSender<Vec<u8>>,
+    mut input: tokio::sync::mpsc::Receiver<String>,
+) -> Result<i64> {
+    let options = AttachContainerOptionsBuilder::default()
+        .stdin(true)
+        .stdout(true)
+        .stderr(true)
+        .stream(true)
+        .build();
+    let attached = engine
+        .call(
+            "attach to the login container",
+            engine.client().attach_container(id, Some(options)),
+        )
+        .await?;
+    let mut stream = attached.output;
+    let mut stdin = attached.input;
+    engine
+        .call("start the login container", engine.client().start_container(id, None))
+        .await?;
+    let mut input_open = true;
+    loop {
+        tokio::select! {
+            item = stream.next() => match item {
+                Some(Ok(chunk)) => {
+                    // The receiver gone only means nobody watches any more; keep the login going.
+                    let _ = output.send(chunk.as_ref().to_vec());
+                }
+                Some(Err(e)) => {
+                    tracing::debug!("attach stream ended: {e}");
+                    break;
+                }
+                None => break,
+            },
+            line = input.recv(), if input_open => match line {
+                Some(line) => {
+                    // A terminal's Enter is CR; the CLIs read a line either way.
+                    let typed = format!("{line}\r");
+                    if stdin.write_all(typed.as_bytes()).await.is_err() {
+                        input_open = false;
+                    }
+                    let _ = stdin.flush().await;
+                }
+                None => input_open = false,
+            },
+        }
+    }
+    wait_exit(engine, id).await
 }

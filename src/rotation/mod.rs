@@ -13,6 +13,7 @@ pub mod log;
 pub mod plan;
 pub mod report;
 pub mod settings;
+pub mod steer;
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;

@@ -14,6 +14,7 @@
 #![allow(dead_code)]
 
 pub mod cli;
+pub mod dashboard;
 pub mod fake_anthropic;
 pub mod fake_api;
 pub mod fake_openai;
@@ -23,6 +24,7 @@ pub mod renew;
 pub mod samples;
 pub mod sandbox;
 pub mod token_service;
+pub mod webdriver;
 
 use std::path::Path;
 use std::time::SystemTime;
