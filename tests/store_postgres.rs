@@ -131,7 +131,7 @@ fn a_database_restarted_during_writes_loses_no_acknowledged_update() {
                 .args(["internal", "store-bench", "--ops", "400", "--keep-going"])
                 .envs(backend.vars())
                 .stdout(Stdio::piped())
-                .stderr(Stdio::null())
+                .stderr(Stdio::piped())
                 .spawn()
                 .unwrap()
         })
@@ -152,7 +152,12 @@ fn a_database_restarted_during_writes_loses_no_acknowledged_update() {
     let (mut landed, mut failed) = (0, 0);
     for child in children {
         let out = child.wait_with_output().unwrap();
-        assert!(out.status.success());
+        assert!(
+            out.status.success(),
+            "a writer failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
         let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         landed += line["landed"].as_u64().unwrap();
         failed += line["failed"].as_u64().unwrap();

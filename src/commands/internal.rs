@@ -37,7 +37,20 @@ pub fn apply_login(args: ApplyLoginArgs) -> Result<Exit> {
 pub fn store_bench(args: StoreBenchArgs, env: &Env) -> Result<Exit> {
     let runtime = super::login_runtime(&args.runtime, "--runtime")?;
     let config = Config::resolve(env, &Overrides::default())?;
-    let store = crate::state::open(&config)?;
+    // With --keep-going a store that cannot be opened yet (a database restarting while
+    // this process starts) is tried again, for at most 100 tries 100 ms apart.
+    let mut tries = 0;
+    let store = loop {
+        match crate::state::open(&config) {
+            Ok(store) => break store,
+            Err(e) if args.keep_going && tries < 100 => {
+                tracing::warn!("could not open the store yet: {e}");
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            Err(e) => return Err(e),
+        }
+    };
     let settings = rotation::Settings::default();
     let mut rng = fastrand::Rng::new();
     let start = Instant::now();
