@@ -22,7 +22,9 @@ pub mod samples;
 pub mod sandbox;
 pub mod token_service;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
 use std::time::SystemTime;
 
 use moonauth::agents::Runtime;
@@ -31,6 +33,40 @@ use moonauth::failover::classify::{Classification, OutputClassifier};
 /// The `moonauth` binary Cargo built for these tests.
 pub fn moonauth_bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_moonauth"))
+}
+
+static STATIC_BIN: OnceLock<PathBuf> = OnceLock::new();
+
+/// The static moonauth when [`static_moonauth`] has found or built it already.
+pub fn static_moonauth_if_ready() -> Option<&'static Path> {
+    STATIC_BIN.get().map(PathBuf::as_path)
+}
+
+/// The static (musl) moonauth, which `login` carries into its helper containers and the
+/// quick start puts into the worker image: MOONAUTH_STATIC_BIN of the test process
+/// (scripts/test builds it once and exports it), else the binary `scripts/build-static.sh`
+/// builds, once per test process (it prints `PATH SIZE bytes` last).
+pub fn static_moonauth() -> &'static Path {
+    STATIC_BIN.get_or_init(|| {
+        if let Some(path) = std::env::var_os("MOONAUTH_STATIC_BIN").filter(|p| !p.is_empty()) {
+            return PathBuf::from(path);
+        }
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/build-static.sh");
+        let out = Command::new(script).output().expect("run scripts/build-static.sh");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "building the static moonauth failed: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // `PATH SIZE bytes`: the path may hold spaces, the size does not.
+        let path = stdout
+            .lines()
+            .rev()
+            .find_map(|l| l.strip_suffix(" bytes")?.rsplit_once(' ').map(|(path, _)| path))
+            .unwrap_or_else(|| panic!("scripts/build-static.sh printed no path: {stdout}"));
+        PathBuf::from(path)
+    })
 }
 
 /// Feeds a finished run's output to a classifier line by line, as `moonauth run` does
