@@ -127,11 +127,7 @@ fn add(store: &Store, args: AccountAddArgs, env: &Env, now: SystemTime) -> Resul
             problem.fix
         );
     }
-    let report = ChangeReport {
-        schema: "moonauth.accounts-change.v1",
-        action: Action::Added,
-        account: row,
-    };
+    let report = ChangeReport::new(Action::Added, row);
     super::written(output::emit(&report, args.json))?;
     Ok(Exit::Ok)
 }
@@ -147,11 +143,7 @@ fn change(store: &Store, args: AccountArgs, action: Action, now: SystemTime) -> 
         state.account_mut(&args.alias)?.clone()
     };
     guard.commit()?;
-    let report = ChangeReport {
-        schema: "moonauth.accounts-change.v1",
-        action,
-        account: AccountRow::new(&account, now),
-    };
+    let report = ChangeReport::new(action, AccountRow::new(&account, now));
     super::written(output::emit(&report, args.json))?;
     Ok(Exit::Ok)
 }
@@ -165,18 +157,17 @@ fn ls(store: &Store, args: AccountLsArgs, env: &Env, now: SystemTime) -> Result<
         .map(|r| parse_runtime("--runtime", r))
         .transpose()?;
     let state = store.read_unlocked()?;
-    let report = AccountsReport {
-        schema: "moonauth.accounts.v1",
-        state_dir: store.dir().to_path_buf(),
-        revision: state.revision,
-        accounts: state
+    let report = AccountsReport::new(
+        store.dir().to_path_buf(),
+        state.revision,
+        state
             .accounts
             .iter()
             .filter(|a| only.is_none_or(|r| a.runtime == r))
             .map(|a| AccountRow::probed(a, env, now))
             .collect(),
-        set_aside: state.set_aside.clone(),
-    };
+        state.set_aside.clone(),
+    );
     super::written(output::emit(&report, args.json))?;
     Ok(Exit::Ok)
 }
@@ -207,16 +198,15 @@ fn pick(store: &Store, args: AccountPickArgs, now: SystemTime) -> Result<Exit> {
     // Listed as the state is now (after the mark): the usable ones in pick order, then
     // the others soonest back first.
     let ranked = rotation::next(&state, runtime, now).ranked;
-    let report = PickReport {
-        schema: "moonauth.accounts-pick.v1",
+    let report = PickReport::new(
         runtime,
-        picked: picked
+        picked
             .as_deref()
             .and_then(|alias| state.account(alias))
             .map(|a| AccountRow::new(a, now)),
-        marked_used: picked.is_some() && !args.peek,
-        accounts: ranked.iter().map(|c| AccountRow::new(c.account, now)).collect(),
-    };
+        picked.is_some() && !args.peek,
+        ranked.iter().map(|c| AccountRow::new(c.account, now)).collect(),
+    );
     super::written(output::emit(&report, args.json))?;
     Ok(report.exit())
 }

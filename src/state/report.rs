@@ -172,18 +172,36 @@ pub enum Action {
 }
 
 /// The report of `add`, `enable`, `disable` and `rm`: the account after the change
-/// (for `rm`, the record that was removed).
+/// (for `rm`, the record that was removed). It exists only for a change that was made,
+/// so it always says `ok` (a refused change is an error, not a report).
 #[derive(Debug, Serialize)]
 pub struct ChangeReport {
     pub schema: &'static str,
+    pub ok: bool,
+    pub exit_code: u8,
     pub action: Action,
     pub account: AccountRow,
 }
 
-/// The report of `accounts ls`.
+impl ChangeReport {
+    pub fn new(action: Action, account: AccountRow) -> ChangeReport {
+        ChangeReport {
+            schema: "moonauth.accounts-change.v1",
+            ok: true,
+            exit_code: Exit::Ok.code(),
+            action,
+            account,
+        }
+    }
+}
+
+/// The report of `accounts ls`. Listing succeeds whatever the accounts' state (their
+/// problems are rows' `status`, not the command's), so it always says `ok`.
 #[derive(Debug, Serialize)]
 pub struct AccountsReport {
     pub schema: &'static str,
+    pub ok: bool,
+    pub exit_code: u8,
     pub state_dir: PathBuf,
     /// The store's revision (number of writes) when it was read.
     pub revision: u64,
@@ -193,10 +211,32 @@ pub struct AccountsReport {
     pub set_aside: Vec<accounts::SetAside>,
 }
 
+impl AccountsReport {
+    pub fn new(
+        state_dir: PathBuf,
+        revision: u64,
+        accounts: Vec<AccountRow>,
+        set_aside: Vec<accounts::SetAside>,
+    ) -> AccountsReport {
+        AccountsReport {
+            schema: "moonauth.accounts.v1",
+            ok: true,
+            exit_code: Exit::Ok.code(),
+            state_dir,
+            revision,
+            accounts,
+            set_aside,
+        }
+    }
+}
+
 /// The report of `accounts pick`.
 #[derive(Debug, Serialize)]
 pub struct PickReport {
     pub schema: &'static str,
+    /// Whether an account was picked (`exit_code` 0, else 10).
+    pub ok: bool,
+    pub exit_code: u8,
     pub runtime: Runtime,
     /// The account a new task should use; `null` when none can be used (exit 10).
     pub picked: Option<AccountRow>,
@@ -207,11 +247,34 @@ pub struct PickReport {
 }
 
 impl PickReport {
-    pub fn exit(&self) -> Exit {
-        if self.picked.is_some() {
+    pub fn new(
+        runtime: Runtime,
+        picked: Option<AccountRow>,
+        marked_used: bool,
+        accounts: Vec<AccountRow>,
+    ) -> PickReport {
+        let exit = Self::exit_of(picked.is_some());
+        PickReport {
+            schema: "moonauth.accounts-pick.v1",
+            ok: exit == Exit::Ok,
+            exit_code: exit.code(),
+            runtime,
+            picked,
+            marked_used,
+            accounts,
+        }
+    }
+
+    fn exit_of(picked: bool) -> Exit {
+        if picked {
             Exit::Ok
         } else {
             Exit::AccountsExhausted
         }
+    }
+
+    /// 0 when an account was picked, else 10 (no account can be used now).
+    pub fn exit(&self) -> Exit {
+        Self::exit_of(self.picked.is_some())
     }
 }
