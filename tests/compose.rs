@@ -446,12 +446,8 @@ fn docker_compose_worker_without_a_login_fails_preflight_and_never_runs_its_comm
         "the worker command ran: {}",
         r.describe("compose run")
     );
-    let fail = r.output.lines().find(|l| l.contains("FAIL") && l.contains("login"));
-    assert!(
-        fail.is_some(),
-        "no FAIL line for the login: {}",
-        r.describe("compose run")
-    );
+    let fail = r.output.lines().find(|l| l.starts_with("  ✗ login: "));
+    assert!(fail.is_some(), "no failed login check: {}", r.describe("compose run"));
     assert!(
         r.output.contains("moonauth login codex"),
         "the failure does not say to run `moonauth login codex`: {}",
