@@ -23,9 +23,9 @@ pub mod sandbox;
 pub mod token_service;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use moonauth::agents::Runtime;
 use moonauth::failover::classify::{Classification, OutputClassifier};
@@ -34,6 +34,69 @@ use moonauth::failover::classify::{Classification, OutputClassifier};
 pub fn moonauth_bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_moonauth"))
 }
+
+/// What a program run by [`run_in_group`] printed, and how it ended.
+pub struct Finished {
+    pub stdout: String,
+    pub stderr: String,
+    /// `None` when killed by a signal (the timeout).
+    pub code: Option<i32>,
+    pub timed_out: bool,
+    pub elapsed: Duration,
+    /// When the child had exited: the anchor for clock times in its output.
+    pub finished_at: SystemTime,
+}
+
+/// Runs `cmd` with stdin closed in its own process group, killing the group after
+/// `timeout`, and again once the program has exited: helpers it left behind would hold
+/// the pipes open.
+pub fn run_in_group(cmd: &mut Command, timeout: Duration) -> Finished {
+    use std::io::Read;
+    use std::os::unix::process::CommandExt;
+    let started = Instant::now();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {:?}: {e}", cmd.get_program()));
+    let group = nix::unistd::Pid::from_raw(child.id() as i32);
+    let reader = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = pipe.read_to_end(&mut buf);
+            String::from_utf8_lossy(&buf).into_owned()
+        })
+    };
+    let stdout = reader(Box::new(child.stdout.take().expect("stdout")));
+    let stderr = reader(Box::new(child.stderr.take().expect("stderr")));
+    let mut timed_out = false;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if started.elapsed() > timeout {
+            timed_out = true;
+            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+            break child.wait().expect("wait after kill");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let finished_at = SystemTime::now();
+    let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+    Finished {
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+        code: status.code(),
+        timed_out,
+        elapsed: started.elapsed(),
+        finished_at,
+    }
+}
+
+/// A proxy address nothing listens on: any request not to 127.0.0.1 fails at once.
+pub const DEAD_PROXY: &str = "http://127.0.0.1:9";
 
 static STATIC_BIN: OnceLock<PathBuf> = OnceLock::new();
 
