@@ -23,6 +23,11 @@ const FORBIDDEN: &[(&str, &str)] = &[
     ("rotation", "failover"),
     ("credentials", "state"),
     ("output", "commands"),
+    ("github", "docker"),
+    ("failover", "github"),
+    ("rotation", "github"),
+    ("state", "github"),
+    ("config", "github"),
 ];
 
 type Graph = BTreeMap<String, BTreeSet<String>>;

@@ -126,9 +126,29 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Print the man page (roff) to stdout, e.g. `moonauth man | man -l -`.
     Man,
+    /// GitHub Actions: check a workflow step's event, OIDC and credentials.
+    #[command(subcommand)]
+    Ci(CiCommand),
     /// Steps moonauth runs inside containers.
     #[command(subcommand, hide = true)]
     Internal(InternalCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CiCommand {
+    /// Check this GitHub Actions step: the event against the Claude GitHub App's allow-list, the runner, OIDC, which credentials are set and which the CLI would use.
+    Check(CiCheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CiCheckArgs {
+    /// Print the report as JSON (schema moonauth.ci.v1, docs/github-actions.md).
+    #[arg(long)]
+    pub json: bool,
+
+    /// Request an OIDC token (audience MOONAUTH_OIDC_AUDIENCE, default claude-code-github-action) and print its claims, never the token.
+    #[arg(long)]
+    pub oidc: bool,
 }
 
 #[derive(Debug, Args)]
@@ -254,6 +274,14 @@ pub struct RunArgs {
     /// Fall back to an API key when every OAuth account is out for quota (default: MOONAUTH_API_FALLBACK).
     #[arg(long)]
     pub api_fallback: bool,
+
+    /// When the run ends, write what resuming it needs into DIR (session transcript, its id, the attempts; nothing secret), e.g. for actions/upload-artifact.
+    #[arg(long, value_name = "DIR")]
+    pub save_state: Option<PathBuf>,
+
+    /// Continue the session an earlier `run --save-state DIR` left, on the next credential (credentials tried there are not tried again).
+    #[arg(long, value_name = "DIR")]
+    pub resume_from: Option<PathBuf>,
 
     /// The CLI's arguments (after --).
     #[arg(last = true, value_name = "ARGS", required = true)]
@@ -457,7 +485,7 @@ pub enum AccountsCommand {
 }
 
 #[derive(Debug, Args)]
-#[command(group(ArgGroup::new("credential").required(true).args(["dir", "api_key_env", "api_key_file"])))]
+#[command(group(ArgGroup::new("credential").required(true).args(["dir", "api_key_env", "api_key_file", "oauth_token_env", "oauth_token_file"])))]
 pub struct AccountAddArgs {
     /// The account's name: a-z, 0-9, - and _ (also its `moonauth login --account`).
     pub alias: String,
@@ -484,12 +512,20 @@ pub struct AccountAddArgs {
     #[arg(long, value_name = "PATH")]
     pub api_key_file: Option<PathBuf>,
 
+    /// A Claude subscription's OAuth token (`claude setup-token`) in this environment variable, handed to the CLI as CLAUDE_CODE_OAUTH_TOKEN (moonauth never stores the token).
+    #[arg(long, value_name = "VAR")]
+    pub oauth_token_env: Option<String>,
+
+    /// A Claude subscription's OAuth token in this file (first non-empty line).
+    #[arg(long, value_name = "PATH")]
+    pub oauth_token_file: Option<PathBuf>,
+
     /// Lower is tried first (OAuth accounts always before API keys).
     #[arg(long, value_name = "N", default_value_t = 0, allow_negative_numbers = true)]
     pub priority: i32,
 
-    /// Accept an --api-key-env variable that is not set here (it is set only where the worker runs).
-    #[arg(long, requires = "api_key_env")]
+    /// Accept an --api-key-env or --oauth-token-env variable that is not set here (it is set only where the worker runs).
+    #[arg(long)]
     pub allow_unset: bool,
 
     /// Print the result as JSON.

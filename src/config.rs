@@ -67,6 +67,18 @@ pub struct Config {
     pub run: RunSettings,
     /// Where and when moonauth refreshes OAuth logins itself (`moonauth renew`).
     pub renew: RenewSettings,
+    /// What `moonauth ci check` holds a GitHub Actions step against.
+    pub github: GithubSettings,
+}
+
+/// GitHub Actions settings (docs/github-actions.md).
+#[derive(Debug, Clone)]
+pub struct GithubSettings {
+    /// The events the Claude GitHub App token exchange accepts (`MOONAUTH_GITHUB_EVENTS`,
+    /// comma-separated): the backend's list has changed before.
+    pub app_events: Sourced<Vec<String>>,
+    /// The audience `ci check --oidc` asks its token for (`MOONAUTH_OIDC_AUDIENCE`).
+    pub oidc_audience: Sourced<String>,
 }
 
 /// How `moonauth run` fails over.
@@ -141,6 +153,8 @@ struct RawVars {
     moonauth_throttle_retries: Option<String>,
     moonauth_throttle_backoff: Option<String>,
     moonauth_cli_max_retries: Option<String>,
+    moonauth_github_events: Option<String>,
+    moonauth_oidc_audience: Option<String>,
     moonauth_claude_token_url: Option<String>,
     codex_refresh_token_url_override: Option<String>,
     moonauth_renew_lead: Option<String>,
@@ -149,6 +163,24 @@ struct RawVars {
 }
 
 /// Default login directory of Codex inside a worker (MoonMind's `CODEX_VOLUME_PATH`).
+/// The events the Claude GitHub App token exchange accepts by default
+/// (`MOONAUTH_GITHUB_EVENTS` replaces the list: the backend's list has changed before).
+pub const DEFAULT_APP_EVENTS: [&str; 10] = [
+    "pull_request",
+    "issue_comment",
+    "pull_request_comment",
+    "issues",
+    "pull_request_review",
+    "pull_request_review_comment",
+    "repository_dispatch",
+    "workflow_dispatch",
+    "schedule",
+    "workflow_run",
+];
+
+/// The OIDC audience claude-code-action asks for (`MOONAUTH_OIDC_AUDIENCE` changes it).
+pub const DEFAULT_OIDC_AUDIENCE: &str = "claude-code-github-action";
+
 /// The continuation prompt when none is configured.
 pub const DEFAULT_CONTINUATION: &str = "Continue from where you left off.";
 
@@ -340,11 +372,43 @@ impl Config {
         };
 
         let renew = renew_settings(env, &raw, overrides)?;
+        let github = GithubSettings {
+            app_events: match non_blank(&raw.moonauth_github_events) {
+                Some(v) => {
+                    let events: Vec<String> = v
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|e| !e.is_empty())
+                        .map(str::to_string)
+                        .collect();
+                    if let Some(bad) = events
+                        .iter()
+                        .find(|e| !e.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+                    {
+                        return Err(Error::InvalidVariable {
+                            var: "MOONAUTH_GITHUB_EVENTS".into(),
+                            value: v.to_string(),
+                            reason: format!("{bad:?} is not an event name (lower-case letters and _, comma-separated)"),
+                        });
+                    }
+                    Sourced::new(events, env.source_of("MOONAUTH_GITHUB_EVENTS"))
+                }
+                None => Sourced::new(
+                    DEFAULT_APP_EVENTS.iter().map(|e| e.to_string()).collect(),
+                    Source::Default,
+                ),
+            },
+            oidc_audience: match non_blank(&raw.moonauth_oidc_audience) {
+                Some(v) => Sourced::new(v.to_string(), env.source_of("MOONAUTH_OIDC_AUDIENCE")),
+                None => Sourced::new(DEFAULT_OIDC_AUDIENCE.to_string(), Source::Default),
+            },
+        };
 
         Ok(Config {
             run,
             state_dir,
             renew,
+            github,
             docker,
             worker_mode,
             default_task_runtime,

@@ -23,6 +23,7 @@ pub mod error;
 pub mod exit;
 pub mod failover;
 pub mod fsx;
+pub mod github;
 pub mod init;
 pub mod lease;
 pub mod output;

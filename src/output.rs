@@ -110,6 +110,45 @@ impl Render for PreflightReport {
     }
 }
 
+impl Render for crate::checks::ci::CiReport {
+    fn human(&self, w: &mut dyn Write) -> io::Result<()> {
+        let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+        writeln!(
+            w,
+            "moonauth ci check · event {} · repository {} · runner {} ({}, {})",
+            or_dash(&self.event),
+            or_dash(&self.repository),
+            or_dash(&self.runner.name),
+            or_dash(&self.runner.os),
+            or_dash(&self.runner.environment)
+        )?;
+        for c in &self.checks {
+            let text = format_args!("{}: {}", c.check, c.detail);
+            check_line(w, 2, c.status, text, c.fix.as_deref())?;
+        }
+        if let Some(claims) = &self.oidc.claims {
+            writeln!(w, "OIDC claims (audience {}):", self.oidc.audience)?;
+            for (k, v) in claims {
+                let v = v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
+                writeln!(w, "  {k:<18} {v}")?;
+            }
+        }
+        if !self.credentials.moonauth_run_order.is_empty() {
+            writeln!(
+                w,
+                "moonauth run tries: {}",
+                self.credentials.moonauth_run_order.join(", then ")
+            )?;
+        }
+        let exit = self.exit();
+        if self.ok {
+            writeln!(w, "ok")
+        } else {
+            writeln!(w, "not ready (exit {}: {})", exit.code(), exit.meaning())
+        }
+    }
+}
+
 /// The first line of a runtime's block in the preflight report: the runtime, who its
 /// login belongs to, and the file its token lives in (from the `login` check).
 fn preflight_block_header(

@@ -86,6 +86,11 @@ impl Redactor {
         self.values.sort_by_key(|v| std::cmp::Reverse(v.len()));
     }
 
+    /// Every form of every value it knows, longest first (for `::add-mask::`).
+    pub fn values(&self) -> impl Iterator<Item = &str> {
+        self.values.iter().map(String::as_str)
+    }
+
     /// Whether it knows any value.
     pub fn is_empty(&self) -> bool {
         self.values.is_empty()

@@ -58,6 +58,30 @@ fn every_command_without_docker_follows_the_json_convention() {
     let out = sb.moonauth().args(["runtime", "resolve", "--json"]).output().unwrap();
     conforms("runtime resolve", &out, "moonauth.runtime-resolve.v1");
 
+    for (pairs, expect) in [
+        (
+            vec![
+                ("GITHUB_ACTIONS", "true"),
+                ("GITHUB_EVENT_NAME", "push"),
+                ("CLAUDE_CODE_OAUTH_TOKEN", "t"),
+            ],
+            0,
+        ),
+        (
+            vec![("GITHUB_ACTIONS", "true"), ("GITHUB_EVENT_NAME", "pull_request")],
+            4,
+        ),
+    ] {
+        let out = sb
+            .moonauth()
+            .args(["ci", "check", "--json"])
+            .envs(pairs)
+            .output()
+            .unwrap();
+        assert_eq!(code(&out), expect, "{}", stdout(&out));
+        conforms("ci check", &out, "moonauth.ci.v1");
+    }
+
     // Every `accounts` subcommand, on a store the test fills, and `pick` both when it
     // picks (0) and when nothing can be picked (10).
     let accounts = |args: &[&str]| {

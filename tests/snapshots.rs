@@ -132,3 +132,30 @@ fn snapshot_runtime_resolve_payload() {
     assert_eq!(code(&out), 0);
     snapshot!(sb, "runtime_resolve_payload", stdout(&out));
 }
+
+/// `ci check` in a fake workflow step: an event outside the App's allow-list, both
+/// credentials set, no id-token permission (every warning and its fix).
+#[test]
+fn snapshot_ci_check_human_and_json() {
+    let sb = Sandbox::new();
+    let step = [
+        ("GITHUB_ACTIONS", "true"),
+        ("GITHUB_EVENT_NAME", "push"),
+        ("GITHUB_REPOSITORY", "octo/demo"),
+        ("RUNNER_OS", "Linux"),
+        ("RUNNER_NAME", "runner-1"),
+        ("RUNNER_ENVIRONMENT", "github-hosted"),
+        ("CLAUDE_CODE_OAUTH_TOKEN", "sk-ant-oat01-snapshot"),
+        ("ANTHROPIC_API_KEY", "sk-ant-api03-snapshot"),
+    ];
+    let out = sb.moonauth().args(["ci", "check"]).envs(step).output().unwrap();
+    assert_eq!(code(&out), 0);
+    snapshot!(sb, "ci_check_human", stdout(&out));
+    let out = sb
+        .moonauth()
+        .args(["ci", "check", "--json"])
+        .envs(step)
+        .output()
+        .unwrap();
+    snapshot!(sb, "ci_check_json", stdout(&out));
+}

@@ -4,6 +4,7 @@
 //! for `accounts`, and `status` judges a volume with one (`docker::status`, which may
 //! import this; this never imports `docker`). Rendering is `output`'s.
 
+pub mod ci;
 pub mod preflight;
 
 use serde::Serialize;

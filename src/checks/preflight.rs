@@ -98,6 +98,9 @@ pub fn run_checks(inputs: &Inputs<'_>) -> PreflightReport {
             exec_env.insert(var.to_string(), settings.login_dir.value.display().to_string());
         }
     }
+    if inputs.env.get("GITHUB_ACTIONS") == Some("true") {
+        checks.extend(super::ci::preflight_section(config, inputs.env));
+    }
     let mut report = PreflightReport {
         schema: "moonauth.preflight.v1",
         mode: mode.value,

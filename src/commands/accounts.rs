@@ -41,19 +41,21 @@ fn parse_runtime(flag: &'static str, value: &str) -> Result<Runtime> {
     })
 }
 
+/// `path`, when it is absolute (as the worker sees it).
+fn absolute(flag: &'static str, path: &Path) -> Result<PathBuf> {
+    if path.is_absolute() {
+        Ok(path.to_path_buf())
+    } else {
+        Err(Error::InvalidFlag {
+            flag,
+            value: path.display().to_string(),
+            reason: "must be an absolute path (as the worker sees it)".into(),
+        })
+    }
+}
+
 /// The credential of `accounts add`, validated.
 fn credential(args: &AccountAddArgs, env: &Env) -> Result<Credential> {
-    fn absolute(flag: &'static str, path: &Path) -> Result<PathBuf> {
-        if path.is_absolute() {
-            Ok(path.to_path_buf())
-        } else {
-            Err(Error::InvalidFlag {
-                flag,
-                value: path.display().to_string(),
-                reason: "must be an absolute path (as the worker sees it)".into(),
-            })
-        }
-    }
     if let Some(dir) = &args.dir {
         if let Some(volume) = args.volume.as_deref().filter(|v| !config::is_volume_name(v)) {
             return Err(Error::InvalidFlag {
@@ -78,6 +80,9 @@ fn credential(args: &AccountAddArgs, env: &Env) -> Result<Credential> {
             dir,
             volume: args.volume.clone(),
         });
+    }
+    if let Some(credential) = oauth_token(args, env)? {
+        return Ok(credential);
     }
     if let Some(var) = &args.api_key_env {
         if !accounts::is_variable_name(var) {
@@ -106,6 +111,42 @@ fn credential(args: &AccountAddArgs, env: &Env) -> Result<Credential> {
             reason: "give --dir, --api-key-env or --api-key-file".into(),
         }),
     }
+}
+
+/// `--oauth-token-env VAR` / `--oauth-token-file PATH`: a Claude setup-token account.
+fn oauth_token(args: &AccountAddArgs, env: &Env) -> Result<Option<Credential>> {
+    let flag = match (&args.oauth_token_env, &args.oauth_token_file) {
+        (Some(_), _) => "--oauth-token-env",
+        (None, Some(_)) => "--oauth-token-file",
+        (None, None) => return Ok(None),
+    };
+    if parse_runtime("--runtime", &args.runtime)? != crate::agents::Runtime::Claude {
+        return Err(Error::InvalidFlag {
+            flag,
+            value: args.runtime.clone(),
+            reason: "an OAuth token (claude setup-token) is a Claude credential; codex has none".into(),
+        });
+    }
+    if let Some(var) = &args.oauth_token_env {
+        if !accounts::is_variable_name(var) {
+            return Err(Error::InvalidFlag {
+                flag,
+                // Not echoed: what was given may be the token itself.
+                value: crate::redact::REDACTED.into(),
+                reason: "give the name of the variable (letters, digits, _), not the token".into(),
+            });
+        }
+        if !args.allow_unset && env.get(var).is_none_or(str::is_empty) {
+            return Err(Error::InvalidFlag {
+                flag,
+                value: var.clone(),
+                reason: "is not set in this environment; set it, or pass --allow-unset when it is set only where the worker runs".into(),
+            });
+        }
+        return Ok(Some(Credential::OauthTokenEnv(var.clone())));
+    }
+    let path = args.oauth_token_file.as_ref().expect("matched above");
+    Ok(Some(Credential::OauthTokenFile(absolute(flag, path)?)))
 }
 
 /// Adds an account. A login directory that is not here, or a key variable that is not set,

@@ -2,6 +2,7 @@
 //! environment, builds a report, hands it to `output`, and returns an [`Exit`].
 
 mod accounts;
+mod ci;
 mod completions;
 mod doctor;
 mod init;
@@ -16,7 +17,7 @@ mod runtime;
 mod status;
 mod volumes;
 
-use crate::cli::{Command, InternalCommand, RuntimeCommand};
+use crate::cli::{CiCommand, Command, InternalCommand, RuntimeCommand};
 use crate::error::{Error, Result};
 use crate::exit::Exit;
 use crate::source::Env;
@@ -36,6 +37,7 @@ pub fn run(command: Command, env: &Env) -> Result<Exit> {
         Command::Accounts(cmd) => accounts::run(cmd, env),
         Command::Renew(args) => renew::run(args, env),
         Command::Doctor(args) => doctor::run(args, env),
+        Command::Ci(CiCommand::Check(args)) => ci::check(args, env),
         Command::Completions(args) => completions::run(args),
         Command::Man => man::run(),
         Command::Internal(InternalCommand::ApplyLogin(args)) => internal::apply_login(args),

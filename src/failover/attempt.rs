@@ -60,10 +60,18 @@ impl Failover<'_> {
                 self.request.cli_max_retries.to_string(),
             ));
         }
-        if let Some(key) = &candidate.key {
-            for var in api_key_vars(runtime) {
-                set.push((var.to_string(), key.expose().to_string()));
+        match (&candidate.key, &candidate.token) {
+            (Some(token), Some(_)) => {
+                for var in super::oauth_token_vars(runtime) {
+                    set.push((var.to_string(), token.expose().to_string()));
+                }
             }
+            (Some(key), None) => {
+                for var in api_key_vars(runtime) {
+                    set.push((var.to_string(), key.expose().to_string()));
+                }
+            }
+            (None, _) => {}
         }
         // Every credential variable out, then only the one this attempt uses back in
         // (`set` wins over `remove`): a custom key variable of one account
@@ -112,6 +120,7 @@ impl Failover<'_> {
                 duration_ms: f.ended.duration_since(f.started).as_millis() as u64,
                 switch_ms,
                 renewal: renewed.map(|r| r.as_str().to_string()),
+                carried: false,
             });
             let retry = matches!(c.outcome, Outcome::Throttle { .. } | Outcome::Overload);
             if !retry || tries >= request.throttle_retries || f.interrupted_by.is_some() {

@@ -77,6 +77,7 @@ impl Failover<'_> {
                 report.ok = exit == 0;
                 report.finished_by = Some(alias);
                 report.api_billing_used = candidate.kind == AccountKind::ApiKey;
+                report.credential_kind = Some(candidate.credential_kind());
                 return Ok(Next::Done);
             }
             Outcome::UsageLimit { resets_at, .. } => {
@@ -110,7 +111,14 @@ impl Failover<'_> {
                     account: alias.clone(),
                     reason: "auth-failure".into(),
                     until: None,
-                    fix: Some(crate::agents::account_login_command(runtime, &alias)),
+                    fix: Some(match &candidate.token {
+                        // A setup-token has no refresh token: only a new one helps.
+                        Some(var) => format!(
+                            "the OAuth token in {var} was refused (revoked or expired): run `claude setup-token` and store the new token there (in a workflow, the claude_code_oauth_token secret){}",
+                            if candidate.stored { format!(", then moonauth accounts enable {alias}") } else { String::new() }
+                        ),
+                        None => crate::agents::account_login_command(runtime, &alias),
+                    }),
                 });
                 true
             }

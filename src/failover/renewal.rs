@@ -21,7 +21,8 @@ pub(super) enum Renewal {
 impl Failover<'_> {
     /// Renews an OAuth candidate's login in `dir` before its start.
     pub(super) fn renew_before_start(&mut self, candidate: &Candidate, dir: &Path) -> Result<Renewal> {
-        if candidate.kind != AccountKind::Oauth {
+        // A key or an OAuth token has no login file to refresh.
+        if candidate.kind != AccountKind::Oauth || candidate.token.is_some() {
             return Ok(Renewal::Start(None));
         }
         let runtime = self.request.runtime;
@@ -53,6 +54,7 @@ impl Failover<'_> {
                     duration_ms: 0,
                     switch_ms: None,
                     renewal: Some(renewal.status.as_str().to_string()),
+                    carried: false,
                 });
                 self.unavailable.push(Unavailable {
                     account: alias.clone(),

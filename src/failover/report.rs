@@ -1,17 +1,15 @@
 //! What `moonauth run` reports: each attempt, the accounts that were out, which
-//! credential finished the work (schema `moonauth.run.v1`, docs/failover.md), and the
-//! GitHub Actions summary of it.
+//! credential finished the work and on what kind of credential (schema `moonauth.run.v1`,
+//! docs/failover.md). Its GitHub Actions renderings are `github`'s.
 
-use std::path::Path;
-
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::agents::Runtime;
 use crate::rotation::PassedOver;
 use crate::state::accounts::AccountKind;
 
-/// One attempt, as reported.
-#[derive(Debug, Clone, Serialize)]
+/// One attempt, as reported (and carried between jobs by `run --save-state`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Attempt {
     pub account: String,
     pub kind: AccountKind,
@@ -33,10 +31,43 @@ pub struct Attempt {
     /// What moonauth's own refresh did before the start (`fresh`, `refreshed`, …).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub renewal: Option<String>,
+    /// Made by an earlier job of the same work (`run --resume-from`), not by this run.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub carried: bool,
+}
+
+/// What kind of credential finished the work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CredentialKind {
+    /// A subscription login in a login directory.
+    OauthLogin,
+    /// A subscription's OAuth token from the environment (`CLAUDE_CODE_OAUTH_TOKEN`).
+    OauthToken,
+    /// An API key (API billing).
+    ApiKey,
+}
+
+impl std::fmt::Display for CredentialKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CredentialKind::OauthLogin => "oauth-login",
+            CredentialKind::OauthToken => "oauth-token",
+            CredentialKind::ApiKey => "api-key",
+        })
+    }
+}
+
+/// Why a run that ran out of credentials did not use an API key.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyNotUsedReport {
+    /// `fallback-off`, `auth-failure` or `no-api-key`.
+    pub code: &'static str,
+    pub message: String,
 }
 
 /// An account that could not be used, for the exhaustion listing.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Unavailable {
     pub account: String,
     pub reason: String,
@@ -56,6 +87,14 @@ pub struct RunReport {
     /// The account whose credential finished the work.
     pub finished_by: Option<String>,
     pub api_billing_used: bool,
+    /// What kind of credential finished the work.
+    pub credential_kind: Option<CredentialKind>,
+    /// Why the run fell back to an API key (`usage-limit`), when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fallback_reason: Option<String>,
+    /// Why no API key was tried, when every credential was out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_key_not_used: Option<KeyNotUsedReport>,
     /// Every credential was out: the run ends with exit 10.
     pub exhausted: bool,
     pub attempts: Vec<Attempt>,
@@ -86,6 +125,9 @@ impl RunReport {
             exit_code: 1,
             finished_by: None,
             api_billing_used: false,
+            credential_kind: None,
+            fallback_reason: None,
+            api_key_not_used: None,
             exhausted: false,
             attempts: Vec::new(),
             unavailable: Vec::new(),
@@ -94,53 +136,3 @@ impl RunReport {
 }
 
 pub(crate) use crate::time::rfc3339;
-
-/// Writes the GitHub Actions job summary table and an annotation for a finished run.
-pub fn github_summary(report: &RunReport, summary_file: Option<&Path>) -> std::io::Result<()> {
-    use std::io::Write;
-    if let Some(path) = summary_file {
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
-        writeln!(f, "### moonauth run ({})\n", report.runtime)?;
-        writeln!(f, "| # | account | kind | outcome | reason | resets at | session |")?;
-        writeln!(f, "|---|---|---|---|---|---|---|")?;
-        for (i, a) in report.attempts.iter().enumerate() {
-            writeln!(
-                f,
-                "| {} | {} | {} | {} | {} | {} | {} |",
-                i + 1,
-                a.account,
-                a.kind.as_str(),
-                a.outcome,
-                a.reason.as_deref().unwrap_or("").replace('|', "\\|"),
-                a.resets_at.as_deref().unwrap_or(""),
-                a.session_id.as_deref().unwrap_or("")
-            )?;
-        }
-        let paid = match (&report.finished_by, report.api_billing_used) {
-            (Some(a), true) => format!("finished on **{a}** (API key billing)"),
-            (Some(a), false) => format!("finished on **{a}** (subscription)"),
-            (None, _) => "did not finish".into(),
-        };
-        writeln!(f, "\n{paid}\n")?;
-    }
-    let line = match (&report.finished_by, report.api_billing_used, report.attempts.len()) {
-        (Some(a), true, _) => format!(
-            "::warning title=moonauth::{} run finished on API key {a} (API billing)",
-            report.runtime
-        ),
-        (Some(a), false, 1) => format!(
-            "::notice title=moonauth::{} run finished on account {a}",
-            report.runtime
-        ),
-        (Some(a), false, n) => format!(
-            "::notice title=moonauth::{} run failed over and finished on account {a} after {n} attempts",
-            report.runtime
-        ),
-        (None, _, _) => format!(
-            "::warning title=moonauth::{} run did not finish (exit {})",
-            report.runtime, report.exit_code
-        ),
-    };
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{line}")
-}

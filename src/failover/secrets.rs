@@ -53,12 +53,14 @@ fn named_key_vars(state: Option<&accounts::State>) -> Vec<String> {
     let mut vars: Vec<String> = state
         .accounts
         .iter()
-        .filter_map(|a| a.api_key_env.clone())
+        .flat_map(|a| [a.api_key_env.clone(), a.oauth_token_env.clone()])
+        .flatten()
         .chain(
             state
                 .unreadable_accounts
                 .iter()
-                .filter_map(|r| r.get("api_key_env").and_then(serde_json::Value::as_str))
+                .flat_map(|r| ["api_key_env", "oauth_token_env"].map(|k| r.get(k).and_then(serde_json::Value::as_str)))
+                .flatten()
                 .filter(|v| accounts::is_variable_name(v))
                 .map(str::to_string),
         )

@@ -13,7 +13,7 @@ use std::time::SystemTime;
 use crate::agents::Runtime;
 use crate::state::accounts::{availability, Account, AccountKind, Availability, State};
 
-pub use plan::{Choice, KeySource, PassedOver, Plan};
+pub use plan::{Choice, EnvCredentials, KeyNotUsed, KeySource, PassedOver, Plan};
 
 /// The order accounts are tried in: OAuth before API keys, lower priority first, then
 /// the least recently used (never used first), then by alias so the order is total.

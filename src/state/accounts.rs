@@ -128,6 +128,13 @@ pub struct Account {
     /// API key: the file holding the key (moonauth never stores a key).
     #[serde(default)]
     pub api_key_file: Option<PathBuf>,
+    /// OAuth token (Claude's `claude setup-token`): the variable holding it, handed to the
+    /// CLI as `CLAUDE_CODE_OAUTH_TOKEN` (moonauth never stores a token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth_token_env: Option<String>,
+    /// OAuth token: the file holding it (first non-empty line).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth_token_file: Option<PathBuf>,
     /// Disabled accounts are never picked.
     #[serde(default = "enabled_by_default")]
     pub enabled: bool,
@@ -183,6 +190,10 @@ pub enum Credential {
     ApiKeyEnv(String),
     /// An API key in this file.
     ApiKeyFile(PathBuf),
+    /// A subscription's OAuth token (`claude setup-token`) in this environment variable.
+    OauthTokenEnv(String),
+    /// A subscription's OAuth token in this file.
+    OauthTokenFile(PathBuf),
 }
 
 impl Account {
@@ -196,6 +207,8 @@ impl Account {
             volume: None,
             api_key_env: None,
             api_key_file: None,
+            oauth_token_env: None,
+            oauth_token_file: None,
             enabled: true,
             priority,
             cooldown_until: None,
@@ -220,13 +233,22 @@ impl Account {
                 account.kind = AccountKind::ApiKey;
                 account.api_key_file = Some(path);
             }
+            Credential::OauthTokenEnv(var) => account.oauth_token_env = Some(var),
+            Credential::OauthTokenFile(path) => account.oauth_token_file = Some(path),
         }
         account
     }
 
+    /// Whether this is an OAuth token account (no login directory: nothing to refresh).
+    pub fn is_oauth_token(&self) -> bool {
+        self.kind == AccountKind::Oauth && (self.oauth_token_env.is_some() || self.oauth_token_file.is_some())
+    }
+
     /// Where the credential is, in one token: the login directory, `env:VAR` or `file:PATH`.
     pub fn location(&self) -> String {
-        match (&self.login_dir, &self.api_key_env, &self.api_key_file) {
+        let var = self.api_key_env.as_ref().or(self.oauth_token_env.as_ref());
+        let file = self.api_key_file.as_ref().or(self.oauth_token_file.as_ref());
+        match (&self.login_dir, var, file) {
             (Some(dir), _, _) => dir.display().to_string(),
             (None, Some(var), _) => format!("env:{var}"),
             (None, None, Some(path)) => format!("file:{}", path.display()),
@@ -242,6 +264,12 @@ impl Account {
             Availability::NeedsRelogin => Some(match self.kind {
                 // The login clears the mark itself when it can reach this store; from a host
                 // whose store is elsewhere (a compose volume), `enable` does.
+                // A setup-token has no refresh token: only a new one helps.
+                AccountKind::Oauth if self.is_oauth_token() => format!(
+                    "run `claude setup-token` and put the new token in {}, then moonauth accounts enable {}",
+                    self.location(),
+                    self.alias
+                ),
                 AccountKind::Oauth => format!(
                     "{}, then moonauth accounts enable {}",
                     crate::agents::login_command(self.runtime, Some(&self.alias)),
@@ -350,6 +378,15 @@ pub fn record_problem(account: &Account) -> Option<String> {
     }
     if account.kind == AccountKind::ApiKey && account.api_key_env.is_none() && account.api_key_file.is_none() {
         return Some("an api-key account needs api_key_env or api_key_file".into());
+    }
+    if account.oauth_token_env.as_deref().is_some_and(|v| !is_variable_name(v)) {
+        return Some("oauth_token_env must be the name of a variable (letters, digits, _)".into());
+    }
+    if account.oauth_token_file.as_ref().is_some_and(|p| !p.is_absolute()) {
+        return Some("oauth_token_file must be an absolute path".into());
+    }
+    if account.is_oauth_token() && (account.runtime != Runtime::Claude || account.login_dir.is_some()) {
+        return Some("an OAuth token account is a Claude account without a login directory".into());
     }
     None
 }

@@ -35,6 +35,19 @@ pub fn probe(account: &Account, env: &Env, now: SystemTime) -> Option<Problem> {
     let login_cmd = crate::agents::login_command(runtime, Some(alias));
     let problem = |status, detail: String, fix: String| Some(Problem { status, detail, fix });
     match account.kind {
+        AccountKind::Oauth if account.is_oauth_token() => match (&account.oauth_token_env, &account.oauth_token_file) {
+            (Some(var), _) if env.get(var).is_none_or(str::is_empty) => problem(
+                "token-unset",
+                format!("{var} is not set in this environment"),
+                format!("set {var} where moonauth runs (a `claude setup-token` token)"),
+            ),
+            (None, Some(path)) if !path.is_file() => problem(
+                "no-token-file",
+                format!("token file {} does not exist here", path.display()),
+                format!("put a `claude setup-token` token in {}", path.display()),
+            ),
+            _ => None,
+        },
         AccountKind::Oauth => {
             let dir = account.login_dir.as_ref()?;
             if !dir.is_dir() {

@@ -547,7 +547,7 @@ struct AccountV1 {
 }
 
 /// The fields of a version-2 account record (what [`Account`] reads itself).
-const V2_ACCOUNT_FIELDS: [&str; 16] = [
+const V2_ACCOUNT_FIELDS: [&str; 18] = [
     "alias",
     "runtime",
     "kind",
@@ -555,6 +555,8 @@ const V2_ACCOUNT_FIELDS: [&str; 16] = [
     "volume",
     "api_key_env",
     "api_key_file",
+    "oauth_token_env",
+    "oauth_token_file",
     "enabled",
     "priority",
     "cooldown_until",

@@ -64,6 +64,22 @@ fn respond(reply: &Reply, request: &Request) -> Response {
                 .header("anthropic-ratelimit-unified-representative-claim", "five_hour")
                 .header("anthropic-ratelimit-unified-fallback-percentage", "0.5")
         }
+        Reply::SevenDayLimit { resets_at } => {
+            let reset = epoch_secs(*resets_at);
+            let body = error(
+                "rate_limit_error",
+                "This request would exceed your account's rate limit. Please try again later.",
+            );
+            Response::json(429, &body)
+                .header("retry-after", secs_until(*resets_at).max(1))
+                .header("anthropic-ratelimit-unified-status", "rejected")
+                .header("anthropic-ratelimit-unified-reset", reset)
+                .header("anthropic-ratelimit-unified-5h-status", "allowed")
+                .header("anthropic-ratelimit-unified-5h-utilization", "0.3")
+                .header("anthropic-ratelimit-unified-7d-status", "rejected")
+                .header("anthropic-ratelimit-unified-7d-reset", reset)
+                .header("anthropic-ratelimit-unified-7d-utilization", "1.0")
+        }
         Reply::Throttle => Response::json(
             429,
             &error(

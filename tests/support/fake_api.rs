@@ -14,6 +14,10 @@ pub enum Reply {
     Ok,
     /// The subscription quota is used up until `resets_at`.
     UsageLimit { resets_at: SystemTime },
+    /// The seven-day window is used up, in the shape of claude-code-action #1613: a 429
+    /// whose only window rejected is `anthropic-ratelimit-unified-7d-status`, with no
+    /// representative claim (Anthropic); the same as `UsageLimit` for OpenAI.
+    SevenDayLimit { resets_at: SystemTime },
     /// A plain 429: too many requests, no quota signal.
     Throttle,
     /// 529 (Anthropic) / 503 (OpenAI).
@@ -30,7 +34,7 @@ impl Reply {
     pub fn expected_kind(&self) -> &'static str {
         match self {
             Reply::Ok => "success",
-            Reply::UsageLimit { .. } => "usage-limit",
+            Reply::UsageLimit { .. } | Reply::SevenDayLimit { .. } => "usage-limit",
             Reply::Throttle => "throttle",
             Reply::Overload => "overload",
             Reply::Unauthorized | Reply::UnauthorizedEcho => "auth-failure",
@@ -42,6 +46,7 @@ impl Reply {
         match self {
             Reply::Ok => "ok",
             Reply::UsageLimit { .. } => "usage-limit",
+            Reply::SevenDayLimit { .. } => "seven-day-limit",
             Reply::Throttle => "throttle",
             Reply::Overload => "overload",
             Reply::Unauthorized => "unauthorized",

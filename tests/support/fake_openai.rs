@@ -65,7 +65,7 @@ fn token_endpoint(request: &Request) -> Option<Response> {
 fn respond(reply: &Reply, request: &Request) -> Response {
     match reply {
         Reply::Ok => ok(),
-        Reply::UsageLimit { resets_at } => Response::json(
+        Reply::UsageLimit { resets_at } | Reply::SevenDayLimit { resets_at } => Response::json(
             429,
             &json!({"error": {"type": "usage_limit_reached", "message": "The usage limit has been reached",
                 "plan_type": "plus", "resets_at": epoch_secs(*resets_at), "resets_in_seconds": secs_until(*resets_at)}}),
