@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::checks;
 use crate::checks::preflight::{CheckStatus, PreflightReport};
-use crate::credentials::LoginReport;
+use crate::credentials::{LoginClass, LoginReport};
 use crate::docker::status::VolumeList;
 use crate::docker::volumes::{EnsureReport, Ensured, RemoveReport, Removed};
 use crate::init::InitReport;
@@ -52,23 +52,52 @@ pub fn emit<R: Render>(report: &R, json: bool) -> io::Result<()> {
     }
 }
 
-fn status_word(s: CheckStatus) -> &'static str {
-    match s {
-        CheckStatus::Ok => "ok",
-        CheckStatus::Warn => "warn",
-        CheckStatus::Fail => "FAIL",
+/// The mark of a check, as `gh auth status` shows it: ✓ passed, ! passed with a
+/// warning, ✗ failed. The mark carries the verdict, so the text reads the same with or
+/// without colour.
+pub fn mark(status: CheckStatus) -> char {
+    match status {
+        CheckStatus::Ok => '✓',
+        CheckStatus::Warn => '!',
+        CheckStatus::Fail => '✗',
+    }
+}
+
+/// One check as a report line, `{indent}✓ text`, and for a warning or a failure its fix
+/// on the next line, under the text. `doctor`, `preflight` and `status` all write their
+/// checks through this, so the three read alike.
+fn check_line(
+    w: &mut dyn Write,
+    indent: usize,
+    status: CheckStatus,
+    text: std::fmt::Arguments<'_>,
+    fix: Option<&str>,
+) -> io::Result<()> {
+    writeln!(w, "{:indent$}{} {text}", "", mark(status))?;
+    match fix.filter(|_| status != CheckStatus::Ok) {
+        Some(fix) => writeln!(w, "{:width$}fix: {fix}", "", width = indent + 4),
+        None => Ok(()),
     }
 }
 
 impl Render for PreflightReport {
+    /// One block per runtime, `gh auth status` style: who the login belongs to and where
+    /// its token lives, then each check with its mark and, when it did not pass, its fix.
     fn human(&self, w: &mut dyn Write) -> io::Result<()> {
         writeln!(w, "moonauth preflight · mode {} ({})", self.mode, self.mode_source)?;
+        let mut block = None;
         for c in &self.checks {
-            let rt = c.runtime.map(|r| r.as_str()).unwrap_or("-");
-            writeln!(w, "{:<5} {:<7} {:<16} {}", status_word(c.status), rt, c.check, c.detail)?;
-            if let Some(fix) = &c.fix {
-                writeln!(w, "{:<30}fix: {fix}", "")?;
+            if block != Some(c.runtime) {
+                block = Some(c.runtime);
+                preflight_block_header(w, c.runtime, &self.checks)?;
             }
+            check_line(
+                w,
+                2,
+                c.status,
+                format_args!("{}: {}", c.check, c.detail),
+                c.fix.as_deref(),
+            )?;
         }
         let failed = self.checks.iter().filter(|c| c.status == CheckStatus::Fail).count();
         let warned = self.checks.iter().filter(|c| c.status == CheckStatus::Warn).count();
@@ -109,10 +138,8 @@ impl Render for crate::checks::ci::CiReport {
             or_dash(&self.runner.environment)
         )?;
         for c in &self.checks {
-            writeln!(w, "{:<5} {:<16} {}", status_word(c.status), c.check, c.detail)?;
-            if let Some(fix) = &c.fix {
-                writeln!(w, "{:<23}fix: {fix}", "")?;
-            }
+            let text = format_args!("{}: {}", c.check, c.detail);
+            check_line(w, 2, c.status, text, c.fix.as_deref())?;
         }
         if let Some(claims) = &self.oidc.claims {
             writeln!(w, "OIDC claims (audience {}):", self.oidc.audience)?;
@@ -134,6 +161,35 @@ impl Render for crate::checks::ci::CiReport {
         } else {
             writeln!(w, "not ready (exit {}: {})", exit.code(), exit.meaning())
         }
+    }
+}
+
+/// The first line of a runtime's block in the preflight report: the runtime, who its
+/// login belongs to, and the file its token lives in (from the `login` check).
+fn preflight_block_header(
+    w: &mut dyn Write,
+    runtime: Option<crate::agents::Runtime>,
+    checks: &[checks::Check],
+) -> io::Result<()> {
+    let Some(runtime) = runtime else {
+        return writeln!(w, "worker");
+    };
+    let login = checks
+        .iter()
+        .filter(|c| c.runtime == Some(runtime))
+        .find_map(|c| c.login.as_ref());
+    let Some(login) = login else {
+        return writeln!(w, "{runtime}");
+    };
+    let file = login.file.display();
+    match login.inspection.class {
+        LoginClass::Missing => return writeln!(w, "{runtime}: no login yet, expected in {file}"),
+        LoginClass::ApiKey => return writeln!(w, "{runtime}: an API key, in {file}"),
+        _ => {}
+    }
+    match identity(&login.inspection) {
+        Some(who) => writeln!(w, "{runtime}: account {who}, token in {file}"),
+        None => writeln!(w, "{runtime}: account not recorded, token in {file}"),
     }
 }
 
@@ -237,6 +293,8 @@ impl Render for ResolveReport {
 }
 
 impl Render for crate::docker::status::StatusReport {
+    /// One block per volume, `gh auth status` style: whether its login works (with the
+    /// fix when it does not), who it belongs to, and where the token lives.
     fn human(&self, w: &mut dyn Write) -> io::Result<()> {
         if let Some(c) = &self.fleet {
             let mark = match c.status {
@@ -251,38 +309,30 @@ impl Render for crate::docker::status::StatusReport {
         }
         for v in &self.volumes {
             writeln!(w, "{} ({}, account {})", v.volume, v.runtime, v.account)?;
-            match (&v.login, v.exists) {
-                (_, false) => writeln!(w, "  x volume does not exist")?,
-                (None, true) => writeln!(w, "  x login not read")?,
-                (Some(l), true) => {
-                    let i = &l.inspection;
-                    let mark = match v.check().status {
-                        CheckStatus::Ok => "ok",
-                        CheckStatus::Warn => "!",
-                        CheckStatus::Fail => "x",
-                    };
-                    let state = if l.usable { "Logged in" } else { "Not usable" };
-                    writeln!(w, "  {mark} {state}: {} - {}", i.class.as_str(), i.detail)?;
-                    if let Some(plan) = &i.plan {
-                        writeln!(w, "  - Plan: {plan}")?;
-                    }
-                    if let Some(who) = identity(i) {
-                        writeln!(w, "  - Account: {who}")?;
-                    }
-                    if let Some(t) = i.expires_at {
-                        writeln!(w, "  - Token expires: {}", crate::credentials::rfc3339(t))?;
-                    }
-                    if let Some(t) = i.last_refresh {
-                        writeln!(w, "  - Last refresh: {}", crate::credentials::rfc3339(t))?;
-                    }
-                    writeln!(w, "  - Mounted at: {} in workers", l.dir.display())?;
-                    if !v.managed {
-                        writeln!(w, "  - Not labelled by moonauth (created elsewhere)")?;
-                    }
-                }
+            let check = v.check();
+            let fix = check.fix.as_deref();
+            let Some(l) = v.login.as_ref().filter(|_| v.exists) else {
+                check_line(w, 2, check.status, format_args!("{}", check.detail), fix)?;
+                continue;
+            };
+            let i = &l.inspection;
+            let state = if l.usable { "Logged in" } else { "Not usable" };
+            check_line(w, 2, check.status, format_args!("{state}: {}", check.detail), fix)?;
+            if let Some(who) = identity(i) {
+                writeln!(w, "  - Account: {who}")?;
             }
-            if let Some(fix) = &v.check().fix {
-                writeln!(w, "  - Fix: {fix}")?;
+            if let Some(plan) = &i.plan {
+                writeln!(w, "  - Plan: {plan}")?;
+            }
+            writeln!(w, "  - Token in: {} in workers (volume {})", l.file.display(), v.volume)?;
+            if let Some(t) = i.expires_at {
+                writeln!(w, "  - Token expires: {}", crate::credentials::rfc3339(t))?;
+            }
+            if let Some(t) = i.last_refresh {
+                writeln!(w, "  - Last refresh: {}", crate::credentials::rfc3339(t))?;
+            }
+            if !v.managed {
+                writeln!(w, "  - Not labelled by moonauth (created elsewhere)")?;
             }
         }
         Ok(())
@@ -642,17 +692,16 @@ impl Render for crate::docker::doctor::DoctorReport {
     fn human(&self, w: &mut dyn Write) -> io::Result<()> {
         writeln!(w, "moonauth doctor")?;
         for c in &self.checks {
-            let mark = match c.status {
-                CheckStatus::Ok => '✓',
-                CheckStatus::Warn => '!',
-                CheckStatus::Fail => '✗',
-            };
+            let fix = c.fix.as_deref();
             match c.runtime {
-                Some(rt) => writeln!(w, "  {mark} {} {}: {}", c.check, rt.as_str(), c.detail)?,
-                None => writeln!(w, "  {mark} {}: {}", c.check, c.detail)?,
-            }
-            if let Some(fix) = c.fix.as_ref().filter(|_| c.status != CheckStatus::Ok) {
-                writeln!(w, "      fix: {fix}")?;
+                Some(rt) => check_line(
+                    w,
+                    2,
+                    c.status,
+                    format_args!("{} {}: {}", c.check, rt.as_str(), c.detail),
+                    fix,
+                )?,
+                None => check_line(w, 2, c.status, format_args!("{}: {}", c.check, c.detail), fix)?,
             }
         }
         if !self.network {
@@ -666,12 +715,13 @@ impl Render for crate::docker::doctor::DoctorReport {
         let warned = self.checks.iter().filter(|c| c.status == CheckStatus::Warn).count();
         let total = self.checks.len();
         if failed == 0 {
-            writeln!(w, "ok: {total} checks, {warned} warning(s)")
+            writeln!(w, "ok: {total} checks, {}", plural(warned, "warning", "warnings"))
         } else {
             let exit = self.exit();
             writeln!(
                 w,
-                "{failed} of {total} checks failed, {warned} warning(s) (exit {}: {})",
+                "{failed} of {total} checks failed, {} (exit {}: {})",
+                plural(warned, "warning", "warnings"),
                 exit.code(),
                 exit.meaning()
             )

@@ -372,25 +372,29 @@ impl Drop for Project {
             self.compose(&["down", "--volumes", "--remove-orphans", "--timeout", "1"]),
             None,
         );
-        // Whatever compose could not take down (a run killed midway, a broken file).
-        let label = format!("label=com.docker.compose.project={}", self.name);
-        let ids = run(docker(&["ps", "--all", "--quiet", "--filter", &label]), None);
-        for id in ids.stdout.split_whitespace() {
-            let _ = run(docker(&["rm", "--force", "--volumes", id]), None);
-        }
-        let _ = run(
-            docker(&[
-                "volume",
-                "rm",
-                "--force",
-                &self.codex_volume,
-                &self.claude_volume,
-                &format!("{}-state", self.name),
-            ]),
-            None,
+        remove_leftovers(
+            &self.name,
+            &[
+                self.codex_volume.clone(),
+                self.claude_volume.clone(),
+                format!("{}-state", self.name),
+            ],
         );
-        let _ = run(docker(&["network", "rm", &format!("{}_default", self.name)]), None);
     }
+}
+
+/// Removes what compose could not take down (a run killed midway, a broken file): the
+/// project's containers, `volumes` and its default network.
+fn remove_leftovers(project: &str, volumes: &[String]) {
+    let label = format!("label=com.docker.compose.project={project}");
+    let ids = run(docker(&["ps", "--all", "--quiet", "--filter", &label]), None);
+    for id in ids.stdout.split_whitespace() {
+        let _ = run(docker(&["rm", "--force", "--volumes", id]), None);
+    }
+    let mut rm = docker(&["volume", "rm", "--force"]);
+    rm.args(volumes);
+    let _ = run(rm, None);
+    let _ = run(docker(&["network", "rm", &format!("{project}_default")]), None);
 }
 
 fn assert_no_canary(r: &Run, what: &str) {
@@ -446,12 +450,8 @@ fn docker_compose_worker_without_a_login_fails_preflight_and_never_runs_its_comm
         "the worker command ran: {}",
         r.describe("compose run")
     );
-    let fail = r.output.lines().find(|l| l.contains("FAIL") && l.contains("login"));
-    assert!(
-        fail.is_some(),
-        "no FAIL line for the login: {}",
-        r.describe("compose run")
-    );
+    let fail = r.output.lines().find(|l| l.starts_with("  ✗ login: "));
+    assert!(fail.is_some(), "no failed login check: {}", r.describe("compose run"));
     assert!(
         r.output.contains("moonauth login codex"),
         "the failure does not say to run `moonauth login codex`: {}",
@@ -696,4 +696,257 @@ fn docker_compose_takes_the_volumes_moonauth_made_without_a_label_warning() {
         "compose warned about moonauth's labels: {}",
         r.output
     );
+}
+
+/// Where `scripts/build-static.sh` leaves the static moonauth, relative to the checkout;
+/// the quick start puts it on PATH and into the worker image from there.
+const STATIC_IN_CHECKOUT: &str = "target/x86_64-unknown-linux-musl/release/moonauth";
+
+/// The shell block of the README's "Quick start with compose" section.
+fn readme_quick_start(readme: &str) -> String {
+    let section = readme
+        .split("\n## ")
+        .find(|s| s.starts_with("Quick start with compose"))
+        .expect("README.md has a \"Quick start with compose\" section");
+    let block = section
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n```").next())
+        .expect("the quick start section has a ```sh block");
+    block.to_string()
+}
+
+/// Replaces the one line of `script` that starts with `start` by what `with` makes of it;
+/// the README must still hold that step.
+fn replace_step(script: &str, start: &str, with: impl Fn(&str) -> String) -> String {
+    let matching: Vec<&str> = script.lines().filter(|l| l.starts_with(start)).collect();
+    assert_eq!(
+        matching.len(),
+        1,
+        "the README's quick start should have one line starting with `{start}`:\n{script}"
+    );
+    script
+        .lines()
+        .map(|l| if l.starts_with(start) { with(l) } else { l.to_string() })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// One run of the quick start: a fresh clone, names of its own for the image, the volumes
+/// and the compose project; `Drop` removes the containers, volumes, network and image.
+struct QuickStart {
+    name: String,
+    compose: Vec<String>,
+    dir: tempfile::TempDir,
+}
+
+impl QuickStart {
+    fn new() -> QuickStart {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        QuickStart {
+            name: format!("moonauth-qs-{}-{nanos}", std::process::id()),
+            compose: compose_program().expect("checked by docker_ready"),
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    fn clone_dir(&self) -> PathBuf {
+        self.dir.path().join("moonauth")
+    }
+
+    fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+
+    fn image(&self) -> String {
+        format!("{}-worker:latest", self.name)
+    }
+
+    fn volumes(&self) -> [String; 3] {
+        ["codex", "claude", "state"].map(|v| format!("{}-{v}", self.name))
+    }
+
+    /// `program` as a newcomer runs it in the clone: the host's PATH and engine, a home of
+    /// the test's own (with the fake logins in ~/.claude and ~/.codex), and no moonauth,
+    /// CLI or compose settings from the test process.
+    fn newcomer(&self, program: &str) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.current_dir(self.clone_dir())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.home());
+        if let Some(host) = std::env::var_os("DOCKER_HOST") {
+            cmd.env("DOCKER_HOST", host);
+        }
+        cmd
+    }
+
+    /// The newcomer's shell running `script`, stopping at the first failing line.
+    fn shell(&self, script: &str) -> Command {
+        let mut cmd = self.newcomer("sh");
+        cmd.args(["-eux", "-c", script]);
+        cmd
+    }
+
+    /// The ids of the project's containers of `service`.
+    fn containers(&self, service: &str) -> Vec<String> {
+        let project = format!("label=com.docker.compose.project={}", self.name);
+        let service = format!("label=com.docker.compose.service={service}");
+        let r = docker_ok(
+            &["ps", "--all", "--quiet", "--filter", &project, "--filter", &service],
+            None,
+        );
+        r.stdout.split_whitespace().map(String::from).collect()
+    }
+
+    /// Waits for the one container of `service` to exit; its exit code and its logs.
+    fn finished(&self, service: &str) -> (String, Run) {
+        let ids = self.containers(service);
+        assert_eq!(ids.len(), 1, "one {service} container in {}: {ids:?}", self.name);
+        let code = docker_ok(&["wait", &ids[0]], None).stdout.trim().to_string();
+        (code, docker_ok(&["logs", &ids[0]], None))
+    }
+}
+
+impl Drop for QuickStart {
+    fn drop(&mut self) {
+        if self.clone_dir().join(".env").exists() {
+            let mut down = self.newcomer(&self.compose[0]);
+            down.args(&self.compose[1..])
+                .args([
+                    "--env-file",
+                    ".env",
+                    "-f",
+                    "compose/docker-compose.yaml",
+                    "-p",
+                    &self.name,
+                ])
+                .args(["down", "--volumes", "--remove-orphans", "--timeout", "1"]);
+            let _ = run(down, None);
+        }
+        remove_leftovers(&self.name, &self.volumes());
+        let _ = run(docker(&["image", "rm", "--force", &self.image()]), None);
+    }
+}
+
+/// The README's quick start, line by line as written, on a fresh `git clone` of this
+/// checkout: `cp .env-template .env`, the static build, PATH, the worker image from
+/// compose/Dockerfile, `login --sync-from` of ~/.claude and ~/.codex, `status`, and
+/// `docker-compose up -d`; then init must have exited 0 and every example worker must have
+/// passed preflight and run its CLI's status command.
+///
+/// What a test cannot do as a newcomer would is replaced, each in one place below: the
+/// `.env` gets names of this run's own (image, volumes, project), the static build is the
+/// one this test process already has (copied where the script leaves it: building it again
+/// in the clone would take minutes and gigabytes), `<your worker image>` is the local
+/// busybox image with stand-in CLIs, the home directory holds fixture logins, and
+/// `docker-compose` is whichever compose program is installed.
+#[test]
+fn the_readme_quick_start_works_on_a_fresh_clone() {
+    if !docker_ready("the_readme_quick_start_works_on_a_fresh_clone") {
+        return;
+    }
+    images();
+    let qs = QuickStart::new();
+    let clone = run(
+        {
+            let mut git = Command::new("git");
+            git.args(["clone", "--quiet"]).arg(repo()).arg(qs.clone_dir());
+            git
+        },
+        None,
+    );
+    assert!(clone.status.success(), "{}", clone.describe("git clone"));
+    for (runtime, case) in [("claude", "valid-max"), ("codex", "chatgpt-valid")] {
+        let from = repo().join("tests/fixtures").join(runtime).join(case);
+        let to = qs.home().join(format!(".{runtime}"));
+        std::fs::create_dir_all(&to).unwrap();
+        for entry in std::fs::read_dir(&from).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+
+    let readme = std::fs::read_to_string(qs.clone_dir().join("README.md")).unwrap();
+    let steps = readme_quick_start(&readme);
+    assert!(
+        steps.contains(STATIC_IN_CHECKOUT),
+        "the quick start no longer uses {STATIC_IN_CHECKOUT}:\n{steps}"
+    );
+    let [codex_volume, claude_volume, state_volume] = qs.volumes();
+    let settings = [
+        ("MOONAUTH_IMAGE", qs.image()),
+        ("CODEX_VOLUME_NAME", codex_volume.clone()),
+        ("CLAUDE_VOLUME_NAME", claude_volume.clone()),
+        ("MOONAUTH_STATE_VOLUME", state_volume),
+        ("COMPOSE_PROJECT_NAME", qs.name.clone()),
+    ];
+    // Editing .env as the README says (and making every name this run's own); each edit
+    // is checked, so a setting the template lost fails here, not as a clash later.
+    let mut script = replace_step(&steps, "cp .env-template .env", |line| {
+        let mut edit = line.to_string();
+        for (var, value) in &settings {
+            edit.push_str(&format!(
+                "\nsed -i 's|^{var}=.*|{var}={value}|' .env && grep -qx '{var}={value}' .env"
+            ));
+        }
+        edit
+    });
+    let static_dir = Path::new(STATIC_IN_CHECKOUT).parent().unwrap().display().to_string();
+    let static_bin = path_str(crate::support::static_moonauth()).to_string();
+    script = replace_step(&script, "scripts/build-static.sh", |_| {
+        format!("mkdir -p {static_dir} && cp '{static_bin}' {STATIC_IN_CHECKOUT}")
+    });
+    script = replace_step(&script, "docker build -f compose/Dockerfile", |line| {
+        assert!(line.contains("<your worker image>") && line.contains("-t moonmind-worker:latest "));
+        line.replace("<your worker image>", TEST_IMAGE)
+            .replace("-t moonmind-worker:latest ", &format!("-t {} ", qs.image()))
+    });
+    script = replace_step(&script, "docker-compose ", |line| {
+        line.replacen("docker-compose", &qs.compose.join(" "), 1)
+    });
+
+    let r = run(qs.shell(&script), None);
+    assert!(
+        r.status.success(),
+        "{}",
+        r.describe(&format!("the quick start:\n{script}\n"))
+    );
+    assert_no_canary(&r, "the quick start");
+
+    // `moonauth status`: one block per volume, each logged in, with who it belongs to.
+    for volume in [&claude_volume, &codex_volume] {
+        let block: Vec<&str> = r
+            .stdout
+            .lines()
+            .skip_while(|l| !l.starts_with(volume.as_str()))
+            .take(3)
+            .collect();
+        assert!(
+            block.len() == 3 && block[1].starts_with("  ✓ Logged in: oauth-valid"),
+            "status does not show {volume} logged in: {block:?}\n{}",
+            r.stdout
+        );
+    }
+    assert!(r.stdout.contains("  - Account: dev@example.com"), "{}", r.stdout);
+
+    let (code, init) = qs.finished("moonauth-init");
+    assert_eq!(code, "0", "{}", init.describe("moonauth-init"));
+    for (service, says) in [
+        ("worker-codex", "Logged in using ChatGPT"),
+        ("worker-claude", "loggedIn"),
+        ("worker-universal", "Logged in using ChatGPT"),
+    ] {
+        let (code, logs) = qs.finished(service);
+        assert_eq!(code, "0", "{}", logs.describe(service));
+        assert!(
+            logs.output.contains("ready:"),
+            "no preflight report: {}",
+            logs.describe(service)
+        );
+        assert!(logs.output.contains(says), "{}", logs.describe(service));
+        assert_no_canary(&logs, service);
+    }
 }

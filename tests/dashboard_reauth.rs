@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::docker::{docker_ready, in_container, static_bin, Volumes, IMAGE};
+use crate::docker::{docker_ready, in_container, Volumes, IMAGE};
 use crate::support::dashboard::Dashboard;
 use crate::support::sandbox::*;
 
@@ -91,7 +91,7 @@ fn docker_dashboard_reauth_relays_the_clis_own_logins() {
     assert!(relogin());
 
     let home = sb.home().display().to_string();
-    let static_bin = static_bin().display().to_string();
+    let static_bin = crate::support::static_moonauth().display().to_string();
     let mut vars = vec![
         ("MOONAUTH_STATE_DIR", st),
         ("HOME", home.as_str()),

@@ -17,40 +17,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::support::moonauth_bin;
+use crate::support::{moonauth_bin, static_moonauth, static_moonauth_if_ready};
 
 pub(crate) const IMAGE: &str = "moonauth-test:latest";
 /// The test image with moonauth removed: a worker image that lacks it.
 const IMAGE_WITHOUT_MOONAUTH: &str = "moonauth-test-no-moonauth:latest";
-
-/// The static moonauth handed to every moonauth these tests run, once `docker_ready` found it.
-static STATIC_BIN: OnceLock<PathBuf> = OnceLock::new();
-
-/// MOONAUTH_STATIC_BIN of the test process, else the binary `scripts/build-static.sh`
-/// builds (it prints `PATH SIZE bytes` last).
-pub(crate) fn static_bin() -> &'static Path {
-    STATIC_BIN.get_or_init(|| {
-        if let Some(path) = std::env::var_os("MOONAUTH_STATIC_BIN").filter(|p| !p.is_empty()) {
-            return PathBuf::from(path);
-        }
-        let out = Command::new(repo().join("scripts/build-static.sh"))
-            .output()
-            .expect("run scripts/build-static.sh");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "building the static moonauth failed: {stdout}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        // `PATH SIZE bytes`: the path may hold spaces, the size does not.
-        let path = stdout
-            .lines()
-            .rev()
-            .find_map(|l| l.strip_suffix(" bytes")?.rsplit_once(' ').map(|(path, _)| path))
-            .unwrap_or_else(|| panic!("scripts/build-static.sh printed no path: {stdout}"));
-        PathBuf::from(path)
-    })
-}
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -89,7 +60,7 @@ pub(crate) fn docker_ready() -> bool {
             "building the test image failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        static_bin();
+        static_moonauth();
         true
     })
 }
@@ -155,7 +126,7 @@ fn cmd(vars: &[(&str, &str)]) -> Command {
     c.env("MOONAUTH_IMAGE", IMAGE);
     // The static moonauth this process built or was given (scripts/test exports it).
     let given = std::env::var_os("MOONAUTH_STATIC_BIN").filter(|p| !p.is_empty());
-    if let Some(bin) = STATIC_BIN.get().map(|p| p.as_os_str().to_owned()).or(given) {
+    if let Some(bin) = static_moonauth_if_ready().map(|p| p.as_os_str().to_owned()).or(given) {
         c.env("MOONAUTH_STATIC_BIN", bin);
     }
     for (k, v) in vars {
@@ -834,7 +805,7 @@ fn docker_login_without_a_terminal_is_exit_9() {
         return;
     }
     // The image and the static moonauth are there: only the terminal is missing.
-    static_bin();
+    static_moonauth();
     let out = run(&[("CLAUDE_VOLUME_NAME", "mt-never-created")], &["login", "claude"]);
     assert_eq!(out.status.code(), Some(9), "{}", text(&out));
     assert!(text(&out).contains("--sync-from"), "{}", text(&out));
@@ -1234,7 +1205,7 @@ fn docker_login_names_a_missing_image_before_asking_for_a_terminal() {
     if !docker_ready() {
         return;
     }
-    static_bin();
+    static_moonauth();
     // No terminal (stdin is /dev/null) and an image the engine does not have: the image
     // is what to fix first, so it is what the person hears (exit 7, not 9).
     let out = cmd(&[("CODEX_VOLUME_NAME", "moonauth-test-never-made")])

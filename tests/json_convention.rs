@@ -123,23 +123,62 @@ fn every_command_without_docker_follows_the_json_convention() {
     let out = rot(&["accounts", "rm", "w"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
 
-    // `accounts` and `renew` reports carry `schema` but not yet `ok`/`exit_code` (their
-    // report types live in state/ and renew/): only the schema is checked for them.
-    let out = sb
-        .moonauth()
-        .args(["accounts", "ls", "--json"])
-        .env("MOONAUTH_STATE_DIR", &state)
-        .output()
-        .unwrap();
-    assert_eq!(json(&out)["schema"], "moonauth.accounts.v1", "{}", stdout(&out));
-    let out = sb
-        .moonauth()
-        .args(["renew", "--json", "--dir"])
-        .arg(&codex_ok)
-        .env("MOONAUTH_STATE_DIR", &state)
-        .output()
-        .unwrap();
-    assert_eq!(json(&out)["schema"], "moonauth.renew.v1", "{}", stdout(&out));
+    // Every `accounts` subcommand, on a store the test fills, and `pick` both when it
+    // picks (0) and when nothing can be picked (10).
+    let accounts = |args: &[&str]| {
+        sb.moonauth()
+            .arg("accounts")
+            .args(args)
+            .arg("--json")
+            .env("MOONAUTH_STATE_DIR", &state)
+            .output()
+            .unwrap()
+    };
+    let claude_dir = claude_ok.to_str().unwrap();
+    for (args, schema, expect) in [
+        (&["ls"][..], "moonauth.accounts.v1", 0),
+        (&["pick", "claude", "--peek"], "moonauth.accounts-pick.v1", 10),
+        (
+            &["add", "main", "--runtime", "claude", "--dir", claude_dir],
+            "moonauth.accounts-change.v1",
+            0,
+        ),
+        (&["ls"], "moonauth.accounts.v1", 0),
+        (&["pick", "claude"], "moonauth.accounts-pick.v1", 0),
+        (&["disable", "main"], "moonauth.accounts-change.v1", 0),
+        (&["pick", "claude"], "moonauth.accounts-pick.v1", 10),
+        (&["enable", "main"], "moonauth.accounts-change.v1", 0),
+        (&["rm", "main"], "moonauth.accounts-change.v1", 0),
+    ] {
+        let out = accounts(args);
+        assert_eq!(
+            code(&out),
+            expect,
+            "accounts {args:?}: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        conforms(&format!("accounts {}", args.join(" ")), &out, schema);
+    }
+
+    // `renew`: a fresh login (0), a dry run (0), and a named login that is missing (4).
+    let empty = sb.empty_dir("no-login");
+    for (args, dir, expect) in [
+        (&["renew", "codex"][..], &codex_ok, 0),
+        (&["renew", "codex", "--dry-run", "--force"], &codex_ok, 0),
+        (&["renew", "codex"], &empty, 4),
+    ] {
+        let out = sb
+            .moonauth()
+            .args(args)
+            .args(["--json", "--dir"])
+            .arg(dir)
+            .env("MOONAUTH_STATE_DIR", &state)
+            .output()
+            .unwrap();
+        assert_eq!(code(&out), expect, "{args:?}: {}{}", stdout(&out), stderr(&out));
+        conforms(&args.join(" "), &out, "moonauth.renew.v1");
+    }
 }
 
 fn docker_answers() -> bool {

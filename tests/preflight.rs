@@ -96,6 +96,20 @@ fn preflight_runs_the_checks_of_each_mode_and_passes_on_valid_logins() {
     }
 }
 
+/// The block of `runtime` in a human preflight report: its header line (`codex: …`, or
+/// just `gemini`) and the indented check lines under it.
+fn block(text: &str, runtime: &str) -> String {
+    let mut lines = text
+        .lines()
+        .skip_while(|l| !(l == &runtime || l.starts_with(&format!("{runtime}: "))));
+    let mut out = lines.next().unwrap_or_default().to_string();
+    for l in lines.take_while(|l| l.starts_with("  ")) {
+        out.push('\n');
+        out.push_str(l);
+    }
+    out
+}
+
 #[test]
 fn preflight_without_the_cli_exits_3_with_an_install_hint() {
     for (mode, runtime, package) in [
@@ -110,7 +124,7 @@ fn preflight_without_the_cli_exits_3_with_an_install_hint() {
         assert_eq!(code(&out), 3, "{mode}: {}", stdout(&out));
         let text = stdout(&out);
         assert!(
-            text.contains(&format!("FAIL  {runtime:<7} cli")),
+            block(&text, runtime).contains("\n  ✗ cli: "),
             "{mode}: no failed cli line:\n{text}"
         );
         assert!(
@@ -254,7 +268,7 @@ fn preflight_with_an_unusable_login_exits_4_and_says_how_to_log_in() {
             let out = w.preflight().args(["--mode", runtime]).output().unwrap();
             let text = stdout(&out);
             assert_eq!(code(&out), 4, "{runtime}/{case}: {text}");
-            assert!(text.contains(&format!("FAIL  {runtime:<7} login")), "{text}");
+            assert!(block(&text, runtime).contains("\n  ✗ login: "), "{text}");
             assert!(text.contains(&format!("fix: run `moonauth login {runtime}`")), "{text}");
         }
     }

@@ -20,23 +20,9 @@ fn ago(s: u64) -> SystemTime {
     SystemTime::now() - Duration::from_secs(s)
 }
 
-/// Environment shared by every real CLI run: an empty one but PATH, a private HOME,
-/// UTC, and the dead proxy for anything not on 127.0.0.1.
+/// Environment shared by every real CLI run (`support::cli::offline`), in `home`.
 pub fn sandboxed(program: &Path, home: &Path) -> Command {
-    let mut c = Command::new(program);
-    c.env_clear()
-        .current_dir(home)
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", home)
-        .env("TZ", "UTC")
-        .env("LANG", "C.UTF-8")
-        .env("HTTPS_PROXY", DEAD_PROXY)
-        .env("HTTP_PROXY", DEAD_PROXY)
-        .env("https_proxy", DEAD_PROXY)
-        .env("http_proxy", DEAD_PROXY)
-        .env("NO_PROXY", "127.0.0.1,localhost")
-        .env("no_proxy", "127.0.0.1,localhost");
-    c
+    crate::support::cli::offline(program, home, home)
 }
 
 /// The arguments of `codex exec` against the fake Responses API with the ChatGPT login.

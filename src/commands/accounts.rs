@@ -175,11 +175,7 @@ fn add(store: &Store, args: AccountAddArgs, env: &Env, now: SystemTime) -> Resul
             problem.fix
         );
     }
-    let report = ChangeReport {
-        schema: "moonauth.accounts-change.v1",
-        action: Action::Added,
-        account: row,
-    };
+    let report = ChangeReport::new(Action::Added, row);
     super::written(output::emit(&report, args.json))?;
     Ok(Exit::Ok)
 }
@@ -195,11 +191,7 @@ fn change(store: &Store, args: AccountArgs, action: Action, now: SystemTime) -> 
         state.account_mut(&args.alias)?.clone()
     };
     guard.commit()?;
-    let report = ChangeReport {
-        schema: "moonauth.accounts-change.v1",
-        action,
-        account: AccountRow::new(&account, now),
-    };
+    let report = ChangeReport::new(action, AccountRow::new(&account, now));
     super::written(output::emit(&report, args.json))?;
     Ok(Exit::Ok)
 }
@@ -213,19 +205,18 @@ fn ls(store: &Store, args: AccountLsArgs, env: &Env, now: SystemTime) -> Result<
         .map(|r| parse_runtime("--runtime", r))
         .transpose()?;
     let state = store.read_unlocked()?;
-    let report = AccountsReport {
-        schema: "moonauth.accounts.v1",
-        state_dir: store.dir().to_path_buf(),
-        revision: state.revision,
-        accounts: state
+    let report = AccountsReport::new(
+        store.dir().to_path_buf(),
+        state.revision,
+        state
             .accounts
             .iter()
             .filter(|a| only.is_none_or(|r| a.runtime == r))
             .map(|a| AccountRow::probed(a, env, now).with_usage(&state, now))
             .collect(),
-        set_aside: state.set_aside.clone(),
-        force: state.force.clone().filter(|f| f.active(now)),
-    };
+        state.set_aside.clone(),
+        state.force.clone().filter(|f| f.active(now)),
+    );
     super::written(output::emit(&report, args.json))?;
     Ok(Exit::Ok)
 }

@@ -90,11 +90,7 @@ pub fn run(args: RenewArgs, env: &Env) -> Result<Exit> {
         exit = worst(exit, this);
         logins.push(outcome);
     }
-    let report = RenewReport {
-        schema: "moonauth.renew.v1",
-        lead_secs: opts.lead.as_secs(),
-        logins,
-    };
+    let report = RenewReport::new(opts.lead, logins, exit);
     super::written(output::emit(&report, args.json))?;
     Ok(exit)
 }

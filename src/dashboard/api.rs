@@ -180,15 +180,14 @@ pub async fn set_enabled(State(app): State<App>, Path(alias): Path<String>, byte
     match outcome {
         Ok((account, written)) => Ok((
             [(REVISION_HEADER, written.to_string())],
-            Json(ChangeReport {
-                schema: "moonauth.accounts-change.v1",
-                action: if account.enabled {
+            Json(ChangeReport::new(
+                if account.enabled {
                     Action::Enabled
                 } else {
                     Action::Disabled
                 },
-                account: AccountRow::new(&account, now),
-            }),
+                AccountRow::new(&account, now),
+            )),
         )
             .into_response()),
         Err(current) => Err(ApiError::new(

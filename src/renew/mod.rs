@@ -230,9 +230,26 @@ fn opt_time<S: Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Err
 #[derive(Debug, Serialize)]
 pub struct RenewReport {
     pub schema: &'static str,
+    /// Whether the command exits 0 (`exit_code` is the exit: the worst of the logins').
+    pub ok: bool,
+    pub exit_code: u8,
     /// The lead in seconds.
     pub lead_secs: u64,
     pub logins: Vec<RenewOutcome>,
+}
+
+impl RenewReport {
+    /// The report of renewing `logins`, which end the command with `exit` (the command
+    /// decides it: a missing login nobody named does not fail it).
+    pub fn new(lead: Duration, logins: Vec<RenewOutcome>, exit: Exit) -> RenewReport {
+        RenewReport {
+            schema: "moonauth.renew.v1",
+            ok: exit == Exit::Ok,
+            exit_code: exit.code(),
+            lead_secs: lead.as_secs(),
+            logins,
+        }
+    }
 }
 
 /// Renews the login of `runtime` in `dir` when it is inside the lead (or `force`); a

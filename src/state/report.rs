@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::agents::Runtime;
 use crate::credentials::{self, LoginClass};
+use crate::exit::Exit;
 use crate::source::Env;
 use crate::state::accounts::{self, Account, AccountKind, Availability};
 use crate::state::usage::{freshness_of, Freshness, History};
@@ -325,18 +326,36 @@ pub enum Action {
 }
 
 /// The report of `add`, `enable`, `disable` and `rm`: the account after the change
-/// (for `rm`, the record that was removed).
+/// (for `rm`, the record that was removed). It exists only for a change that was made,
+/// so it always says `ok` (a refused change is an error, not a report).
 #[derive(Debug, Serialize)]
 pub struct ChangeReport {
     pub schema: &'static str,
+    pub ok: bool,
+    pub exit_code: u8,
     pub action: Action,
     pub account: AccountRow,
 }
 
-/// The report of `accounts ls`.
+impl ChangeReport {
+    pub fn new(action: Action, account: AccountRow) -> ChangeReport {
+        ChangeReport {
+            schema: "moonauth.accounts-change.v1",
+            ok: true,
+            exit_code: Exit::Ok.code(),
+            action,
+            account,
+        }
+    }
+}
+
+/// The report of `accounts ls`. Listing succeeds whatever the accounts' state (their
+/// problems are rows' `status`, not the command's), so it always says `ok`.
 #[derive(Debug, Serialize)]
 pub struct AccountsReport {
     pub schema: &'static str,
+    pub ok: bool,
+    pub exit_code: u8,
     pub state_dir: PathBuf,
     /// The store's revision (number of writes) when it was read.
     pub revision: u64,
@@ -347,4 +366,25 @@ pub struct AccountsReport {
     /// Force mode, while it holds (docs/rotation.md).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub force: Option<crate::state::steering::Force>,
+}
+
+impl AccountsReport {
+    pub fn new(
+        state_dir: PathBuf,
+        revision: u64,
+        accounts: Vec<AccountRow>,
+        set_aside: Vec<accounts::SetAside>,
+        force: Option<crate::state::steering::Force>,
+    ) -> AccountsReport {
+        AccountsReport {
+            schema: "moonauth.accounts.v1",
+            ok: true,
+            exit_code: Exit::Ok.code(),
+            state_dir,
+            revision,
+            accounts,
+            set_aside,
+            force,
+        }
+    }
 }

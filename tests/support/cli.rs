@@ -7,11 +7,10 @@
 //! (`npm ci --prefix tools/clis`). When they are missing a test prints a skip notice and
 //! passes, unless `MOONAUTH_REQUIRE_REAL_CLIS=1`.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Condvar, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -24,8 +23,7 @@ pub const CODEX_PINNED: &str = "0.169.0";
 /// Long enough for a cold start on a loaded machine; every case here finishes in seconds.
 pub const RUN_TIMEOUT: Duration = Duration::from_secs(90);
 
-/// A proxy address nothing listens on: any request not to 127.0.0.1 fails at once.
-const DEAD_PROXY: &str = "http://127.0.0.1:9";
+use super::DEAD_PROXY;
 
 /// Shared fixtures (read-only) with CANARY token values.
 pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
@@ -106,24 +104,30 @@ impl Sandbox {
     /// A command with an empty environment but PATH (codex is a node script), HOME, TZ=UTC
     /// and the dead proxy.
     pub fn command(&self, program: &Path) -> Command {
-        let mut cmd = Command::new(program);
-        cmd.env_clear()
-            .current_dir(self.cwd())
-            .env(
-                "PATH",
-                std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into()),
-            )
-            .env("HOME", self.home())
-            .env("TZ", "UTC")
-            .env("LANG", "C.UTF-8")
-            .env("HTTPS_PROXY", DEAD_PROXY)
-            .env("HTTP_PROXY", DEAD_PROXY)
-            .env("https_proxy", DEAD_PROXY)
-            .env("http_proxy", DEAD_PROXY)
-            .env("NO_PROXY", "127.0.0.1,localhost")
-            .env("no_proxy", "127.0.0.1,localhost");
-        cmd
+        offline(program, &self.home(), &self.cwd())
     }
+}
+
+/// A real CLI run: an empty environment but PATH (codex is a node script), a private
+/// HOME, UTC, C.UTF-8, and the dead proxy for anything not on 127.0.0.1.
+pub fn offline(program: &Path, home: &Path, cwd: &Path) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.env_clear()
+        .current_dir(cwd)
+        .env(
+            "PATH",
+            std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into()),
+        )
+        .env("HOME", home)
+        .env("TZ", "UTC")
+        .env("LANG", "C.UTF-8")
+        .env("HTTPS_PROXY", DEAD_PROXY)
+        .env("HTTP_PROXY", DEAD_PROXY)
+        .env("https_proxy", DEAD_PROXY)
+        .env("http_proxy", DEAD_PROXY)
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .env("no_proxy", "127.0.0.1,localhost");
+    cmd
 }
 
 /// Output formats of the runs under test.
@@ -320,50 +324,18 @@ impl Drop for Slot {
     }
 }
 
-/// Runs `cmd` with stdin closed, in its own process group, killing the group after `timeout`.
+/// Runs `cmd` with stdin closed, in its own process group, killing the group after
+/// `timeout`; at most [`MAX_CONCURRENT`] at once.
 pub fn run(cmd: &mut Command, timeout: Duration) -> Output {
-    use std::os::unix::process::CommandExt;
     let _slot = Slot::take();
-    let started = Instant::now();
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {:?}: {e}", cmd.get_program()));
-    let pid = child.id() as i32;
-    let reader = |mut pipe: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = pipe.read_to_end(&mut buf);
-            String::from_utf8_lossy(&buf).into_owned()
-        })
-    };
-    let stdout = reader(Box::new(child.stdout.take().expect("stdout")));
-    let stderr = reader(Box::new(child.stderr.take().expect("stderr")));
-    let mut timed_out = false;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        if started.elapsed() > timeout {
-            timed_out = true;
-            let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
-            break child.wait().expect("wait after kill");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let finished_at = SystemTime::now();
-    // Helpers the CLI left behind would hold the pipes open: end the group either way.
-    let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+    let f = super::run_in_group(cmd, timeout);
     Output {
-        stdout: stdout.join().unwrap_or_default(),
-        stderr: stderr.join().unwrap_or_default(),
-        exit_code: status.code(),
-        timed_out,
-        elapsed: started.elapsed(),
-        finished_at,
+        stdout: f.stdout,
+        stderr: f.stderr,
+        exit_code: f.code,
+        timed_out: f.timed_out,
+        elapsed: f.elapsed,
+        finished_at: f.finished_at,
     }
 }
 

@@ -3,20 +3,17 @@
 //! the CLIs' formats, and running programs with a hard timeout.
 #![allow(dead_code)]
 
-use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use serde_json::{json, Value};
 
 use super::moonauth_bin;
 pub use super::token_service::{Flavor, Issued, TokenService};
 
-/// A proxy address nothing listens on: any request not to 127.0.0.1 fails at once.
-pub const DEAD_PROXY: &str = "http://127.0.0.1:9";
+pub use super::DEAD_PROXY;
 
 /// moonauth with an empty environment but PATH, the dead proxy, and `vars`.
 pub fn moonauth_cmd(vars: &[(&str, &str)]) -> Command {
@@ -52,43 +49,13 @@ impl Output {
 
 /// Runs `cmd` with stdin closed in its own process group; kills the group after `timeout`.
 pub fn run(cmd: &mut Command, timeout: Duration) -> Output {
-    let started = Instant::now();
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {:?}: {e}", cmd.get_program()));
-    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    let reader = |mut pipe: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = pipe.read_to_end(&mut buf);
-            String::from_utf8_lossy(&buf).into_owned()
-        })
-    };
-    let stdout = reader(Box::new(child.stdout.take().expect("stdout")));
-    let stderr = reader(Box::new(child.stderr.take().expect("stderr")));
-    let mut timed_out = false;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        if started.elapsed() > timeout {
-            timed_out = true;
-            let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
-            break child.wait().expect("wait after kill");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
+    let f = super::run_in_group(cmd, timeout);
     Output {
-        stdout: stdout.join().unwrap_or_default(),
-        stderr: stderr.join().unwrap_or_default(),
-        code: status.code(),
-        timed_out,
-        elapsed: started.elapsed(),
+        stdout: f.stdout,
+        stderr: f.stderr,
+        code: f.code,
+        timed_out: f.timed_out,
+        elapsed: f.elapsed,
     }
 }
 
