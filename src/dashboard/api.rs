@@ -128,18 +128,21 @@ pub fn body<T: DeserializeOwned>(bytes: &[u8], shape: &str) -> ApiResult<T> {
 /// `GET /api/accounts`: every account as rotation sees it now (eligible or not and why,
 /// its tier, cooldown, re-login mark, usage windows with freshness and history, last
 /// use, force state), from each runtime's decision, peeked: nothing is recorded.
-pub async fn accounts(State(app): State<App>) -> ApiResult<Json<FleetReport>> {
+pub async fn accounts(State(app): State<App>) -> ApiResult<Response> {
     let now = app.clock.now();
     let store = app.store.clone();
     let env = Arc::clone(&app.env);
     let cache = Arc::clone(&app.cache);
-    let report = blocking(move || {
-        let state = cache.read(&store)?;
-        let settings = settings::resolve(&state.settings, &env, &Flags::default())?;
-        Ok(rotation::fleet(&state, &settings, &env, now))
+    let bytes = blocking(move || {
+        cache.answer(&store, now, |state| {
+            let settings = settings::resolve(&state.settings, &env, &Flags::default())?;
+            let report: FleetReport = rotation::fleet(state, &settings, &env, now);
+            // A report of plain values always serializes.
+            Ok(serde_json::to_vec(&report).unwrap_or_default())
+        })
     })
     .await?;
-    Ok(Json(report))
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], bytes).into_response())
 }
 
 /// The store revision a change wrote, on the answer of every change (so a client can
