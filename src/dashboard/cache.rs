@@ -123,24 +123,27 @@ mod tests {
     use crate::agents::Runtime;
     use crate::state::accounts::{Account, Credential};
 
+    /// Adds an API-key account `alias` to `store`: one write, a new `state.json`.
+    fn add(store: &Store, alias: &str) {
+        store
+            .update(Duration::from_secs(5), |s| {
+                s.add(Account::new(
+                    alias,
+                    Runtime::Claude,
+                    Credential::ApiKeyEnv("K".into()),
+                    0,
+                ))
+            })
+            .unwrap()
+            .unwrap();
+    }
+
     #[test]
     fn a_write_is_seen_and_an_unchanged_file_is_not_parsed_again() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let cache = StateCache::default();
-        let add = |alias: &str| {
-            store
-                .update(std::time::Duration::from_secs(5), |s| {
-                    s.add(Account::new(
-                        alias,
-                        Runtime::Claude,
-                        Credential::ApiKeyEnv("K".into()),
-                        0,
-                    ))
-                })
-                .unwrap()
-                .unwrap();
-        };
+        let add = |alias: &str| add(&store, alias);
         add("a");
         let first = cache.read(&store).unwrap();
         assert_eq!(first.accounts.len(), 1);
@@ -157,19 +160,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let cache = StateCache::default();
-        let add = |alias: &str| {
-            store
-                .update(std::time::Duration::from_secs(5), |s| {
-                    s.add(Account::new(
-                        alias,
-                        Runtime::Claude,
-                        Credential::ApiKeyEnv("K".into()),
-                        0,
-                    ))
-                })
-                .unwrap()
-                .unwrap();
-        };
+        let add = |alias: &str| add(&store, alias);
         add("a");
         let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         let builds = std::cell::Cell::new(0);
