@@ -86,15 +86,7 @@ impl CiReport {
 }
 
 fn check(name: &'static str, status: CheckStatus, detail: String) -> Check {
-    Check {
-        runtime: None,
-        check: name,
-        status,
-        detail,
-        fix: None,
-        login: None,
-        exit: Exit::Ok,
-    }
+    Check::general(name, status, detail)
 }
 
 /// The credentials present in `env`.

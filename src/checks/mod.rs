@@ -52,6 +52,14 @@ impl Check {
     pub fn new(runtime: Runtime, check: &'static str, status: CheckStatus, detail: String) -> Self {
         Check {
             runtime: Some(runtime),
+            ..Check::general(check, status, detail)
+        }
+    }
+
+    /// A check about the whole setup or worker (no runtime) that ended with `status`.
+    pub fn general(check: &'static str, status: CheckStatus, detail: String) -> Self {
+        Check {
+            runtime: None,
             check,
             status,
             detail,

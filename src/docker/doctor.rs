@@ -89,15 +89,7 @@ pub fn collect(config: &Config, options: &Options) -> Result<DoctorReport> {
 
 /// A check about the whole setup (no runtime).
 fn check(name: &'static str, status: CheckStatus, detail: String) -> Check {
-    Check {
-        runtime: None,
-        check: name,
-        status,
-        detail,
-        fix: None,
-        login: None,
-        exit: Exit::Ok,
-    }
+    Check::general(name, status, detail)
 }
 
 /// A failed check whose detail and fix come from `error`.

@@ -77,9 +77,20 @@ async fn resize(engine: &Engine, id: &str) {
     }
 }
 
-/// Starts a created container (made with a TTY and open stdin), attaches this
-/// terminal to it until it exits, and returns its exit status.
-pub async fn run_attached(engine: &Engine, id: &str) -> Result<i64> {
+/// Attaches to a created login container's terminal (stdin, stdout, stderr), then
+/// starts it: attaching first, so nothing it prints at start is lost.
+async fn attach_and_start(
+    engine: &Engine,
+    id: &str,
+) -> Result<(
+    std::pin::Pin<
+        Box<
+            dyn futures_util::Stream<Item = std::result::Result<bollard::container::LogOutput, bollard::errors::Error>>
+                + Send,
+        >,
+    >,
+    std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
+)> {
     let options = AttachContainerOptionsBuilder::default()
         .stdin(true)
         .stdout(true)
@@ -92,11 +103,16 @@ pub async fn run_attached(engine: &Engine, id: &str) -> Result<i64> {
             engine.client().attach_container(id, Some(options)),
         )
         .await?;
-    let mut output = attached.output;
-    let mut input = attached.input;
     engine
         .call("start the login container", engine.client().start_container(id, None))
         .await?;
+    Ok((attached.output, attached.input))
+}
+
+/// Starts a created container (made with a TTY and open stdin), attaches this
+/// terminal to it until it exits, and returns its exit status.
+pub async fn run_attached(engine: &Engine, id: &str) -> Result<i64> {
+    let (mut output, mut input) = attach_and_start(engine, id).await?;
 
     let raw = RawMode::enable()?;
     resize(engine, id).await;
@@ -176,23 +192,7 @@ pub async fn run_relayed(
     output: tokio::sync::mpsc::UnboundedSender<Vec<u8>>,
     mut input: tokio::sync::mpsc::Receiver<String>,
 ) -> Result<i64> {
-    let options = AttachContainerOptionsBuilder::default()
-        .stdin(true)
-        .stdout(true)
-        .stderr(true)
-        .stream(true)
-        .build();
-    let attached = engine
-        .call(
-            "attach to the login container",
-            engine.client().attach_container(id, Some(options)),
-        )
-        .await?;
-    let mut stream = attached.output;
-    let mut stdin = attached.input;
-    engine
-        .call("start the login container", engine.client().start_container(id, None))
-        .await?;
+    let (mut stream, mut stdin) = attach_and_start(engine, id).await?;
     let mut input_open = true;
     loop {
         tokio::select! {
